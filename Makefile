@@ -1,0 +1,51 @@
+# mimamori: the two commands of the README.
+#   make demo   set up .venv, then run a whole synthetic ward month by month, release the newest list
+#   make test   set up .venv with the dev extras, then run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo
+DEMO_RESIDENTS ?= 20000
+DEMO_MONTHS ?= 24
+DEMO_END ?= 2026-10
+DEMO_SEED ?= 7
+MIMAMORI := MIMAMORI_INBOX=$(DEMO)/inbox MIMAMORI_WORK=$(DEMO)/work MIMAMORI_CUSTODY=$(DEMO)/custody $(BIN)/mimamori
+
+.PHONY: demo test install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	rm -rf $(DEMO)
+	$(MIMAMORI) keygen
+	$(MIMAMORI) synth --residents $(DEMO_RESIDENTS) --months $(DEMO_MONTHS) --end-month $(DEMO_END) \
+		--seed $(DEMO_SEED) --messy --truth $(DEMO)/truth/latent_state.csv
+	$(MIMAMORI) run --all
+	$(MIMAMORI) approve --month $(DEMO_END) --approver "デモ承認者A（高齢福祉課長）" \
+		--basis "個人情報保護法第69条第2項第2号" --purpose "孤立の予防のための見守り訪問"
+	$(MIMAMORI) approve --month $(DEMO_END) --approver "デモ承認者B（保健予防課長）" \
+		--basis "社会福祉法第106条の6 支援会議" --purpose "孤立の予防のための見守り訪問"
+	$(MIMAMORI) release --month $(DEMO_END)
+	$(MIMAMORI) truth-check --month $(DEMO_END) --truth $(DEMO)/truth/latent_state.csv
+	$(MIMAMORI) scan-pii
+	$(MIMAMORI) audit verify
+	@$(MIMAMORI) where --month $(DEMO_END)
+
+test: install-dev
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,1 @@
+"""Labels, the risk model, its baselines, scoring and explanations."""

@@ -1,0 +1,46 @@
+"""Labels: what happened in the label timespan after an as-of date.
+
+positive: a visit found `needs_support`, or an adverse event happened, in (as-of, as-of + timespan];
+negative: a visit found `no_concern` (and nothing adverse);
+unlabelled: `not_home`/`declined` only, or never visited. Only visited people get negatives, so
+by default adverse events of unvisited people are not used either (see defaults.toml).
+Outcomes are read as known at the *current* month: a window is usable only once it has closed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines import lake
+from pipelines.months import month_end
+
+
+def window_closed(as_of_month: str, current_month: str, timespan_days: int) -> bool:
+    return month_end(as_of_month) + pd.Timedelta(days=timespan_days) <= month_end(current_month)
+
+
+def labels(lake_dir: Path, as_of_month: str, current_month: str, timespan_days: int,
+           adverse_events_of_unvisited: bool = False) -> pd.DataFrame:
+    """pid, label (1/0) for people with a label in the window after `as_of_month`."""
+    start = month_end(as_of_month)
+    end = start + pd.Timedelta(days=timespan_days)
+    known = month_end(current_month)
+
+    def in_window(name: str, column: str) -> pd.DataFrame:
+        events = lake.read_events(lake_dir, name, current_month)
+        if events is None:
+            return pd.DataFrame(columns=["pid", column])
+        events = events[events["known_on"] <= known]
+        return events[(events[column] > start) & (events[column] <= end)]
+
+    visits = in_window("outreach_outcomes", "visit_date")
+    adverse = in_window("adverse_events", "event_date")
+    visited = set(visits["pid"])
+    positive = set(visits.loc[visits["outcome"] == "needs_support", "pid"])
+    adverse_pids = set(adverse["pid"])
+    positive |= adverse_pids if adverse_events_of_unvisited else (adverse_pids & visited)
+    negative = set(visits.loc[visits["outcome"] == "no_concern", "pid"]) - positive
+    out = pd.DataFrame({"pid": sorted(positive) + sorted(negative),
+                        "label": [1] * len(positive) + [0] * len(negative)})
+    return out.sort_values("pid", kind="stable").reset_index(drop=True)

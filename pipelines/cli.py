@@ -1,0 +1,224 @@
+"""The `mimamori` command. Only argument handling and printing live here; stages do the work."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pipelines  # noqa: F401  (telemetry off first)
+from pipelines.config import Config, load_config
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.pseudonymise import create_key
+
+    create_key(cfg.key_file)
+    print(f"created a 256-bit key at {cfg.key_file} (mode 0600). Keep it in the custody zone only.")
+    return 0
+
+
+def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.synth import generate_ward
+
+    if args.truth is not None and cfg.inbox.resolve() in Path(args.truth).resolve().parents:
+        raise SystemExit("--truth must be outside the inbox: the latent state is not a delivery")
+    summary = generate_ward(cfg.inbox, residents=args.residents, months=args.months, end_month=args.end_month,
+                            seed=args.seed, messy=args.messy, truth=args.truth)
+    print(f"wrote {summary['files']} files for {len(summary['months'])} months "
+          f"({summary['months'][0]} … {summary['months'][-1]}) into {cfg.inbox}")
+    return 0
+
+
+def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.ingest import ingest_month
+    from pipelines.pseudonymise import load_key
+
+    summary = ingest_month(cfg, args.month, load_key(cfg.key_file), force=args.force)
+    print(f"{args.month}: {summary['status']}")
+    for name, s in summary["sources"].items():
+        extra = f"; unknown columns dropped: {', '.join(s['unknown_columns'])}" if s["unknown_columns"] else ""
+        print(f"  {name:20s} {s['accepted']:>9,d} rows  {s['quarantined']:>6,d} quarantined{extra}")
+        for reason, n in s["quarantine_reasons"].items():
+            print(f"      {n:>6,d} × {reason}")
+    for w in summary.get("validation", {}).get("warnings", []):
+        print(f"  warning: {w['source']}: {w['description']} ({w['unexpected']} rows)")
+    return 0
+
+
+def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelines.monthly import inbox_months, run_month
+
+    months = inbox_months(cfg) if args.all else [args.month]
+    if not months:
+        raise SystemExit(f"no delivery months in the inbox {cfg.inbox}")
+    console = _console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("mimamori run", total=len(months))
+        results = []
+        for month in months:
+            result = run_month(cfg, month, progress=lambda text: bar.update(task, description=text))
+            results.append(result)
+            train = result["stages"]["train"]
+            console.print(f"{month}: listed {result['stages']['prioritise']['listed']} "
+                          f"({'model v' + str(train['model_version']) if train['mode'] == 'model' else 'rule baseline'})"
+                          f" in {sum(s['seconds'] for s in result['stages'].values()):.1f}s")
+            bar.advance(task)
+    last = months[-1]
+    console.print(f"report: {cfg.runs / last / 'report' / 'index.html'}")
+    return 0
+
+
+def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.release import approve, approvals
+
+    approve(cfg, args.month, args.approver, args.basis, args.purpose)
+    n = len({a["approver"] for a in approvals(cfg, args.month)})
+    print(f"approval recorded for {args.month} by {args.approver}; {n} distinct approver(s) for the current list")
+    return 0
+
+
+def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.release import release
+
+    info = release(cfg, args.month)
+    print(f"released {info['rows']} rows for {args.month} into {info['dir']} (expires {info['expires']})")
+    return 0
+
+
+def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.audit import verify
+
+    problems = verify(cfg.audit_log)
+    if problems:
+        print(f"audit log {cfg.audit_log} FAILED verification:")
+        for p in problems:
+            print(f"  {p}")
+        return 1
+    print(f"audit log {cfg.audit_log}: chain intact")
+    return 0
+
+
+def cmd_scan_pii(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.leakscan import scan
+
+    hits = scan(cfg.inbox, [cfg.work])
+    if hits:
+        print(f"{len(hits)} identifier hit(s) outside the custody zone (values not shown):")
+        for hit in hits[:50]:
+            print(f"  {hit}")
+        return 1
+    print(f"no identifier from the inbox found under {cfg.work}")
+    return 0
+
+
+def cmd_truth_check(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.truthcheck import truth_precision
+
+    r = truth_precision(cfg, args.month, args.truth)
+    print(f"{args.month}: precision against the synthetic ward's latent isolation state "
+          f"(base rate {r['base_rate']:.2%} of {r['residents']:,d} residents)")
+    for name, label in [("list", "mimamori list"), ("alone_75", "rule: 75+ living alone"),
+                        ("health_unknown", "rule: no checkup 2y, no care cert")]:
+        x = r[name]
+        print(f"  {label:36s} {x['isolated']:>5d} / {x['listed']:<5d} = {x['precision']:.1%}")
+    return 0
+
+
+def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
+    release_dir = cfg.releases_dir / args.month
+    print("\nmimamori demo finished. Where things are:")
+    print(f"  outreach sheets (custody zone): {release_dir / 'outreach.xlsx'}")
+    print(f"                                  {release_dir / 'outreach.csv'}")
+    print(f"  batch report:                   {cfg.runs / args.month / 'report' / 'index.html'}")
+    print(f"  MLflow store:                   {cfg.mlflow_db}")
+    print(f"    open it with: mlflow ui --backend-store-uri "
+          f"sqlite:///{cfg.mlflow_db}")
+    print(f"  audit log (custody zone):       {cfg.audit_log}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mimamori", description="見守り: monthly isolation-risk outreach lists")
+    parser.add_argument("--config", type=Path, help="a mimamori.toml (default: ./mimamori.toml if present)")
+    parser.add_argument("--inbox", type=Path, help="identified extracts (env MIMAMORI_INBOX)")
+    parser.add_argument("--work", type=Path, help="analyst zone (env MIMAMORI_WORK)")
+    parser.add_argument("--custody", type=Path, help="key, approvals, releases, audit log (env MIMAMORI_CUSTODY)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("keygen", help="create the 256-bit pseudonymisation key in the custody zone").set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("synth", help="write a synthetic ward's monthly extracts into the inbox")
+    p.add_argument("--residents", type=int, default=20000)
+    p.add_argument("--months", type=int, default=24)
+    p.add_argument("--end-month", required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--messy", action="store_true", help="CP932/BOM, Japanese headers, 和暦, full-width digits")
+    p.add_argument("--truth", type=Path, help="write the last month's latent isolation state here (not the inbox)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("ingest", help="ingest, pseudonymise and validate one delivery")
+    p.add_argument("--month", required=True)
+    p.add_argument("--force", action="store_true", help="re-ingest even if the lake already holds this delivery")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("run", help="run every stage for a month (or all months)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--month")
+    g.add_argument("--all", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("approve", help="record an approval of a month's list")
+    p.add_argument("--month", required=True)
+    p.add_argument("--approver", required=True)
+    p.add_argument("--basis", required=True, help="legal basis, e.g. 個人情報保護法第69条第2項第2号")
+    p.add_argument("--purpose", default="見守り訪問（孤立の予防）")
+    p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("release", help="write the named visiting sheets of an approved list (custody zone)")
+    p.add_argument("--month", required=True)
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("audit", help="check the audit log")
+    p.add_argument("action", choices=["verify"])
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("truth-check", help="precision of a list against a synthetic ward's latent truth")
+    p.add_argument("--month", required=True)
+    p.add_argument("--truth", type=Path, required=True)
+    p.set_defaults(func=cmd_truth_check)
+
+    p = sub.add_parser("where", help="print where a month's outputs are")
+    p.add_argument("--month", required=True)
+    p.set_defaults(func=cmd_where)
+
+    sub.add_parser("scan-pii", help="search the analyst zone for identifiers from the inbox").set_defaults(func=cmd_scan_pii)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.ingest import ValidationFailed
+    from pipelines.pseudonymise import KeyProblem
+    from pipelines.reading import ContractError
+    from pipelines.release import ReleaseRefused
+
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args.config, args.inbox, args.work, args.custody)
+    try:
+        return args.func(cfg, args)
+    except (ContractError, ValidationFailed, KeyProblem, ReleaseRefused, FileNotFoundError, ValueError) as exc:
+        # Our errors are written to name files, lines and columns, never values.
+        print(f"mimamori: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

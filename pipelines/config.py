@@ -1,0 +1,109 @@
+"""Configuration: shipped defaults, a ward's mimamori.toml, environment, command line.
+
+One frozen object is built once per command and passed down; only this module reads the
+environment, so a stage's behaviour is fully described by its arguments.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULTS = Path(__file__).with_name("defaults.toml")
+ENV_PATHS = {"inbox": "MIMAMORI_INBOX", "work": "MIMAMORI_WORK", "custody": "MIMAMORI_CUSTODY"}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "districts":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    inbox: Path
+    work: Path
+    custody: Path
+    settings: dict[str, Any] = field(repr=False)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.settings[section][key]
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of every setting that changes results (paths excluded), for the audit trail."""
+        body = {k: v for k, v in self.settings.items() if k != "paths"}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+    # Derived locations, in one place so that no stage invents its own layout.
+    @property
+    def lake(self) -> Path:
+        return self.work / "lake"
+
+    @property
+    def runs(self) -> Path:
+        return self.work / "runs"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.work / "features"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.work / "mlflow" / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.work / "mlflow" / "artifacts"
+
+    @property
+    def key_file(self) -> Path:
+        return self.custody / "key" / "hmac.key"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.custody / "audit.jsonl"
+
+    @property
+    def approvals_dir(self) -> Path:
+        return self.custody / "approvals"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.custody / "releases"
+
+
+def load_config(
+    config_file: Path | None = None,
+    inbox: Path | None = None,
+    work: Path | None = None,
+    custody: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the configuration: defaults < mimamori.toml < environment < command line."""
+    environ = dict(os.environ) if environ is None else environ
+    settings = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))
+    base_dir = Path.cwd()
+    if config_file is None and Path("mimamori.toml").exists():
+        config_file = Path("mimamori.toml")
+    if config_file is not None:
+        settings = _merge(settings, tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
+        base_dir = Path(config_file).resolve().parent
+    given = {"inbox": inbox, "work": work, "custody": custody}
+    paths: dict[str, Path] = {}
+    for name, env_name in ENV_PATHS.items():
+        if given[name] is not None:
+            paths[name] = Path(given[name])
+        elif environ.get(env_name):
+            paths[name] = Path(environ[env_name])
+        else:
+            paths[name] = base_dir / settings["paths"][name]
+    return Config(**{k: v.resolve() for k, v in paths.items()}, settings=settings)

@@ -1,0 +1,186 @@
+"""Ingest one delivery month: read every source, pseudonymise, validate, then commit to the lake.
+
+Identified values exist only in memory here; the lake, the quarantine and the delivery record
+hold pseudonyms and derived fields only. A refused file (ContractError) or a failing critical
+expectation stops the month before anything is written, so the lake keeps its previous state.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines import audit, lake
+from pipelines.config import Config
+from pipelines.contract import SOURCES, Source
+from pipelines.months import month_end
+from pipelines.pseudonymise import key_id, pseudonymise
+from pipelines.reading import ContractError, delivery_file, read_source
+from pipelines.storage import write_json, write_parquet
+
+ID_KINDS = {"resident_id": ("pid", "resident"), "household_id": ("hid", "household")}
+
+
+class ValidationFailed(Exception):
+    """A critical expectation failed; the message lists them in plain words."""
+
+
+@dataclass
+class Delivery:
+    month: str
+    tables: dict[str, pd.DataFrame]
+    quarantine: dict[str, pd.DataFrame]
+    summary: dict
+
+
+def file_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def delivery_inputs(month_dir: Path) -> dict[str, Path]:
+    return {name: path for name in SOURCES if (path := delivery_file(month_dir, name)) is not None}
+
+
+def _replace_ids(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    out = frame.copy()
+    for column, (pseudo, kind) in ID_KINDS.items():
+        if column in out.columns:
+            raw = out[column].astype("str").str.normalize("NFKC").str.strip()
+            out.insert(out.columns.get_loc(column), pseudo, pseudonymise(raw, key, kind))
+            out = out.drop(columns=column)
+    return out
+
+
+def _residents_derived(rows: pd.DataFrame, month: str) -> pd.DataFrame:
+    """Replace birth and move-in dates by whole years of age and months at the address."""
+    end = month_end(month)
+    birth = rows["birth_date"]
+    age = end.year - birth.dt.year - ((birth.dt.month > end.month) |
+                                      ((birth.dt.month == end.month) & (birth.dt.day > end.day))).astype(int)
+    moved = rows["moved_in_date"]
+    months_here = (end.year - moved.dt.year) * 12 + (end.month - moved.dt.month)
+    out = rows.assign(
+        age=age.astype("Int64"),
+        household_size=rows.groupby("hid")["pid"].transform("size").astype("Int64"),
+        months_at_address=months_here.astype("Int64"),
+    )
+    return out.drop(columns=["birth_date", "moved_in_date"])
+
+
+def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str) -> pd.DataFrame:
+    """Typed contract rows -> lake rows: keyed pseudonyms, no direct identifier, knowledge date."""
+    out = _replace_ids(rows.drop(columns=["_line"], errors="ignore"), key)
+    if source.name == "residents":
+        out = _residents_derived(out, month)
+    identifiers = [c.name for c in source.columns if c.identifier and c.name in out.columns]
+    out = out.drop(columns=identifiers)
+    out["known_on"] = month_end(month)
+    return out.reset_index(drop=True)
+
+
+def pseudonymise_quarantine(bad: pd.DataFrame, source: Source, key: bytes) -> pd.DataFrame:
+    """Quarantined rows keep their raw values for diagnosis, minus identifiers, IDs pseudonymised."""
+    out = _replace_ids(bad, key)
+    identifiers = [c.name for c in source.columns if c.identifier and c.name in out.columns]
+    return out.drop(columns=identifiers).reset_index(drop=True)
+
+
+def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
+    """Read and pseudonymise every file of a month in memory; refuse the month on a contract breach."""
+    month_dir = cfg.inbox / month
+    if not month_dir.is_dir():
+        raise ContractError(f"no delivery for {month}: the folder {month_dir} does not exist")
+    inputs = delivery_inputs(month_dir)
+    missing = [s.name for s in SOURCES.values() if s.required and s.name not in inputs]
+    if missing:
+        raise ContractError(f"delivery {month} lacks required file(s): "
+                            + ", ".join(f"{name}.csv" for name in missing))
+    known = {p.name for p in inputs.values()}
+    stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
+    tables, quarantine, sources = {}, {}, {}
+    for name, path in inputs.items():
+        spec = SOURCES[name]
+        read = read_source(path, spec, delivery_month=month)
+        tables[name] = pseudonymise_rows(read.rows, spec, key, month)
+        quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key)
+        reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
+                   if len(read.quarantine) else pd.Series(dtype=int))
+        sources[name] = {
+            "file": path.name,
+            "sha256": file_fingerprint(path),
+            "encoding": read.encoding,
+            "rows": int(len(read.rows) + len(read.quarantine)),
+            "accepted": int(len(read.rows)),
+            "quarantined": int(len(read.quarantine)),
+            "quarantine_reasons": {str(k): int(v) for k, v in reasons.items()},
+            "unknown_columns": list(read.unknown_columns),
+        }
+    summary = {
+        "month": month,
+        "key_id": key_id(key),
+        "sources": sources,
+        "absent_optional": sorted(s.name for s in SOURCES.values() if not s.required and s.name not in inputs),
+        "stray_files": stray,
+    }
+    return Delivery(month, tables, quarantine, summary)
+
+
+def is_ingested(cfg: Config, month: str, key: bytes) -> bool:
+    """True if the lake holds exactly this delivery, under this key."""
+    record = lake.delivery_record(cfg.lake, month)
+    month_dir = cfg.inbox / month
+    if record is None or record.get("key_id") != key_id(key) or not month_dir.is_dir():
+        return False
+    inputs = delivery_inputs(month_dir)
+    recorded = {name: info["sha256"] for name, info in record["sources"].items()}
+    return recorded == {name: file_fingerprint(path) for name, path in inputs.items()}
+
+
+def commit_delivery(cfg: Config, delivery: Delivery) -> None:
+    """Write the month's lake files, replacing that month only; the record goes last."""
+    month = delivery.month
+    record = lake.record_file(cfg.lake, month)
+    if record.exists():
+        record.unlink()  # the month is in flux until the new record lands
+    for name in SOURCES:
+        target = lake.source_file(cfg.lake, name, month)
+        if name in delivery.tables:
+            write_parquet(delivery.tables[name], target)
+        elif target.exists():
+            target.unlink()  # a corrected delivery without this source replaces it with nothing
+        q_target = cfg.work / "quarantine" / month / f"{name}.parquet"
+        if len(delivery.quarantine.get(name, ())):
+            write_parquet(delivery.quarantine[name], q_target)
+        elif q_target.exists():
+            q_target.unlink()
+    write_json(delivery.summary, record)
+
+
+def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False) -> dict:
+    """Ingest, pseudonymise and validate one delivery; a no-op if the lake already holds it."""
+    if not force and is_ingested(cfg, month, key):
+        return lake.delivery_record(cfg.lake, month) | {"status": "unchanged"}
+    from expectations.validate import validate_delivery  # GX is slow to import; only when needed
+
+    started = time.perf_counter()
+    delivery = read_delivery(cfg, month, key)
+    validation = validate_delivery(cfg, delivery.month, delivery.tables)
+    delivery.summary["validation"] = validation
+    if validation["critical_failures"]:
+        lines = "\n".join(f"  - {f['source']}: {f['description']} ({f['unexpected']} rows)"
+                          for f in validation["critical_failures"])
+        raise ValidationFailed(f"delivery {month} failed critical expectations; nothing was stored:\n{lines}")
+    delivery.summary["seconds"] = round(time.perf_counter() - started, 2)
+    commit_delivery(cfg, delivery)
+    audit.append(cfg.audit_log, "ingest", month=month, key_id=delivery.summary["key_id"],
+                 files={n: s["sha256"] for n, s in delivery.summary["sources"].items()},
+                 rows={n: s["accepted"] for n, s in delivery.summary["sources"].items()},
+                 quarantined={n: s["quarantined"] for n, s in delivery.summary["sources"].items()})
+    return delivery.summary | {"status": "ingested"}

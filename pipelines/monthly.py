@@ -1,0 +1,176 @@
+"""The monthly DAG: ingest → validate → features → train → score → explain → prioritise → report.
+
+Stages are called in order; each writes its outputs atomically into runs/<month>/ and the
+manifest records inputs' fingerprints, config hash, versions, per-stage status and timings.
+A stage never reads a half-written file, and a rerun recomputes from the lake.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from features.store import features_for, lake_fingerprint
+from models.train import TrainResult, score_model, train_month
+from pipelines import __version__, lake
+from pipelines.config import Config
+from pipelines.ingest import ingest_month
+from pipelines.months import month_end
+from pipelines.prioritise import capacity, eligible, make_list
+from pipelines.pseudonymise import key_id, load_key
+from pipelines.storage import read_json, write_json, write_parquet
+
+Progress = Callable[[str], None]
+
+
+def inbox_months(cfg: Config) -> list[str]:
+    if not cfg.inbox.is_dir():
+        return []
+    return sorted(p.name for p in cfg.inbox.iterdir() if p.is_dir() and len(p.name) == 7 and p.name[4] == "-")
+
+
+class Manifest:
+    def __init__(self, path: Path, month: str, cfg: Config):
+        self.path = path
+        self.data = {"month": month, "config_hash": cfg.config_hash, "code_version": __version__,
+                     "python": platform.python_version(), "stages": {}, "status": "running"}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict]:
+        info: dict = {"status": "running"}
+        self.data["stages"][name] = info
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield info
+            info["status"] = "done"
+        except BaseException as exc:
+            info["status"] = "failed"
+            info["error"] = type(exc).__name__
+            self.data["status"] = "failed"
+            raise
+        finally:
+            info["seconds"] = round(time.perf_counter() - start, 3)
+            info["cpu_seconds"] = round(time.process_time() - cpu, 3)
+            self.save()
+
+    def save(self) -> None:
+        write_json(self.data, self.path)
+
+
+def excluded_pids(cfg: Config, month: str) -> set[str]:
+    """People who must not be listed at the month's as-of date (snapshot valid on that day)."""
+    ex = lake.read_snapshot(cfg.lake, "exclusions", month)
+    if ex is None or not len(ex):
+        return set()
+    as_of = month_end(month)
+    valid = (ex["valid_from"].isna() | (ex["valid_from"] <= as_of)) & (ex["valid_to"].isna() | (ex["valid_to"] >= as_of))
+    return set(ex.loc[valid, "pid"])
+
+
+def recently_visited(cfg: Config, month: str) -> set[str]:
+    visits = lake.read_events(cfg.lake, "outreach_outcomes", month)
+    if visits is None or not len(visits):
+        return set()
+    cutoff = month_end(month) - pd.Timedelta(days=cfg.get("prioritise", "recent_visit_days"))
+    return set(visits.loc[visits["visit_date"] > cutoff, "pid"])
+
+
+def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> dict:
+    """Run every stage for one month; earlier months missing from the lake are ingested first."""
+    from models.baselines import BASELINES
+    from models.explain import reasons, rule_reasons, shap_values
+    from reports.report import write_report
+
+    key = load_key(cfg.key_file)
+    run_dir = cfg.runs / month
+    manifest = Manifest(run_dir / "manifest.json", month, cfg)
+    months = [m for m in inbox_months(cfg) if m <= month]
+    if month not in months:
+        raise FileNotFoundError(f"no delivery for {month} in the inbox {cfg.inbox}")
+
+    with manifest.stage("ingest") as info:
+        results = {}
+        for m in months:
+            progress(f"ingest {m}")
+            results[m] = ingest_month(cfg, m, key)["status"]
+        info["months"] = results
+        delivery = lake.delivery_record(cfg.lake, month)
+        manifest.data["inputs"] = {n: s["sha256"] for n, s in delivery["sources"].items()}
+        manifest.data["key_id"] = key_id(key)
+
+    with manifest.stage("features") as info:
+        progress(f"features {month}")
+        feats = features_for(cfg.work, month)
+        info["rows"] = len(feats)
+        fingerprint = lake_fingerprint(cfg.lake, month)
+        manifest.data["lake_fingerprint"] = fingerprint
+
+    with manifest.stage("train") as info:
+        progress(f"train {month}")
+        first = min(lake.ingested_months(cfg.lake))
+        trained: TrainResult = train_month(cfg, month, first, lambda m: features_for(cfg.work, m),
+                                           fingerprint[:16], key_id(key))
+        info.update(mode=trained.mode, reason=trained.reason, model_version=trained.model_version,
+                    run_id=trained.run_id, holdout_month=trained.holdout_month)
+        write_json({"mode": trained.mode, "reason": trained.reason, "baseline": trained.baseline,
+                    "model_version": trained.model_version, "mlflow_run_id": trained.run_id,
+                    "holdout_month": trained.holdout_month, "train_months": trained.train_months,
+                    "evaluation": trained.evaluation, "label_counts": trained.label_counts},
+                   run_dir / "training.json")
+
+    with manifest.stage("score") as info:
+        if trained.mode == "model":
+            scores = score_model(trained.model, feats)
+        else:
+            scores = BASELINES[trained.baseline][2](feats)
+        scored = feats[["pid", "district"]].assign(score=np.round(scores, 6))
+        write_parquet(scored, run_dir / "scores.parquet")
+        info["scored"] = len(scored)
+
+    with manifest.stage("prioritise") as info:
+        caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
+        excluded, visited = excluded_pids(cfg, month), recently_visited(cfg, month)
+        ok = eligible(feats, excluded, visited)
+        listed = make_list(scored[ok.to_numpy()], caps)
+        info.update(capacity=caps, excluded=int(feats["pid"].isin(excluded).sum()),
+                    recently_visited=int(feats["pid"].isin(visited).sum()), listed=len(listed))
+
+    with manifest.stage("explain") as info:
+        progress(f"explain {month}")
+        chosen = feats.set_index("pid").loc[listed["pid"]].reset_index()
+        if trained.mode == "model":
+            values, base = shap_values(trained.model, chosen)
+            why = reasons(chosen, values)
+            info["base_value"] = base
+        else:
+            why = rule_reasons(chosen, trained.baseline)
+        listed = listed.merge(why, on="pid", how="left", validate="one_to_one")
+        listed["source"] = "model" if trained.mode == "model" else f"baseline:{trained.baseline}"
+        listed["model_version"] = trained.model_version or ""
+        listed["key_id"] = key_id(key)
+        write_parquet(listed[["pid", "rank", "district", "score", "reasons", "reasons_en", "reason_features",
+                              "reason_contributions", "source", "model_version", "key_id"]],
+                      run_dir / "list.parquet")
+        info["explained"] = len(listed)
+
+    with manifest.stage("report") as info:
+        progress(f"report {month}")
+        info["path"] = str(write_report(cfg, month, feats, listed, trained))
+
+    manifest.data["status"] = "done"
+    manifest.save()
+    return manifest.data
+
+
+def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: None) -> list[dict]:
+    return [run_month(cfg, m, progress) for m in months]
+
+
+def read_manifest(cfg: Config, month: str) -> dict | None:
+    path = cfg.runs / month / "manifest.json"
+    return read_json(path) if path.exists() else None

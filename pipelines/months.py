@@ -1,0 +1,31 @@
+"""Delivery months ("YYYY-MM") and the dates they stand for."""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def check_month(month: str) -> str:
+    if not _MONTH.match(month or ""):
+        raise ValueError(f"not a month in YYYY-MM form: {month!r}")
+    return month
+
+
+def month_end(month: str) -> pd.Timestamp:
+    """The knowledge date of a delivery: the last day of its month."""
+    return (pd.Period(check_month(month), freq="M").end_time.normalize()).as_unit("us")
+
+
+def shift(month: str, n: int) -> str:
+    return str(pd.Period(check_month(month), freq="M") + n)
+
+
+def month_range(first: str, last: str) -> list[str]:
+    return [str(p) for p in pd.period_range(check_month(first), check_month(last), freq="M")]
+
+
+def months_between(earlier: str, later: str) -> int:
+    return (pd.Period(later, freq="M") - pd.Period(earlier, freq="M")).n

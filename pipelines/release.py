@@ -1,0 +1,166 @@
+"""Release: the only step that turns an approved pseudonymous list back into names and addresses.
+
+It runs in the custody zone: two distinct approvers must have approved this exact list (by its
+SHA-256) with a legal basis; pseudonyms are recomputed over the month's identified residents
+extract (no mapping table exists anywhere); every approval and release is written to the
+hash-chained audit log with counts and digests, never identities.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines import audit
+from pipelines.config import Config
+from pipelines.contract import SOURCES
+from pipelines.ingest import file_fingerprint
+from pipelines.months import month_end
+from pipelines.pseudonymise import key_id, load_key, pseudonymise
+from pipelines.reading import delivery_file, read_source
+from pipelines.storage import atomic_path, read_parquet, write_json
+
+SEX_JA = {"male": "男", "female": "女", "other": "その他"}
+OUTCOMES_JA = ["要支援", "問題なし", "不在", "拒否"]
+SHEET_COLUMNS = [  # (release column, Japanese header, width)
+    ("rank", "順位", 6), ("district", "地区", 12), ("resident_id", "宛名番号", 13), ("name", "氏名", 16),
+    ("address", "住所", 40), ("age", "年齢", 6), ("sex", "性別", 6), ("score", "スコア", 8),
+    ("reasons", "訪問の理由", 60), ("visit_date", "訪問日", 12), ("outcome", "訪問結果", 12),
+]
+
+
+class ReleaseRefused(Exception):
+    """The release may not happen; the message says what is missing."""
+
+
+def list_path(cfg: Config, month: str) -> Path:
+    return cfg.runs / month / "list.parquet"
+
+
+def _approvals_file(cfg: Config, month: str) -> Path:
+    return cfg.approvals_dir / f"{month}.jsonl"
+
+
+def approve(cfg: Config, month: str, approver: str, basis: str, purpose: str) -> dict:
+    """Record one approver's approval of this month's list, as it is now."""
+    path = list_path(cfg, month)
+    if not path.exists():
+        raise ReleaseRefused(f"there is no list for {month} to approve: run `mimamori run --month {month}` first")
+    if not approver.strip() or not basis.strip():
+        raise ReleaseRefused("an approval needs the approver's name and the legal basis")
+    entry = {"month": month, "approver": approver.strip(), "basis": basis.strip(), "purpose": purpose.strip(),
+             "list_sha256": file_fingerprint(path),
+             "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    target = _approvals_file(cfg, month)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    audit.append(cfg.audit_log, "approve", month=month, approver=entry["approver"], basis=entry["basis"],
+                 purpose=entry["purpose"], list_sha256=entry["list_sha256"])
+    return entry
+
+
+def approvals(cfg: Config, month: str) -> list[dict]:
+    """Approvals that apply to the list as it is now (a recomputed list needs new approvals)."""
+    target = _approvals_file(cfg, month)
+    if not target.exists() or not list_path(cfg, month).exists():
+        return []
+    digest = file_fingerprint(list_path(cfg, month))
+    entries = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [e for e in entries if e["list_sha256"] == digest]
+
+
+def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """Join the listed pseudonyms to the month's identified residents extract."""
+    path = delivery_file(cfg.inbox / month, "residents")
+    if path is None:
+        raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
+    residents = read_source(path, SOURCES["residents"], delivery_month=month).rows
+    residents = residents.assign(pid=pseudonymise(residents["resident_id"], key, "resident"))
+    end = month_end(month)
+    birth = residents["birth_date"]
+    residents["age"] = (end.year - birth.dt.year - ((birth.dt.month > end.month) |
+                        ((birth.dt.month == end.month) & (birth.dt.day > end.day))).astype(int))
+    people = residents[["pid", "resident_id", "name", "address", "age", "sex"]]
+    out = listed.merge(people, on="pid", how="left", validate="one_to_one")
+    missing = int(out["resident_id"].isna().sum())
+    if missing:
+        raise ReleaseRefused(f"{missing} listed pseudonym(s) match nobody in the {month} residents extract: "
+                             "the list was made under another key or from another delivery; rerun the month")
+    out["sex"] = out["sex"].map(SEX_JA)
+    return out
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+
+
+def _write_xlsx(frame: pd.DataFrame, path: Path, month: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    book.remove(book.active)
+    groups = [("全体", frame)] + [(str(d), g) for d, g in frame.groupby("district", sort=True)]
+    for title, rows in groups:
+        sheet = book.create_sheet(title=title[:31])
+        sheet.append([header for _, header, _ in SHEET_COLUMNS])
+        for record in rows.itertuples(index=False):
+            values = record._asdict()
+            sheet.append([values.get(column, None) if column not in ("visit_date", "outcome") else None
+                          for column, _, _ in SHEET_COLUMNS])
+        for i, (_, _, width) in enumerate(SHEET_COLUMNS, start=1):
+            sheet.column_dimensions[sheet.cell(row=1, column=i).column_letter].width = width
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="DDEBF7")
+        for row in sheet.iter_rows(min_row=2):
+            for cell in row:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+        outcome_col = sheet.cell(row=1, column=len(SHEET_COLUMNS)).column_letter
+        choice = DataValidation(type="list", formula1='"' + ",".join(OUTCOMES_JA) + '"', allow_blank=True)
+        sheet.add_data_validation(choice)
+        choice.add(f"{outcome_col}2:{outcome_col}{max(len(rows) + 1, 2)}")
+        sheet.freeze_panes = "A2"
+        sheet.print_title_rows = "1:1"
+        sheet.page_setup.orientation = "landscape"
+        sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+        sheet.oddHeader.center.text = f"見守り訪問リスト {month}（{title}）取扱注意"
+    with atomic_path(path) as tmp:
+        book.save(tmp)
+
+
+def release(cfg: Config, month: str) -> dict:
+    """Write the coordinator's visiting sheets for an approved list into the custody zone."""
+    key = load_key(cfg.key_file)
+    valid = approvals(cfg, month)
+    people = sorted({a["approver"] for a in valid})
+    needed = cfg.get("release", "approvers_required")
+    if len(people) < needed:
+        raise ReleaseRefused(f"release of {month} needs approvals from {needed} different people for the "
+                             f"current list; it has {len(people)}" + (f" ({', '.join(people)})" if people else ""))
+    listed = read_parquet(list_path(cfg, month))
+    if set(listed["key_id"]) != {key_id(key)}:
+        raise ReleaseRefused(f"the {month} list was made under another key; rerun the month under the current key")
+    sheet = reidentify(cfg, month, listed, key)
+    sheet = sheet[["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons",
+                   "reasons_en", "source"]].sort_values("rank")
+    out_dir = cfg.releases_dir / month
+    _write_csv(sheet, out_dir / "outreach.csv")
+    _write_xlsx(sheet, out_dir / "outreach.xlsx", month)
+    expires = (datetime.now(timezone.utc) + timedelta(days=cfg.get("release", "expiry_days"))).date().isoformat()
+    files = {p.name: file_fingerprint(p) for p in (out_dir / "outreach.csv", out_dir / "outreach.xlsx")}
+    info = {"month": month, "recipient": "coordinator", "rows": len(sheet), "approvers": people,
+            "bases": sorted({a["basis"] for a in valid}), "list_sha256": valid[0]["list_sha256"],
+            "files": files, "expires": expires}
+    write_json(info, out_dir / "release.json")
+    audit.append(cfg.audit_log, "release", **info)
+    return info | {"dir": str(out_dir)}

@@ -1,0 +1,38 @@
+"""Disclosure control for aggregate tables: small counts suppressed, and one more where needed.
+
+Counts from 1 to threshold-1 are shown as "<threshold". When a table shows its total and only
+one cell is suppressed, that cell could be recovered by subtraction, so the next smallest
+non-zero cell is suppressed as well (complementary suppression). Zero is shown: it discloses
+nobody.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+AGE_BANDS = [(0, 64, "〜64歳"), (65, 74, "65〜74歳"), (75, 84, "75〜84歳"), (85, 89, "85〜89歳"), (90, 200, "90歳以上")]
+
+
+def age_band(age: pd.Series) -> pd.Series:
+    """Five bands, top-coded at 90+ so that the oldest residents are not singled out."""
+    out = pd.Series("不明", index=age.index, dtype="str")
+    for low, high, label in AGE_BANDS:
+        out[(age >= low) & (age <= high)] = label
+    return out
+
+
+def suppress(counts: pd.Series, threshold: int = 10) -> pd.Series:
+    """Return display strings for a 1-D table of counts whose total is shown beside it."""
+    values = counts.astype(int)
+    hidden = (values > 0) & (values < threshold)
+    if hidden.sum() == 1:
+        others = values[~hidden & (values > 0)]
+        if len(others):
+            hidden[others.idxmin()] = True
+    shown = values.astype(str)
+    shown[hidden] = f"<{threshold}"
+    return shown
+
+
+def suppressed_total(counts: pd.Series, threshold: int = 10) -> str:
+    total = int(counts.sum())
+    return f"<{threshold}" if 0 < total < threshold else str(total)

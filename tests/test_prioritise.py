@@ -1,0 +1,41 @@
+import numpy as np
+import pandas as pd
+
+from pipelines.prioritise import capacity, eligible, make_list
+
+
+def _cohort():
+    # district A has 3x the elderly of B; C has none
+    rows = ([("A", 80)] * 300 + [("A", 30)] * 700 + [("B", 70)] * 100 + [("B", 30)] * 900 + [("C", 30)] * 1000)
+    return pd.DataFrame({"pid": [f"{i:032x}" for i in range(len(rows))],
+                         "district": [d for d, _ in rows], "age": [a for _, a in rows]})
+
+
+def test_capacity_is_share_of_residents_split_by_elderly():
+    caps = capacity(_cohort(), 0.004)   # 3000 residents -> 12 visits
+    assert sum(caps.values()) == 12
+    assert caps == {"A": 9, "B": 3, "C": 0}
+
+
+def test_fixed_district_capacity_is_respected_and_rest_shared():
+    caps = capacity(_cohort(), 0.004, {"C": 2})
+    assert caps["C"] == 2 and sum(caps.values()) == 12
+
+
+def test_list_fills_each_district_to_capacity_in_ward_priority_order():
+    scored = pd.DataFrame({"pid": ["p1", "p2", "p3", "p4", "p5"], "district": ["A", "A", "A", "B", "B"],
+                           "score": [0.9, 0.5, 0.8, 0.7, 0.1]})
+    listed = make_list(scored, {"A": 2, "B": 1})
+    assert listed["pid"].tolist() == ["p1", "p3", "p4"]
+    assert listed["rank"].tolist() == [1, 2, 3]
+
+
+def test_ties_are_broken_by_pid_so_lists_are_deterministic():
+    scored = pd.DataFrame({"pid": ["b", "a", "c"], "district": ["A"] * 3, "score": [0.5, 0.5, 0.5]})
+    assert make_list(scored, {"A": 2})["pid"].tolist() == ["a", "b"]
+    assert make_list(scored.iloc[::-1], {"A": 2})["pid"].tolist() == ["a", "b"]
+
+
+def test_excluded_and_recently_visited_are_not_eligible():
+    cohort = pd.DataFrame({"pid": ["a", "b", "c"]})
+    assert eligible(cohort, {"a"}, {"c"}).tolist() == [False, True, False]
