@@ -8,6 +8,7 @@ Outcomes are read as known at the *current* month: a window is usable only once 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -20,22 +21,34 @@ def window_closed(as_of_month: str, current_month: str, timespan_days: int) -> b
     return month_end(as_of_month) + pd.Timedelta(days=timespan_days) <= month_end(current_month)
 
 
-def labels(lake_dir: Path, as_of_month: str, current_month: str, timespan_days: int,
+@dataclass(frozen=True)
+class Outcomes:
+    """Visit outcomes and adverse events as known at the end of one month."""
+    visits: pd.DataFrame     # pid, visit_date, outcome
+    adverse: pd.DataFrame    # pid, event_date, event_type
+
+    @classmethod
+    def known_at(cls, lake_dir: Path, current_month: str) -> "Outcomes":
+        known = month_end(current_month)
+
+        def read(name: str, columns: list[str]) -> pd.DataFrame:
+            events = lake.read_events(lake_dir, name, current_month)
+            if events is None:
+                return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+            return events.loc[events["known_on"] <= known, columns]
+
+        return cls(read("outreach_outcomes", ["pid", "visit_date", "outcome"]),
+                   read("adverse_events", ["pid", "event_date", "event_type"]))
+
+
+def labels(outcomes: Outcomes, as_of_month: str, timespan_days: int,
            adverse_events_of_unvisited: bool = False) -> pd.DataFrame:
     """pid, label (1/0) for people with a label in the window after `as_of_month`."""
     start = month_end(as_of_month)
     end = start + pd.Timedelta(days=timespan_days)
-    known = month_end(current_month)
-
-    def in_window(name: str, column: str) -> pd.DataFrame:
-        events = lake.read_events(lake_dir, name, current_month)
-        if events is None:
-            return pd.DataFrame(columns=["pid", column])
-        events = events[events["known_on"] <= known]
-        return events[(events[column] > start) & (events[column] <= end)]
-
-    visits = in_window("outreach_outcomes", "visit_date")
-    adverse = in_window("adverse_events", "event_date")
+    v, a = outcomes.visits, outcomes.adverse
+    visits = v[(v["visit_date"] > start) & (v["visit_date"] <= end)]
+    adverse = a[(a["event_date"] > start) & (a["event_date"] <= end)]
     visited = set(visits["pid"])
     positive = set(visits.loc[visits["outcome"] == "needs_support", "pid"])
     adverse_pids = set(adverse["pid"])

@@ -21,7 +21,7 @@ from features.catalog import MODEL_FEATURES
 from models import metrics
 from models.baselines import BASELINES
 from models.estimator import make_model
-from models.labels import labels, window_closed
+from models.labels import Outcomes, labels, window_closed
 from pipelines.config import Config
 from pipelines.months import shift
 from pipelines.prioritise import capacity
@@ -54,19 +54,24 @@ def split_months(current: str, first: str, timespan_days: int, max_history: int)
     return train, holdout
 
 
-def labelled_frame(cfg: Config, months: list[str], current: str, features_for: FeaturesFor) -> pd.DataFrame:
-    frames = []
-    for month in months:
-        y = labels(cfg.lake, month, current, cfg.get("labels", "timespan_days"),
-                   cfg.get("labels", "adverse_events_of_unvisited"))
-        frames.append(features_for(month).merge(y, on="pid", how="inner"))
+def _labels(cfg: Config, outcomes: Outcomes, month: str) -> pd.DataFrame:
+    return labels(outcomes, month, cfg.get("labels", "timespan_days"), cfg.get("labels", "adverse_events_of_unvisited"))
+
+
+def labelled_frame(cfg: Config, months: list[str], outcomes: Outcomes, features_for: FeaturesFor) -> pd.DataFrame:
+    frames = [features_for(month).merge(_labels(cfg, outcomes, month), on="pid", how="inner") for month in months]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MODEL_FEATURES + ["label"])
 
 
 def _fit(cfg: Config, frame: pd.DataFrame):
+    from threadpoolctl import threadpool_limits
+
     t = cfg.settings["training"]
     model = make_model(t["seed"], t["max_iter"], t["learning_rate"], t["max_leaf_nodes"], t["min_samples_leaf"])
-    return model.fit(frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int))
+    # One OpenMP thread: training sets are thousands of rows, where threads only add
+    # barrier waits, and under a busy machine OpenMP's spinning made a 0.5 s fit take 30 s.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return model.fit(frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int))
 
 
 def score_model(model, features: pd.DataFrame) -> np.ndarray:
@@ -138,7 +143,8 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
     if not train_months:
         return TrainResult("baseline", f"cold start: no label window of {timespan} days has closed "
                            f"early enough to train and hold out (history starts {first_month})")
-    train = labelled_frame(cfg, train_months, month, features_for)
+    outcomes = Outcomes.known_at(cfg.lake, month)
+    train = labelled_frame(cfg, train_months, outcomes, features_for)
     positives, labelled = int(train["label"].sum()), len(train)
     counts = {"train_labelled": labelled, "train_positive": positives}
     if labelled < t["min_labelled"] or positives < t["min_positive"]:
@@ -148,7 +154,7 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
                            label_counts=counts)
     model = _fit(cfg, train)
     holdout_features = features_for(holdout_month)
-    holdout_labels = labels(cfg.lake, holdout_month, month, timespan, cfg.get("labels", "adverse_events_of_unvisited"))
+    holdout_labels = _labels(cfg, outcomes, holdout_month)
     evaluation = holdout_evaluation(cfg, model, holdout_features, holdout_labels)
     counts |= {"holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum())}
     best_name = max(BASELINES, key=lambda n: evaluation[n]["average_precision"] or 0.0)

@@ -13,6 +13,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.contract import SOURCES
@@ -63,7 +65,12 @@ def inbox_identifiers(inbox: Path) -> dict[str, str]:
 def _texts_of(path: Path) -> list[str]:
     if path.suffix == ".parquet":
         table = pq.read_table(path)
-        return [str(v) for column in table.columns for v in column.unique().to_pylist() if v is not None]
+        texts: list[str] = []
+        for column in table.columns:
+            while pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+                column = pc.list_flatten(column)
+            texts.extend(str(v) for v in pc.unique(column).to_pylist() if v is not None)
+        return texts
     data = path.read_bytes()
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:

@@ -1,0 +1,120 @@
+"""One whole monthly batch on a synthetic ward, checked the way an analyst and an auditor would."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pandas as pd
+import pytest
+
+from pipelines import audit, lake
+from pipelines.contract import SOURCES
+from pipelines.leakscan import scan
+from pipelines.monthly import run_month
+from pipelines.pseudonymise import load_key
+from pipelines.reading import delivery_file, read_source
+from pipelines.release import ReleaseRefused, approve, release
+from pipelines.storage import read_parquet
+
+
+def _residents(ward, month=None):
+    month = month or ward.month
+    return read_source(delivery_file(ward.cfg.inbox / month, "residents"), SOURCES["residents"]).rows
+
+
+def test_the_month_runs_every_stage(ward):
+    stages = ward.result["stages"]
+    assert ward.result["status"] == "done"
+    assert [s for s in stages] == ["ingest", "features", "train", "score", "prioritise", "explain", "report"]
+    assert all(s["status"] == "done" for s in stages.values())
+    listed = read_parquet(ward.cfg.runs / ward.month / "list.parquet")
+    caps = stages["prioritise"]["capacity"]
+    assert len(listed) == sum(caps.values()) == round(0.003 * stages["features"]["rows"])
+    assert listed["rank"].tolist() == list(range(1, len(listed) + 1))
+    assert listed.groupby("district").size().le(pd.Series(caps)).all()
+    assert listed["reasons"].str.len().gt(0).all()
+    assert (ward.cfg.runs / ward.month / "report" / "index.html").stat().st_size > 2000
+
+
+def test_a_model_was_trained_tracked_and_registered(ward):
+    train = ward.result["stages"]["train"]
+    assert train["model_version"] is not None, train["reason"]
+    assert train["run_id"]
+    assert ward.cfg.mlflow_db.exists()
+
+
+def test_the_lake_holds_pseudonyms_that_are_hmacs_of_the_ids(ward):
+    key = load_key(ward.cfg.key_file)
+    ids = _residents(ward)["resident_id"]
+    lake_pids = set(lake.read_snapshot(ward.cfg.lake, "residents", ward.month)["pid"])
+    expected = {hmac.new(key, f"resident:{i}".encode(), hashlib.sha256).hexdigest()[:32] for i in ids}
+    assert lake_pids == expected
+
+
+def test_no_identifier_from_the_inbox_is_anywhere_in_the_work_dir(ward):
+    assert scan(ward.cfg.inbox, [ward.cfg.work]) == []
+
+
+def test_the_leak_scan_finds_a_planted_name_and_id(ward, tmp_path):
+    people = _residents(ward)
+    (tmp_path / "notes.txt").write_text(f"see {people['name'].iloc[5]} about it", encoding="utf-8")
+    pd.DataFrame({"x": [people["resident_id"].iloc[7]]}).to_parquet(tmp_path / "t.parquet")
+    kinds = {h.kind for h in scan(ward.cfg.inbox, [tmp_path])}
+    assert kinds == {"name", "宛名番号"}
+
+
+def test_the_messy_inbox_gives_the_same_lake_and_the_same_list(ward, messy_ward):
+    for source in SOURCES:
+        for path in sorted((ward.cfg.lake / source).glob("*.parquet")):
+            twin = messy_ward.cfg.lake / source / path.name
+            assert twin.read_bytes() == path.read_bytes(), f"{source}/{path.name} differs"
+    clean = read_parquet(ward.cfg.runs / ward.month / "list.parquet")
+    messy = read_parquet(messy_ward.cfg.runs / messy_ward.month / "list.parquet")
+    pd.testing.assert_frame_equal(clean, messy)
+    encodings = {s["encoding"] for m in lake.ingested_months(messy_ward.cfg.lake)
+                 for s in lake.delivery_record(messy_ward.cfg.lake, m)["sources"].values()}
+    assert "cp932" in encodings
+
+
+def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_list(ward):
+    cfg, month = ward.cfg, ward.month
+    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused, match="2 different people"):
+        release(cfg, month)
+    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused):
+        release(cfg, month)
+    assert not (cfg.releases_dir / month / "outreach.csv").exists()
+    approve(cfg, month, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
+    info = release(cfg, month)
+
+    sheet = pd.read_csv(cfg.releases_dir / month / "outreach.csv", dtype={"resident_id": str}, encoding="utf-8-sig")
+    assert (cfg.releases_dir / month / "outreach.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    for column in ["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons"]:
+        assert column in sheet.columns
+    key = load_key(cfg.key_file)
+    listed = read_parquet(cfg.runs / month / "list.parquet")
+    recomputed = [hmac.new(key, f"resident:{i}".encode(), hashlib.sha256).hexdigest()[:32] for i in sheet["resident_id"]]
+    assert recomputed == listed["pid"].tolist()
+    people = _residents(ward).set_index("resident_id")
+    assert sheet["name"].tolist() == people.loc[sheet["resident_id"], "name"].tolist()
+    assert info["rows"] == len(listed)
+
+    from openpyxl import load_workbook
+    book = load_workbook(cfg.releases_dir / month / "outreach.xlsx")
+    assert book.sheetnames[0] == "全体"
+    assert set(book.sheetnames[1:]) == set(listed["district"])
+    assert [c.value for c in book["全体"][1]][:4] == ["順位", "地区", "宛名番号", "氏名"]
+
+    events = [e["event"] for e in audit.entries(cfg.audit_log)]
+    assert events.count("approve") == 3 and events[-1] == "release" and "ingest" in events
+    assert audit.verify(cfg.audit_log) == []
+    # the audit log names no resident
+    assert not any(i in cfg.audit_log.read_text(encoding="utf-8") for i in sheet["resident_id"])
+
+
+def test_a_rerun_gives_the_same_list_and_voids_nothing_silently(ward):
+    path = ward.cfg.runs / ward.month / "list.parquet"
+    before = path.read_bytes()
+    run_month(ward.cfg, ward.month)
+    assert path.read_bytes() == before
