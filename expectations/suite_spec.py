@@ -12,7 +12,7 @@ from pathlib import Path
 
 SUITES_DIR = Path(__file__).with_name("suites")
 PSEUDONYM = r"^[0-9a-f]{32}$"
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = r"^\d{4}-(?:0[1-9]|1[0-2])$"
 
 ENUMS = {
     "sex": ["male", "female", "other"],

@@ -20,7 +20,7 @@ import pandas as pd
 from features.catalog import MODEL_FEATURES
 from models import metrics
 from models.baselines import BASELINES
-from models.estimator import make_model
+from models.estimator import make_model, one_thread
 from models.labels import Outcomes, labels, window_closed
 from pipelines.config import Config
 from pipelines.months import shift
@@ -64,24 +64,21 @@ def labelled_frame(cfg: Config, months: list[str], outcomes: Outcomes, features_
 
 
 def _fit(cfg: Config, frame: pd.DataFrame):
-    from threadpoolctl import threadpool_limits
-
     t = cfg.settings["training"]
     model = make_model(t["seed"], t["max_iter"], t["learning_rate"], t["max_leaf_nodes"], t["min_samples_leaf"])
-    # One OpenMP thread: training sets are thousands of rows, where threads only add
-    # barrier waits, and under a busy machine OpenMP's spinning made a 0.5 s fit take 30 s.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with one_thread():
         return model.fit(frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int))
 
 
 def score_model(model, features: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(features[MODEL_FEATURES].to_numpy(dtype="float64"))[:, 1]
+    with one_thread():
+        return model.predict_proba(features[MODEL_FEATURES].to_numpy(dtype="float64"))[:, 1]
 
 
 def holdout_evaluation(cfg: Config, model, holdout: pd.DataFrame, holdout_labels: pd.DataFrame) -> dict:
     """Model and every baseline on the holdout month, cut at that month's capacity."""
-    frame = holdout.merge(holdout_labels, on="pid", how="left")
-    k = sum(capacity(frame, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts")).values())
+    k = sum(capacity(holdout, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts")).values())
+    frame = holdout[holdout["age"] >= cfg.get("prioritise", "min_age")].merge(holdout_labels, on="pid", how="left")
     results = {name: metrics.evaluate(rule(frame), frame, k) for name, (_, _, rule) in BASELINES.items()}
     if model is not None:
         results["model"] = metrics.evaluate(score_model(model, frame), frame, k)

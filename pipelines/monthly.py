@@ -135,7 +135,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
     with manifest.stage("prioritise") as info:
         caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
         excluded, visited = excluded_pids(cfg, month), recently_visited(cfg, month)
-        ok = eligible(feats, excluded, visited)
+        ok = eligible(feats, excluded, visited, cfg.get("prioritise", "min_age"))
         listed = make_list(scored[ok.to_numpy()], caps)
         info.update(capacity=caps, excluded=int(feats["pid"].isin(excluded).sum()),
                     recently_visited=int(feats["pid"].isin(visited).sum()), listed=len(listed))

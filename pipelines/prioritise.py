@@ -28,9 +28,9 @@ def capacity(cohort: pd.DataFrame, share_of_residents: float, fixed: dict[str, i
     return dict(sorted(out.items()))
 
 
-def eligible(cohort: pd.DataFrame, excluded: set[str], recently_visited: set[str]) -> pd.Series:
-    """Who may be listed: not excluded (objection, open case, institution) and not visited lately."""
-    return ~cohort["pid"].isin(excluded | recently_visited)
+def eligible(cohort: pd.DataFrame, excluded: set[str], recently_visited: set[str], min_age: int = 0) -> pd.Series:
+    """Who may be listed: old enough, not excluded (objection, open case, institution), not visited lately."""
+    return (cohort["age"] >= min_age) & ~cohort["pid"].isin(excluded | recently_visited)
 
 
 def make_list(scored: pd.DataFrame, caps: dict[str, int]) -> pd.DataFrame:

@@ -853,13 +853,18 @@ class _Ward:
                       CONTACT_P[(False, True)])
         p = np.where(case_open, CONTACT_P_OPEN_CASE, p)
         contacted = rng.random(len(stay)) < p
-        count = contacted * (1 + (rng.random(len(stay)) < CONTACT_SECOND))
-        person = np.repeat(stay, count)
-        open_case = np.repeat(case_open, count)
+        first, open_case = stay[contacted], case_open[contacted]
+        # A second contact falls on another day, so (resident, date, channel, staff) stays a key.
+        ndays = int((me - ms).astype(np.int64)) + 1
+        day = rng.integers(0, ndays, len(first))
+        again = rng.random(len(first)) < CONTACT_SECOND
+        person = np.concatenate([first, first[again]])
+        open_case = np.concatenate([open_case, open_case[again]])
+        day = np.concatenate([day, (day[again] + rng.integers(1, ndays, int(again.sum()))) % ndays])
         n = len(person)
         channel = _choice(rng, *CHANNEL_P, n)
         staff = np.where(open_case, _choice(rng, *STAFF_P_OPEN_CASE, n), _choice(rng, *STAFF_P, n))
-        return self._rows(person, _random_days(rng, ms, me, n), ("contact_date", "channel", "staff_type"),
+        return self._rows(person, ms + day.astype("timedelta64[D]"), ("contact_date", "channel", "staff_type"),
                           channel.astype(object), staff.astype(object))
 
     def _outreach(self, alive0, age0, alone0, leaving, asof, ms, me) -> dict[str, np.ndarray]:

@@ -27,7 +27,8 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
                          index=pseudonymise(truth["resident_id"], key, "resident").to_numpy())
     listed = read_parquet(cfg.runs / month / "list.parquet")
     feats = features_for(cfg.work, month)
-    ok = eligible(feats, excluded_pids(cfg, month), recently_visited(cfg, month))
+    ok = eligible(feats, excluded_pids(cfg, month), recently_visited(cfg, month),
+                  cfg.get("prioritise", "min_age"))
     caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
     out = {"k": len(listed), "isolated_in_ward": int(isolated.sum()), "residents": len(isolated)}
     rankers = {"list": listed["pid"]}

@@ -24,17 +24,30 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def makeup_table(title: str, groups: pd.Series, listed: pd.Series, order: list[str], threshold: int,
-                 extra: dict[str, int] | None = None) -> dict:
-    """Listed people per group beside the cohort, both suppressed."""
+def makeup_table(title: str, groups: pd.Series, listed: pd.Series, order: list[str], threshold: int) -> dict:
+    """Listed people per group beside the residents, both suppressed."""
     cohort_counts = groups.value_counts().reindex(order, fill_value=0)
     listed_counts = listed.value_counts().reindex(order, fill_value=0)
     shown_cohort, shown_listed = suppress(cohort_counts, threshold), suppress(listed_counts, threshold)
-    header = ["区分 / group", "住民 / residents", "掲載 / listed"] + (["訪問枠 / capacity"] if extra else [])
-    rows = [[g, shown_cohort[g], shown_listed[g]] + ([extra.get(g, 0)] if extra else []) for g in order]
-    rows.append(["計 / total", suppressed_total(cohort_counts, threshold), suppressed_total(listed_counts, threshold)]
-                + ([sum(extra.values())] if extra else []))
-    return {"title": title, "header": header, "rows": rows}
+    rows = [[g, shown_cohort[g], shown_listed[g]] for g in order]
+    rows.append(["計 / total", suppressed_total(cohort_counts, threshold), suppressed_total(listed_counts, threshold)])
+    return {"title": title, "header": ["区分 / group", "住民 / residents", "掲載 / listed"], "rows": rows}
+
+
+def district_table(features: pd.DataFrame, listed: pd.Series, caps: dict[str, int], threshold: int) -> dict:
+    """Visiting capacity per district. Capacity and listed counts are planned workload, set by
+    the ward before anyone is scored, so they are shown as they are; resident counts are suppressed."""
+    order = sorted(caps)
+    residents = features["district"].value_counts().reindex(order, fill_value=0)
+    elderly = features.loc[features["age"] >= 65, "district"].value_counts().reindex(order, fill_value=0)
+    counts = listed.value_counts().reindex(order, fill_value=0)
+    shown_r, shown_e = suppress(residents, threshold), suppress(elderly, threshold)
+    rows = [[d, shown_r[d], shown_e[d], caps[d], int(counts[d])] for d in order]
+    rows.append(["計 / total", suppressed_total(residents, threshold), suppressed_total(elderly, threshold),
+                 sum(caps.values()), int(counts.sum())])
+    return {"title": "地区別の訪問枠 / visiting capacity by district",
+            "header": ["地区 / district", "住民 / residents", "65歳以上 / aged 65+", "訪問枠 / capacity",
+                       "掲載 / listed"], "rows": rows}
 
 
 def write_report(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> Path:
@@ -53,8 +66,7 @@ def write_report(cfg: Config, month: str, features: pd.DataFrame, listed: pd.Dat
     listed_attrs = features.set_index("pid").loc[listed["pid"]]
     prioritise = manifest["stages"]["prioritise"]
     tables = [
-        makeup_table("地区別 / by district", features["district"], listed_attrs["district"],
-                     sorted(features["district"].unique()), threshold, prioritise["capacity"]),
+        district_table(features, listed_attrs["district"], prioritise["capacity"], threshold),
         makeup_table("年齢区分別 / by age band (90+ top-coded)", age_band(features["age"]),
                      age_band(listed_attrs["age"]), [b[2] for b in AGE_BANDS], threshold),
         makeup_table("性別 / by sex", features["sex"].map(SEX_JA), listed_attrs["sex"].map(SEX_JA),

@@ -36,6 +36,6 @@ def test_ties_are_broken_by_pid_so_lists_are_deterministic():
     assert make_list(scored.iloc[::-1], {"A": 2})["pid"].tolist() == ["a", "b"]
 
 
-def test_excluded_and_recently_visited_are_not_eligible():
-    cohort = pd.DataFrame({"pid": ["a", "b", "c"]})
-    assert eligible(cohort, {"a"}, {"c"}).tolist() == [False, True, False]
+def test_excluded_recently_visited_and_too_young_are_not_eligible():
+    cohort = pd.DataFrame({"pid": ["a", "b", "c", "d"], "age": [80, 70, 90, 64]})
+    assert eligible(cohort, {"a"}, {"c"}, min_age=65).tolist() == [False, True, False, False]

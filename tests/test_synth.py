@@ -190,6 +190,21 @@ def test_late_premium_payments_are_redelivered_under_their_original_key(clean):
     assert seen.isin(unpaid).all(), "a late payment settles a bill first delivered unpaid"
 
 
+def test_every_file_is_unique_on_its_contract_key(clean):
+    """Duplicate keys would be quarantined by the reader (the contract's per-source keys)."""
+    keys = {"residents": ["resident_id"], "checkups": ["resident_id", "exam_date", "program"],
+            "care_premiums": ["resident_id", "billing_month"],
+            "nhi_premiums": ["household_id", "billing_month"],
+            "care_certifications": ["resident_id", "valid_from"],
+            "garbage_pickups": ["resident_id", "pickup_date"],
+            "welfare_contacts": ["resident_id", "contact_date", "channel", "staff_type"],
+            "outreach_outcomes": ["resident_id", "visit_date"],
+            "adverse_events": ["resident_id", "event_date"], "exclusions": ["resident_id", "reason"]}
+    for month in clean["summary"]["months"]:
+        for source, key in keys.items():
+            assert not read(clean["inbox"], month, source).duplicated(key).any(), (month, source)
+
+
 # ------------------------------------------------------------------ identifiers
 def test_resident_ids_are_ten_digits_unique_and_never_reused(clean):
     gone, previous = set(), set()
