@@ -93,20 +93,57 @@ def _code_version() -> str:
         return "unknown"
 
 
-def _log_to_mlflow(cfg: Config, month: str, model, result: TrainResult, train_frame: pd.DataFrame,
-                   fingerprint: str, key_id: str) -> None:
-    from models.tracking import CHAMPION, REGISTERED_MODEL, connect
+def _promote(client, month: str, version: str) -> None:
+    """Alias the version `champion` unless the champion already serves a later month
+    (rerunning an old month must not roll the ward's model back)."""
+    from models.tracking import CHAMPION, REGISTERED_MODEL
+
+    try:
+        current = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+        if current.tags.get("month", "") > month:
+            return
+    except Exception:  # no champion yet
+        pass
+    client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+
+
+def _provenance(cfg: Config, month: str, fingerprint: str, key_id: str) -> dict[str, str]:
+    return {"month": month, "key_id": key_id, "config_hash": cfg.config_hash,
+            "code_version": _code_version(), "lake_fingerprint": fingerprint}
+
+
+def _reusable(cfg: Config, provenance: dict[str, str]):
+    """A model version already trained from exactly these inputs, config and code, if any.
+
+    Rerunning a month then yields the same model version instead of a duplicate, so the
+    list (which names its model version) stays byte-identical.
+    """
+    from models.tracking import REGISTERED_MODEL, connect
+
+    mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions(f"name='{REGISTERED_MODEL}' and tag.month='{provenance['month']}'")
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        if all(version.tags.get(k) == v for k, v in provenance.items()):
+            import mlflow.sklearn
+
+            return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version}"), version
+    return None
+
+
+def _log_to_mlflow(cfg: Config, model, result: TrainResult, train_frame: pd.DataFrame,
+                   provenance: dict[str, str]) -> None:
+    from models.tracking import REGISTERED_MODEL, connect
 
     mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
     import mlflow.sklearn
     import skops.io as sio
     from mlflow.models import infer_signature
 
+    month = provenance["month"]
     X = train_frame[MODEL_FEATURES].astype("float64")
     with mlflow.start_run(run_name=f"train-{month}") as run:
-        mlflow.set_tags({"month": month, "key_id": key_id, "config_hash": cfg.config_hash,
-                         "code_version": _code_version(), "lake_fingerprint": fingerprint,
-                         "promoted": str(result.mode == "model")})
+        mlflow.set_tags(provenance | {"promoted": str(result.mode == "model")})
         mlflow.log_params({"holdout_month": result.holdout_month,
                            "train_months": ",".join(result.train_months),
                            "features": ",".join(MODEL_FEATURES), **cfg.settings["training"],
@@ -124,10 +161,10 @@ def _log_to_mlflow(cfg: Config, month: str, model, result: TrainResult, train_fr
         result.run_id = run.info.run_id
     client = mlflow.MlflowClient()
     version = str(info.registered_model_version)
-    client.set_model_version_tag(REGISTERED_MODEL, version, "month", month)
-    client.set_model_version_tag(REGISTERED_MODEL, version, "key_id", key_id)
+    for tag, value in provenance.items():
+        client.set_model_version_tag(REGISTERED_MODEL, version, tag, value)
     if result.mode == "model":
-        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+        _promote(client, month, version)
     result.model_version = version
 
 
@@ -163,13 +200,19 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
     else:
         mode, reason = "model", (f"trained on {len(train_months)} as-of months, holdout {holdout_month}: "
                                  f"average precision {model_ap:.3f} vs best baseline {best_name} {best_ap:.3f}")
-    # The promoted model is refitted on every usable month, holdout included.
-    everything = pd.concat([train, holdout_features.merge(holdout_labels, on="pid")], ignore_index=True)
-    final = _fit(cfg, everything)
-    result = TrainResult(mode, reason, baseline=best_name, model=final if mode == "model" else None,
-                         holdout_month=holdout_month, train_months=train_months, evaluation=evaluation,
-                         label_counts=counts)
-    _log_to_mlflow(cfg, month, final, result, everything, lake_fingerprint, key_id)
+    result = TrainResult(mode, reason, baseline=best_name, holdout_month=holdout_month,
+                         train_months=train_months, evaluation=evaluation, label_counts=counts)
+    provenance = _provenance(cfg, month, lake_fingerprint, key_id)
+    reused = _reusable(cfg, provenance)
+    if reused is not None:
+        final, version = reused
+        result.model_version, result.run_id = str(version.version), version.run_id
+    else:
+        # The model that serves the list is refitted on every usable month, holdout included.
+        everything = pd.concat([train, holdout_features.merge(holdout_labels, on="pid")], ignore_index=True)
+        final = _fit(cfg, everything)
+        _log_to_mlflow(cfg, final, result, everything, provenance)
+    result.model = final if mode == "model" else None
     return result
 
 

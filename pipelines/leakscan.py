@@ -62,20 +62,36 @@ def inbox_identifiers(inbox: Path) -> dict[str, str]:
     return needles
 
 
-def _texts_of(path: Path) -> list[str]:
+def _date_column_leaks(column: pa.ChunkedArray, births: set[str]) -> bool:
+    """A date column leaks birth dates when most of its distinct days are inbox birth dates.
+
+    Lake tables legitimately hold dates (validity periods, events), and some coincide with
+    somebody's birthday; a copied birth-date column matches nearly everywhere.
+    """
+    days = {str(v)[:10] for v in pc.unique(column).to_pylist() if v is not None}
+    return bool(days) and len(days & births) >= 0.5 * len(days)
+
+
+def _texts_of(path: Path, needles: dict[str, str]) -> tuple[list[str], set[str]]:
+    """(texts to search, kinds already found) for one file."""
     if path.suffix == ".parquet":
         table = pq.read_table(path)
+        births = {k for k, v in needles.items() if v == "birth date"}
         texts: list[str] = []
+        kinds: set[str] = set()
         for column in table.columns:
             while pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
                 column = pc.list_flatten(column)
+            if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+                if _date_column_leaks(column, births):
+                    kinds.add("birth date")
+                continue
             texts.extend(str(v) for v in pc.unique(column).to_pylist() if v is not None)
-        return texts
-    data = path.read_bytes()
+        return texts, kinds
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            return [archive.read(name).decode("utf-8", "ignore") for name in archive.namelist()]
-    return [data.decode("utf-8", "ignore")]
+            return [archive.read(name).decode("utf-8", "ignore") for name in archive.namelist()], set()
+    return [path.read_bytes().decode("utf-8", "ignore")], set()
 
 
 def scan_text(text: str, needles: dict[str, str]) -> set[str]:
@@ -95,8 +111,8 @@ def scan(inbox: Path, roots: list[Path]) -> list[Hit]:
     hits: list[Hit] = []
     for root in roots:
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
-            kinds: set[str] = set()
-            for text in _texts_of(path):
+            texts, kinds = _texts_of(path, needles)
+            for text in texts:
                 kinds |= scan_text(text, needles)
             hits.extend(Hit(path, kind) for kind in sorted(kinds))
     return hits

@@ -59,8 +59,12 @@ def test_the_leak_scan_finds_a_planted_name_and_id(ward, tmp_path):
     people = _residents(ward)
     (tmp_path / "notes.txt").write_text(f"see {people['name'].iloc[5]} about it", encoding="utf-8")
     pd.DataFrame({"x": [people["resident_id"].iloc[7]]}).to_parquet(tmp_path / "t.parquet")
-    kinds = {h.kind for h in scan(ward.cfg.inbox, [tmp_path])}
-    assert kinds == {"name", "宛名番号"}
+    old = people[people["birth_date"] < pd.Timestamp("2000-01-01")]["birth_date"]
+    pd.DataFrame({"born": old.iloc[:50].to_numpy()}).to_parquet(tmp_path / "copied_birth_dates.parquet")
+    hits = scan(ward.cfg.inbox, [tmp_path])
+    assert {(h.path.name, h.kind) for h in hits} == {("notes.txt", "name"), ("t.parquet", "宛名番号"),
+                                                     ("copied_birth_dates.parquet", "birth date")}
+    assert not any(people["name"].iloc[5] in str(h) for h in hits)
 
 
 def test_the_messy_inbox_gives_the_same_lake_and_the_same_list(ward, messy_ward):
