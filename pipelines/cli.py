@@ -140,8 +140,8 @@ def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
     print(f"                                  {release_dir / 'outreach.csv'}")
     print(f"  batch report:                   {cfg.runs / args.month / 'report' / 'index.html'}")
     print(f"  MLflow store:                   {cfg.mlflow_db}")
-    print(f"    open it with: mlflow ui --backend-store-uri "
-          f"sqlite:///{cfg.mlflow_db}")
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    print(f"    open it with: {mlflow_cli} ui --backend-store-uri sqlite:///{cfg.mlflow_db}")
     print(f"  audit log (custody zone):       {cfg.audit_log}")
     return 0
 
