@@ -40,7 +40,6 @@ demo: install
 		--basis "社会福祉法第106条の6 支援会議" --purpose "孤立の予防のための見守り訪問"
 	$(MIMAMORI) release --month $(DEMO_END)
 	$(MIMAMORI) truth-check --month $(DEMO_END) --truth $(DEMO)/truth/latent_state.csv
-	$(MIMAMORI) scan-pii
 	$(MIMAMORI) audit verify
 	@$(MIMAMORI) where --month $(DEMO_END)
 

@@ -74,6 +74,21 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
             bar.advance(task)
     last = months[-1]
     console.print(f"report: {cfg.runs / last / 'report' / 'index.html'}")
+    return _leak_guard(cfg, console)
+
+
+def _leak_guard(cfg: Config, console) -> int:
+    """The batch ends by searching its own outputs for identifiers from the inbox."""
+    from pipelines.leakscan import scan
+
+    hits = scan(cfg.inbox, [cfg.work])
+    if hits:
+        console.print(f"[bold red]leak guard: {len(hits)} identifier hit(s) in the analyst zone "
+                      "(values not shown); do not share these outputs:[/]")
+        for hit in hits[:50]:
+            console.print(f"  {hit}")
+        return 1
+    console.print(f"leak guard: no identifier from the inbox under {cfg.work}")
     return 0
 
 
@@ -89,8 +104,31 @@ def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.release import release
 
-    info = release(cfg, args.month)
-    print(f"released {info['rows']} rows for {args.month} into {info['dir']} (expires {info['expires']})")
+    info = release(cfg, args.month, args.recipient)
+    print(f"released {info['rows']} rows for {args.month} to the {args.recipient} into {info['dir']} "
+          f"({', '.join(info['files'])}; expires {info['expires']})")
+    return 0
+
+
+def cmd_purge(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.release import purge
+
+    purged = purge(cfg)
+    for info in purged:
+        print(f"purged {info['month']} {info['recipient']} sheets (expired {info['expires']}): "
+              + ", ".join(sorted(info["files"])))
+    if not purged:
+        print("no released sheet has expired")
+    return 0
+
+
+def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.rekey import rekey
+
+    entry = rekey(cfg, progress=lambda text: print(text))
+    print(f"re-pseudonymised {len(entry['months'])} months under key {entry['new_key_id']}; "
+          f"key {entry['old_key_id']} destroyed; {len(entry['marked_runs'])} runs and "
+          f"{len(entry['marked_model_versions'])} model versions marked as made under the retired key")
     return 0
 
 
@@ -146,6 +184,19 @@ def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.bench import run_bench, write_results
+
+    result = run_bench(args.dir / f"{args.residents}", args.residents, args.months, args.seed)
+    path = write_results(result, args.results, args.docs)
+    for phase in ("backfill", "incremental"):
+        p = result[phase]
+        print(f"{phase}: {p['months']} months in {p['seconds']} s (CPU {p['cpu_seconds']} s), "
+              f"peak RSS {p['peak_rss_mb']} MB, floor {p['floor_seconds']} s")
+    print(f"results: {path}; table: {args.docs}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mimamori", description="見守り: monthly isolation-risk outreach lists")
     parser.add_argument("--config", type=Path, help="a mimamori.toml (default: ./mimamori.toml if present)")
@@ -185,7 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("release", help="write the named visiting sheets of an approved list (custody zone)")
     p.add_argument("--month", required=True)
+    p.add_argument("--recipient", choices=["coordinator", "minsei", "nurse"], default="coordinator",
+                   help="coordinator: the full sheet; minsei: name, address, age band, reasons; nurse: adds contact details")
     p.set_defaults(func=cmd_release)
+
+    sub.add_parser("purge", help="delete released sheets past their expiry (logged)").set_defaults(func=cmd_purge)
+    sub.add_parser("rekey", help="rotate the key: re-pseudonymise the lake, destroy the old key (logged)"
+                   ).set_defaults(func=cmd_rekey)
 
     p = sub.add_parser("audit", help="check the audit log")
     p.add_argument("action", choices=["verify"])
@@ -199,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("where", help="print where a month's outputs are")
     p.add_argument("--month", required=True)
     p.set_defaults(func=cmd_where)
+
+    p = sub.add_parser("bench", help="time a synthetic ward's backfill and one incremental month")
+    p.add_argument("--residents", type=int, required=True)
+    p.add_argument("--months", type=int, default=24)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--dir", type=Path, default=Path("bench/tmp"), help="scratch folder for the ward (not kept)")
+    p.add_argument("--results", type=Path, default=Path("bench/results"))
+    p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
+    p.set_defaults(func=cmd_bench)
 
     sub.add_parser("scan-pii", help="search the analyst zone for identifiers from the inbox").set_defaults(func=cmd_scan_pii)
     return parser

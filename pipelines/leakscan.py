@@ -38,8 +38,11 @@ class Hit:
         return f"{self.path}: a {self.kind} from the inbox"
 
 
+_SPACES = re.compile(r"[ \u3000]")
+
+
 def _squash(text: str) -> str:
-    return re.sub(r"[ \u3000]", "", text)
+    return _SPACES.sub("", text)
 
 
 def inbox_identifiers(inbox: Path) -> dict[str, str]:
@@ -54,39 +57,61 @@ def inbox_identifiers(inbox: Path) -> dict[str, str]:
         rows = read_source(path, SOURCES["residents"]).rows
         for column, kind in [("resident_id", "宛名番号"), ("household_id", "世帯番号"), ("phone", "phone"),
                              ("name", "name"), ("name_kana", "kana name"), ("address", "address")]:
-            for value in rows[column].dropna().unique():
-                needles[_squash(str(value))] = kind
+            values = rows[column].dropna().astype("str").str.replace(_SPACES, "", regex=True).unique()
+            needles.update(dict.fromkeys(values, kind))
         births = rows["birth_date"].dropna().dt.strftime("%Y-%m-%d").unique()
         # A birth date inside the delivery period is indistinguishable from an event date.
         needles.update({b: "birth date" for b in births if b < first_delivery})
     return needles
 
 
-def _date_column_leaks(column: pa.ChunkedArray, births: set[str]) -> bool:
+PSEUDONYM = r"^[0-9a-f]{32}$"
+
+
+@dataclass(frozen=True)
+class Needles:
+    """Derived once per scan from the inbox identifiers."""
+    values: dict[str, str]          # squashed value -> kind
+    births: frozenset[str]          # YYYY-MM-DD
+    numeric_ids: dict[str, str]     # ID without leading zeros -> kind
+
+    @classmethod
+    def of(cls, values: dict[str, str]) -> "Needles":
+        return cls(values, frozenset(k for k, v in values.items() if v == "birth date"),
+                   {k.lstrip("0"): v for k, v in values.items() if v in ("宛名番号", "世帯番号")})
+
+
+def _date_column_leaks(column: pa.ChunkedArray, births: frozenset[str]) -> bool:
     """A date column leaks birth dates when most of its distinct days are inbox birth dates.
 
     Lake tables legitimately hold dates (validity periods, events), and some coincide with
     somebody's birthday; a copied birth-date column matches nearly everywhere.
     """
-    days = {str(v)[:10] for v in pc.unique(column).to_pylist() if v is not None}
+    days = set(pc.strftime(pc.unique(column), format="%Y-%m-%d").drop_null().to_pylist())
     return bool(days) and len(days & births) >= 0.5 * len(days)
 
 
-def _texts_of(path: Path, needles: dict[str, str]) -> tuple[list[str], set[str]]:
+def _texts_of(path: Path, needles: Needles) -> tuple[list[str], set[str]]:
     """(texts to search, kinds already found) for one file."""
     if path.suffix == ".parquet":
         table = pq.read_table(path)
-        births = {k for k, v in needles.items() if v == "birth date"}
         texts: list[str] = []
         kinds: set[str] = set()
         for column in table.columns:
             while pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
                 column = pc.list_flatten(column)
             if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-                if _date_column_leaks(column, births):
+                if _date_column_leaks(column, needles.births):
                     kinds.add("birth date")
-                continue
-            texts.extend(str(v) for v in pc.unique(column).to_pylist() if v is not None)
+            elif pa.types.is_integer(column.type):
+                # An ID stored as a number lost its leading zeros; compare it that way.
+                numbers = {str(v) for v in pc.unique(column).drop_null().to_pylist()}
+                kinds |= {needles.numeric_ids[n] for n in numbers if n in needles.numeric_ids}
+            elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                values = pc.unique(column).drop_null()
+                # Keyed pseudonyms are what the lake is made of; they cannot hold a name.
+                values = values.filter(pc.invert(pc.match_substring_regex(values, PSEUDONYM)))
+                texts.extend(values.to_pylist())
         return texts, kinds
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
@@ -94,12 +119,12 @@ def _texts_of(path: Path, needles: dict[str, str]) -> tuple[list[str], set[str]]
     return [path.read_bytes().decode("utf-8", "ignore")], set()
 
 
-def scan_text(text: str, needles: dict[str, str]) -> set[str]:
-    kinds = set()
-    if _squash(text) in needles:
-        kinds.add(needles[_squash(text)])
+def scan_texts(texts: list[str], needles: dict[str, str]) -> set[str]:
+    """Kinds of identifier found in some texts: whole values, and tokens inside longer text."""
+    kinds = {needles[v] for v in {_squash(t) for t in texts} if v in needles}
+    joined = "\n".join(texts)
     for pattern in _TOKENS:
-        for token in pattern.findall(text):
+        for token in set(pattern.findall(joined)):
             token = _squash(token)
             if token in needles:
                 kinds.add(needles[token])
@@ -107,12 +132,11 @@ def scan_text(text: str, needles: dict[str, str]) -> set[str]:
 
 
 def scan(inbox: Path, roots: list[Path]) -> list[Hit]:
-    needles = inbox_identifiers(inbox)
+    needles = Needles.of(inbox_identifiers(inbox))
     hits: list[Hit] = []
     for root in roots:
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
             texts, kinds = _texts_of(path, needles)
-            for text in texts:
-                kinds |= scan_text(text, needles)
+            kinds |= scan_texts(texts, needles.values)
             hits.extend(Hit(path, kind) for kind in sorted(kinds))
     return hits

@@ -23,6 +23,7 @@ from pipelines.ingest import ingest_month
 from pipelines.months import month_end
 from pipelines.prioritise import capacity, eligible, make_list
 from pipelines.pseudonymise import key_id, load_key
+from pipelines.resources import peak_rss
 from pipelines.storage import read_json, write_json, write_parquet
 
 Progress = Callable[[str], None]
@@ -45,8 +46,10 @@ class Manifest:
         info: dict = {"status": "running"}
         self.data["stages"][name] = info
         start, cpu = time.perf_counter(), time.process_time()
+        memory: dict = {"peak_mb": None}
         try:
-            yield info
+            with peak_rss() as memory:
+                yield info
             info["status"] = "done"
         except BaseException as exc:
             info["status"] = "failed"
@@ -56,6 +59,7 @@ class Manifest:
         finally:
             info["seconds"] = round(time.perf_counter() - start, 3)
             info["cpu_seconds"] = round(time.process_time() - cpu, 3)
+            info["peak_rss_mb"] = memory["peak_mb"]
             self.save()
 
     def save(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -21,15 +21,28 @@ from pipelines.ingest import file_fingerprint
 from pipelines.months import month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
-from pipelines.storage import atomic_path, read_parquet, write_json
+from pipelines.storage import atomic_path, read_json, read_parquet, write_json
+from reports.disclosure import age_band
 
 SEX_JA = {"male": "男", "female": "女", "other": "その他"}
 OUTCOMES_JA = ["要支援", "問題なし", "不在", "拒否"]
-SHEET_COLUMNS = [  # (release column, Japanese header, width)
-    ("rank", "順位", 6), ("district", "地区", 12), ("resident_id", "宛名番号", 13), ("name", "氏名", 16),
-    ("address", "住所", 40), ("age", "年齢", 6), ("sex", "性別", 6), ("score", "スコア", 8),
-    ("reasons", "訪問の理由", 60), ("visit_date", "訪問日", 12), ("outcome", "訪問結果", 12),
-]
+_HEADERS = {  # release column -> (Japanese header, sheet width)
+    "rank": ("順位", 6), "district": ("地区", 12), "resident_id": ("宛名番号", 13), "name": ("氏名", 16),
+    "name_kana": ("氏名カナ", 16), "address": ("住所", 40), "phone": ("電話番号", 14), "age": ("年齢", 6),
+    "age_band": ("年齢区分", 10), "sex": ("性別", 6), "score": ("スコア", 8), "reasons": ("訪問の理由", 60),
+    "reasons_en": ("reasons (English)", 50), "source": ("作成方法", 14),
+    "visit_date": ("訪問日", 12), "outcome": ("訪問結果", 12),
+}
+# What each recipient needs, and no more (APPI Art. 69(4); PPC Q&A 3-3-3 on 民生委員):
+# 民生委員 get whom to visit and why, not the score or the 宛名番号; nurses, who follow up
+# by phone and record the outcome against the resident record, get contact details too.
+RECIPIENTS: dict[str, list[str]] = {
+    "coordinator": ["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons",
+                    "reasons_en", "source"],
+    "minsei": ["rank", "district", "name", "address", "age_band", "reasons"],
+    "nurse": ["rank", "district", "resident_id", "name", "name_kana", "address", "phone", "age", "sex", "score",
+              "reasons"],
+}
 
 
 class ReleaseRefused(Exception):
@@ -84,13 +97,14 @@ def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes) -> pd.
     birth = residents["birth_date"]
     residents["age"] = (end.year - birth.dt.year - ((birth.dt.month > end.month) |
                         ((birth.dt.month == end.month) & (birth.dt.day > end.day))).astype(int))
-    people = residents[["pid", "resident_id", "name", "address", "age", "sex"]]
+    people = residents[["pid", "resident_id", "name", "name_kana", "address", "phone", "age", "sex"]]
     out = listed.merge(people, on="pid", how="left", validate="one_to_one")
     missing = int(out["resident_id"].isna().sum())
     if missing:
         raise ReleaseRefused(f"{missing} listed pseudonym(s) match nobody in the {month} residents extract: "
                              "the list was made under another key or from another delivery; rerun the month")
     out["sex"] = out["sex"].map(SEX_JA)
+    out["age_band"] = age_band(out["age"])
     return out
 
 
@@ -99,30 +113,29 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False, encoding="utf-8-sig")
 
 
-def _write_xlsx(frame: pd.DataFrame, path: Path, month: str) -> None:
+def _write_xlsx(frame: pd.DataFrame, path: Path, month: str, columns: list[str]) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.worksheet.datavalidation import DataValidation
 
     book = Workbook()
     book.remove(book.active)
+    layout = columns + ["visit_date", "outcome"]
     groups = [("全体", frame)] + [(str(d), g) for d, g in frame.groupby("district", sort=True)]
     for title, rows in groups:
         sheet = book.create_sheet(title=title[:31])
-        sheet.append([header for _, header, _ in SHEET_COLUMNS])
-        for record in rows.itertuples(index=False):
-            values = record._asdict()
-            sheet.append([values.get(column, None) if column not in ("visit_date", "outcome") else None
-                          for column, _, _ in SHEET_COLUMNS])
-        for i, (_, _, width) in enumerate(SHEET_COLUMNS, start=1):
-            sheet.column_dimensions[sheet.cell(row=1, column=i).column_letter].width = width
+        sheet.append([_HEADERS[c][0] for c in layout])
+        for record in rows[columns].itertuples(index=False):
+            sheet.append([None if pd.isna(v) else v for v in record] + [None, None])
+        for i, column in enumerate(layout, start=1):
+            sheet.column_dimensions[sheet.cell(row=1, column=i).column_letter].width = _HEADERS[column][1]
         for cell in sheet[1]:
             cell.font = Font(bold=True)
             cell.fill = PatternFill("solid", fgColor="DDEBF7")
         for row in sheet.iter_rows(min_row=2):
             for cell in row:
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
-        outcome_col = sheet.cell(row=1, column=len(SHEET_COLUMNS)).column_letter
+        outcome_col = sheet.cell(row=1, column=len(layout)).column_letter
         choice = DataValidation(type="list", formula1='"' + ",".join(OUTCOMES_JA) + '"', allow_blank=True)
         sheet.add_data_validation(choice)
         choice.add(f"{outcome_col}2:{outcome_col}{max(len(rows) + 1, 2)}")
@@ -138,8 +151,14 @@ def _write_xlsx(frame: pd.DataFrame, path: Path, month: str) -> None:
         book.save(tmp)
 
 
-def release(cfg: Config, month: str) -> dict:
-    """Write the coordinator's visiting sheets for an approved list into the custody zone."""
+def _suffix(recipient: str) -> str:
+    return "" if recipient == "coordinator" else f"_{recipient}"
+
+
+def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
+    """Write one recipient's visiting sheets for an approved list into the custody zone."""
+    if recipient not in RECIPIENTS:
+        raise ReleaseRefused(f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}")
     key = load_key(cfg.key_file)
     valid = approvals(cfg, month)
     people = sorted({a["approver"] for a in valid})
@@ -150,17 +169,37 @@ def release(cfg: Config, month: str) -> dict:
     listed = read_parquet(list_path(cfg, month))
     if set(listed["key_id"]) != {key_id(key)}:
         raise ReleaseRefused(f"the {month} list was made under another key; rerun the month under the current key")
-    sheet = reidentify(cfg, month, listed, key)
-    sheet = sheet[["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons",
-                   "reasons_en", "source"]].sort_values("rank")
+    columns = RECIPIENTS[recipient]
+    sheet = reidentify(cfg, month, listed, key).sort_values("rank")[columns]
     out_dir = cfg.releases_dir / month
-    _write_csv(sheet, out_dir / "outreach.csv")
-    _write_xlsx(sheet, out_dir / "outreach.xlsx", month)
-    expires = (datetime.now(timezone.utc) + timedelta(days=cfg.get("release", "expiry_days"))).date().isoformat()
-    files = {p.name: file_fingerprint(p) for p in (out_dir / "outreach.csv", out_dir / "outreach.xlsx")}
-    info = {"month": month, "recipient": "coordinator", "rows": len(sheet), "approvers": people,
-            "bases": sorted({a["basis"] for a in valid}), "list_sha256": valid[0]["list_sha256"],
-            "files": files, "expires": expires}
-    write_json(info, out_dir / "release.json")
+    csv_path = out_dir / f"outreach{_suffix(recipient)}.csv"
+    xlsx_path = out_dir / f"outreach{_suffix(recipient)}.xlsx"
+    _write_csv(sheet, csv_path)
+    _write_xlsx(sheet, xlsx_path, month, columns)
+    released = datetime.now(timezone.utc)
+    expires = (released + timedelta(days=cfg.get("release", "expiry_days"))).date().isoformat()
+    info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "approvers": people,
+            "bases": sorted({a["basis"] for a in valid}), "purposes": sorted({a["purpose"] for a in valid}),
+            "list_sha256": valid[0]["list_sha256"], "released": released.isoformat(timespec="seconds"),
+            "files": {p.name: file_fingerprint(p) for p in (csv_path, xlsx_path)}, "expires": expires}
+    write_json(info, out_dir / f"release{_suffix(recipient)}.json")
     audit.append(cfg.audit_log, "release", **info)
     return info | {"dir": str(out_dir)}
+
+
+def purge(cfg: Config, today: date | None = None) -> list[dict]:
+    """Delete released sheets past their expiry date; keep their release record, marked purged."""
+    today = today or datetime.now(timezone.utc).date()
+    purged = []
+    for record_path in sorted(cfg.releases_dir.glob("*/release*.json")):
+        info = read_json(record_path)
+        if info.get("purged") or date.fromisoformat(info["expires"]) >= today:
+            continue
+        for name in info["files"]:
+            (record_path.parent / name).unlink(missing_ok=True)
+        info["purged"] = today.isoformat()
+        write_json(info, record_path)
+        audit.append(cfg.audit_log, "purge", month=info["month"], recipient=info["recipient"],
+                     files=sorted(info["files"]), expired=info["expires"])
+        purged.append(info)
+    return purged

@@ -1,0 +1,123 @@
+"""`mimamori bench`: time a synthetic ward's full backfill and one incremental month, stage by stage.
+
+Generation is not timed. Each month's manifest gives wall time, CPU time and peak RSS per
+stage; the floor is the time to read every input file once with pyarrow (the least any
+pipeline over these files could spend). Results go to bench/results/<N>-<date>.json and the
+table in docs/benchmarks.md is rebuilt from every result file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections import defaultdict
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+
+from pipelines.config import load_config
+from pipelines.monthly import inbox_months, run_month
+from pipelines.pseudonymise import create_key
+from pipelines.resources import peak_rss
+from pipelines.storage import write_json, write_text
+
+STAGES = ["ingest", "features", "train", "score", "prioritise", "explain", "report"]
+VERSIONS = ["pandas", "pyarrow", "numpy", "scikit-learn", "great-expectations", "mlflow", "shap"]
+
+
+def read_floor(month_dirs: list[Path]) -> float:
+    """Seconds to read every delivered file once with pyarrow's multithreaded CSV reader."""
+    start = time.perf_counter()
+    for folder in month_dirs:
+        for path in sorted(folder.glob("*.csv")):
+            pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24))
+    return round(time.perf_counter() - start, 2)
+
+
+def _machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
+            "python": platform.python_version(),
+            "versions": {name: metadata.version(name) for name in VERSIONS}}
+
+
+def _stage_totals(manifests: list[dict]) -> dict:
+    totals: dict = defaultdict(lambda: {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mb": 0.0})
+    for manifest in manifests:
+        for name, info in manifest["stages"].items():
+            t = totals[name]
+            t["seconds"] = round(t["seconds"] + info["seconds"], 2)
+            t["cpu_seconds"] = round(t["cpu_seconds"] + info["cpu_seconds"], 2)
+            t["peak_rss_mb"] = max(t["peak_rss_mb"], info.get("peak_rss_mb") or 0.0)
+    return {name: totals[name] for name in STAGES if name in totals}
+
+
+def run_bench(root: Path, residents: int, months: int, seed: int = 1, end_month: str = "2026-10") -> dict:
+    from pipelines.synth import generate_ward
+
+    if root.exists():
+        shutil.rmtree(root)
+    cfg = load_config(None, root / "inbox", root / "work", root / "custody", environ={})
+    create_key(cfg.key_file)
+    started = time.perf_counter()
+    generate_ward(cfg.inbox, residents=residents, months=months, end_month=end_month, seed=seed)
+    generation = round(time.perf_counter() - started, 1)
+    all_months = inbox_months(cfg)
+    backfill_months, incremental = all_months[:-1], all_months[-1]
+
+    def timed(months_to_run: list[str]) -> dict:
+        wall, cpu = time.perf_counter(), time.process_time()
+        with peak_rss() as memory:
+            manifests = [run_month(cfg, m) for m in months_to_run]
+        return {"months": len(months_to_run), "seconds": round(time.perf_counter() - wall, 1),
+                "cpu_seconds": round(time.process_time() - cpu, 1), "peak_rss_mb": memory["peak_mb"],
+                "floor_seconds": read_floor([cfg.inbox / m for m in months_to_run]),
+                "stages": _stage_totals(manifests)}
+
+    result = {"residents": residents, "months": months, "seed": seed, "date": date.today().isoformat(),
+              "generation_seconds": generation, "machine": _machine(),
+              "command": f"mimamori bench --residents {residents} --months {months} --seed {seed}",
+              "backfill": timed(backfill_months), "incremental": timed([incremental])}
+    return result
+
+
+def write_results(result: dict, results_dir: Path, docs: Path) -> Path:
+    path = results_dir / f"{result['residents']}-{result['date']}.json"
+    write_json(result, path)
+    write_text(render_table(sorted(results_dir.glob("*.json"))), docs)
+    return path
+
+
+def render_table(paths: list[Path]) -> str:
+    lines = ["# Benchmarks", "",
+             "Made by `mimamori bench` (see `pipelines/bench.py`); rebuilt from `bench/results/*.json` on every run.",
+             "Wall seconds per stage, summed over the months of the phase; peak RSS is the highest of any stage.",
+             "The floor is the time to read every input file of the phase once with pyarrow.", ""]
+    for path in paths:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        m = r["machine"]
+        lines += [f"## {r['residents']:,} residents × {r['months']} months ({r['date']})", "",
+                  f"`{r['command']}` — {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}, Python {m['python']}; "
+                  + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+                  f"(generation, not timed: {r['generation_seconds']} s)", "",
+                  "| phase | months | wall s | CPU s | peak RSS MB | floor s | " + " | ".join(STAGES) + " |",
+                  "|---|---|---|---|---|---|" + "---|" * len(STAGES)]
+        for phase in ("backfill", "incremental"):
+            p = r[phase]
+            stages = " | ".join(f"{p['stages'].get(s, {}).get('seconds', 0):.1f}" for s in STAGES)
+            lines.append(f"| {phase} | {p['months']} | {p['seconds']} | {p['cpu_seconds']} | {p['peak_rss_mb']} | "
+                         f"{p['floor_seconds']} | {stages} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
