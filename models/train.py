@@ -21,6 +21,7 @@ from features.catalog import MODEL_FEATURES
 from models import metrics
 from models.baselines import BASELINES
 from models.estimator import make_model, one_thread
+from models.fairness import audit
 from models.labels import Outcomes, labels, window_closed
 from pipelines.config import Config
 from pipelines.months import shift
@@ -40,6 +41,7 @@ class TrainResult:
     holdout_month: str | None = None
     train_months: list[str] = field(default_factory=list)
     evaluation: dict = field(default_factory=dict)   # {"model": {...}, "alone_75": {...}, ...}
+    fairness: dict = field(default_factory=dict)     # {"model": [rows], "alone_75": [rows]} (models/fairness.py)
     label_counts: dict = field(default_factory=dict)
 
 
@@ -75,14 +77,23 @@ def score_model(model, features: pd.DataFrame) -> np.ndarray:
         return model.predict_proba(features[MODEL_FEATURES].to_numpy(dtype="float64"))[:, 1]
 
 
-def holdout_evaluation(cfg: Config, model, holdout: pd.DataFrame, holdout_labels: pd.DataFrame) -> dict:
-    """Model and every baseline on the holdout month, cut at that month's capacity."""
+def holdout_evaluation(cfg: Config, model, holdout: pd.DataFrame, holdout_labels: pd.DataFrame) -> tuple[dict, dict]:
+    """Model and every baseline on the holdout month, cut at that month's capacity, with a
+    fairness audit of the model and of today's rule at the same k."""
     k = sum(capacity(holdout, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts")).values())
     frame = holdout[holdout["age"] >= cfg.get("prioritise", "min_age")].merge(holdout_labels, on="pid", how="left")
-    results = {name: metrics.evaluate(rule(frame), frame, k) for name, (_, _, rule) in BASELINES.items()}
+    scores = {name: rule(frame) for name, (_, _, rule) in BASELINES.items()}
     if model is not None:
-        results["model"] = metrics.evaluate(score_model(model, frame), frame, k)
-    return results
+        scores["model"] = score_model(model, frame)
+    results = {name: metrics.evaluate(s, frame, k) for name, s in scores.items()}
+    fairness = {}
+    for name in ("model", "alone_75"):
+        if name in scores:
+            selected = np.zeros(len(frame), dtype=bool)
+            selected[metrics.top_k(scores[name], frame["pid"].to_numpy(), k)] = True
+            fairness[name] = audit(frame, selected, *cfg.get("fairness", "ratio_bounds"),
+                                   min_labelled=cfg.get("fairness", "min_labelled"))
+    return results, fairness
 
 
 def _code_version() -> str:
@@ -189,7 +200,7 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
     model = _fit(cfg, train)
     holdout_features = features_for(holdout_month)
     holdout_labels = _labels(cfg, outcomes, holdout_month)
-    evaluation = holdout_evaluation(cfg, model, holdout_features, holdout_labels)
+    evaluation, fairness = holdout_evaluation(cfg, model, holdout_features, holdout_labels)
     counts |= {"holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum())}
     best_name = max(BASELINES, key=lambda n: evaluation[n]["average_precision"] or 0.0)
     best_ap = evaluation[best_name]["average_precision"] or 0.0
@@ -201,7 +212,7 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
         mode, reason = "model", (f"trained on {len(train_months)} as-of months, holdout {holdout_month}: "
                                  f"average precision {model_ap:.3f} vs best baseline {best_name} {best_ap:.3f}")
     result = TrainResult(mode, reason, baseline=best_name, holdout_month=holdout_month,
-                         train_months=train_months, evaluation=evaluation, label_counts=counts)
+                         train_months=train_months, evaluation=evaluation, fairness=fairness, label_counts=counts)
     provenance = _provenance(cfg, month, lake_fingerprint, key_id)
     reused = _reusable(cfg, provenance)
     if reused is not None:

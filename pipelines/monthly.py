@@ -21,7 +21,7 @@ from pipelines import __version__, lake
 from pipelines.config import Config
 from pipelines.ingest import ingest_month
 from pipelines.months import month_end
-from pipelines.prioritise import capacity, eligible, make_list
+from pipelines.prioritise import capacity, eligible, exploration_slots, make_list
 from pipelines.pseudonymise import key_id, load_key
 from pipelines.resources import peak_rss
 from pipelines.storage import read_json, write_json, write_parquet
@@ -124,7 +124,8 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
         write_json({"mode": trained.mode, "reason": trained.reason, "baseline": trained.baseline,
                     "model_version": trained.model_version, "mlflow_run_id": trained.run_id,
                     "holdout_month": trained.holdout_month, "train_months": trained.train_months,
-                    "evaluation": trained.evaluation, "label_counts": trained.label_counts},
+                    "evaluation": trained.evaluation, "fairness": trained.fairness,
+                    "label_counts": trained.label_counts},
                    run_dir / "training.json")
 
     with manifest.stage("score") as info:
@@ -140,9 +141,12 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
         caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
         excluded, visited = excluded_pids(cfg, month), recently_visited(cfg, month)
         ok = eligible(feats, excluded, visited, cfg.get("prioritise", "min_age"))
-        listed = make_list(scored[ok.to_numpy()], caps)
+        explore = exploration_slots(caps, cfg.get("prioritise", "exploration_share"))
+        seed = cfg.get("training", "seed") + int(month.replace("-", ""))
+        listed = make_list(scored[ok.to_numpy()], caps, explore, seed)
         info.update(capacity=caps, excluded=int(feats["pid"].isin(excluded).sum()),
-                    recently_visited=int(feats["pid"].isin(visited).sum()), listed=len(listed))
+                    recently_visited=int(feats["pid"].isin(visited).sum()), listed=len(listed),
+                    exploration=int(listed["exploration"].sum()))
 
     with manifest.stage("explain") as info:
         progress(f"explain {month}")
@@ -154,11 +158,14 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
         else:
             why = rule_reasons(chosen, trained.baseline)
         listed = listed.merge(why, on="pid", how="left", validate="one_to_one")
+        picked = listed["exploration"]
+        listed.loc[picked, "reasons"] = "無作為抽出（探索枠）、" + listed.loc[picked, "reasons"]
+        listed.loc[picked, "reasons_en"] = "random pick (exploration); " + listed.loc[picked, "reasons_en"]
         listed["source"] = "model" if trained.mode == "model" else f"baseline:{trained.baseline}"
         listed["model_version"] = trained.model_version or ""
         listed["key_id"] = key_id(key)
         write_parquet(listed[["pid", "rank", "district", "score", "reasons", "reasons_en", "reason_features",
-                              "reason_contributions", "source", "model_version", "key_id"]],
+                              "reason_contributions", "exploration", "source", "model_version", "key_id"]],
                       run_dir / "list.parquet")
         info["explained"] = len(listed)
 

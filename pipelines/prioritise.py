@@ -18,13 +18,8 @@ def capacity(cohort: pd.DataFrame, share_of_residents: float, fixed: dict[str, i
     free = [d for d in districts if d not in fixed]
     elderly = (cohort["age"] >= 65).groupby(cohort["district"]).sum().reindex(free).fillna(0).to_numpy(dtype=float)
     weights = elderly / elderly.sum() if elderly.sum() else np.full(len(free), 1 / max(len(free), 1))
-    raw = weights * remaining
-    base = np.floor(raw).astype(int)
-    order = sorted(range(len(free)), key=lambda i: (-(raw[i] - base[i]), free[i]))
-    for i in order[: remaining - base.sum()]:
-        base[i] += 1
     out = {d: int(fixed[d]) for d in districts if d in fixed}
-    out.update({d: int(n) for d, n in zip(free, base)})
+    out.update(_largest_remainder(dict(zip(free, weights * remaining)), remaining))
     return dict(sorted(out.items()))
 
 
@@ -33,15 +28,40 @@ def eligible(cohort: pd.DataFrame, excluded: set[str], recently_visited: set[str
     return (cohort["age"] >= min_age) & ~cohort["pid"].isin(excluded | recently_visited)
 
 
-def make_list(scored: pd.DataFrame, caps: dict[str, int]) -> pd.DataFrame:
+def _largest_remainder(raw: dict[str, float], total: int) -> dict[str, int]:
+    base = {d: int(np.floor(v)) for d, v in raw.items()}
+    order = sorted(raw, key=lambda d: (-(raw[d] - base[d]), d))
+    for d in order[: max(total - sum(base.values()), 0)]:
+        base[d] += 1
+    return base
+
+
+def exploration_slots(caps: dict[str, int], share: float) -> dict[str, int]:
+    """How many of each district's visits go to random picks: `share` of the ward's visits."""
+    return _largest_remainder({d: c * share for d, c in caps.items()}, int(round(share * sum(caps.values()))))
+
+
+def make_list(scored: pd.DataFrame, caps: dict[str, int], explore: dict[str, int] | None = None,
+              seed: int = 0) -> pd.DataFrame:
     """scored: pid, district, score (eligible people only). Returns the list in ward-wide priority order.
 
-    Within a district the highest scores fill its capacity; the ward-wide rank orders everyone
-    listed by score, ties broken by pid so that the same inputs always give the same list.
+    Within a district the highest scores fill its capacity less its exploration slots; those
+    slots go to people drawn at random from the district's eligible rest (marked `exploration`),
+    so that later labels are not only about people the model already ranks high. The ward-wide
+    rank orders everyone listed by score, ties broken by pid: the same inputs and seed always
+    give the same list.
     """
+    explore = explore or {}
     ordered = scored.sort_values(["score", "pid"], ascending=[False, True], kind="stable")
     within = ordered.groupby("district", sort=False).cumcount()
-    limit = ordered["district"].map(caps).fillna(0)
-    listed = ordered[within < limit].reset_index(drop=True)
+    limit = ordered["district"].map(lambda d: caps.get(d, 0) - explore.get(d, 0))
+    chosen = ordered[within < limit].assign(exploration=False)
+    rest = ordered[within >= limit]
+    rng = np.random.default_rng(seed)
+    picks = [group.sort_values("pid").iloc[np.sort(rng.choice(len(group), min(explore.get(d, 0), len(group)),
+                                                              replace=False))]
+             for d, group in rest.groupby("district", sort=True) if explore.get(d, 0) > 0]
+    listed = pd.concat([chosen] + [p.assign(exploration=True) for p in picks], ignore_index=True)
+    listed = listed.sort_values(["score", "pid"], ascending=[False, True], kind="stable").reset_index(drop=True)
     listed.insert(1, "rank", np.arange(1, len(listed) + 1))
     return listed

@@ -31,7 +31,8 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
                   cfg.get("prioritise", "min_age"))
     caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
     out = {"k": len(listed), "isolated_in_ward": int(isolated.sum()), "residents": len(isolated)}
-    rankers = {"list": listed["pid"]}
+    # Exploration picks are random by design: they are reported apart, not in the list's precision.
+    rankers = {"list": listed.loc[~listed["exploration"], "pid"], "exploration": listed.loc[listed["exploration"], "pid"]}
     for name, (_, _, rule) in BASELINES.items():
         scored = feats[["pid", "district"]].assign(score=rule(feats))[ok.to_numpy()]
         scored = scored[scored["score"] > 0]

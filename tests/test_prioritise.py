@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from pipelines.prioritise import capacity, eligible, make_list
+from pipelines.prioritise import capacity, eligible, exploration_slots, make_list
 
 
 def _cohort():
@@ -39,3 +39,19 @@ def test_ties_are_broken_by_pid_so_lists_are_deterministic():
 def test_excluded_recently_visited_and_too_young_are_not_eligible():
     cohort = pd.DataFrame({"pid": ["a", "b", "c", "d"], "age": [80, 70, 90, 64]})
     assert eligible(cohort, {"a"}, {"c"}, min_age=65).tolist() == [False, True, False, False]
+
+
+def test_exploration_slots_are_a_share_of_the_ward_and_random_picks_are_marked():
+    caps = {"A": 9, "B": 7, "C": 4}
+    slots = exploration_slots(caps, 0.1)
+    assert sum(slots.values()) == 2 and all(slots[d] <= caps[d] for d in caps)
+    scored = pd.DataFrame({"pid": [f"{i:04d}" for i in range(300)], "district": ["A", "B", "C"] * 100,
+                           "score": np.linspace(1, 0, 300)})
+    listed = make_list(scored, caps, slots, seed=3)
+    assert len(listed) == 20 and listed["exploration"].sum() == 2
+    top = make_list(scored, caps)
+    # ranked picks are the district's best; random picks come from outside them
+    assert set(listed.loc[~listed["exploration"], "pid"]) < set(top["pid"])
+    assert not set(listed.loc[listed["exploration"], "pid"]) & set(top["pid"])
+    assert make_list(scored, caps, slots, seed=3).equals(listed)
+    assert not make_list(scored, caps, slots, seed=4)["pid"].equals(listed["pid"])
