@@ -1,8 +1,11 @@
 """The feature catalogue: every feature's source, window, imputation and wording.
 
-Reports, reasons and sheets take their phrases from here, so nothing is typed twice. A phrase
-is written for the value the person actually has, in natural Japanese with English alongside
-for auditors.
+Reports, reasons, visiting sheets and model cards take their phrases from here, so nothing is
+typed twice. A phrase is written for the value the person actually has, in natural Japanese
+with English alongside for auditors (「介護保険料を4か月分滞納」, "4 months of care-premium
+arrears"). `ask_ja` is what a visitor might gently ask about when the feature is one of a
+person's reasons; `imputed_ja`/`imputed_en` say what the `_imp` flag means. Ages in phrases are
+top-coded at 90 (「90歳以上」), as in every report.
 """
 from __future__ import annotations
 
@@ -22,13 +25,27 @@ class Feature:
     label_ja: str
     label_en: str
     phrase: Phrase
+    ask_ja: str = ""          # what a visitor might ask about (visiting sheets)
+    ask_en: str = ""
+    imputed_ja: str = ""      # meaning of the `_imp` flag, for model cards and auditors
+    imputed_en: str = ""
 
 
 def _n(value: float) -> int:
     return int(round(value))
 
 
+def _en(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 month', '4 months' (English phrases read naturally with the value filled in)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+AGE_TOP = 90  # ages at or above are written "90歳以上" (top-coding, privacy-notes §2.2)
+
+
 def _age(v: float, imp: bool) -> tuple[str, str]:
+    if _n(v) >= AGE_TOP:
+        return f"{AGE_TOP}歳以上", f"aged {AGE_TOP} or over"
     return f"{_n(v)}歳", f"aged {_n(v)}"
 
 
@@ -40,19 +57,21 @@ def _months_here(v: float, imp: bool) -> tuple[str, str]:
     if imp:
         return "転入時期の記録なし", "no move-in date on record"
     if v < 12:
-        return f"転入して{_n(v)}か月", f"moved in {_n(v)} months ago"
-    return f"同じ住所に{_n(v) // 12}年", f"{_n(v) // 12} years at the same address"
+        return f"転入して{_n(v)}か月", f"moved in {_en(_n(v), 'month')} ago"
+    return f"同じ住所に{_n(v) // 12}年", f"{_en(_n(v) // 12, 'year')} at the same address"
 
 
 def _since_checkup(v: float, imp: bool) -> tuple[str, str]:
     years = _n(v) // 12
     if imp and years >= 2:
-        return f"{years}年以上 健診の受診記録なし", f"no health checkup on record for {years}+ years"
+        return f"健診の受診記録が{years}年以上なし", f"no health checkup on record for {years}+ years"
     if imp:
-        return f"{_n(v)}か月以上 健診の受診記録なし", f"no health checkup on record for {_n(v)}+ months"
+        return f"健診の受診記録が{_n(v)}か月以上なし", f"no health checkup on record for {_n(v)}+ months"
+    if v < 1:
+        return "今月に健診の受診記録あり", "health checkup this month"
     if v >= 24:
         return f"最後の健診から{years}年以上", f"last health checkup {years}+ years ago"
-    return f"最後の健診から{_n(v)}か月", f"last health checkup {_n(v)} months ago"
+    return f"最後の健診から{_n(v)}か月", f"last health checkup {_en(_n(v), 'month')} ago"
 
 
 def _care_arrears(v: float, imp: bool) -> tuple[str, str]:
@@ -60,7 +79,7 @@ def _care_arrears(v: float, imp: bool) -> tuple[str, str]:
         return "介護保険料の賦課なし", "no long-term-care premium billed"
     if v < 0.5:
         return "介護保険料の滞納なし", "no care-premium arrears"
-    return f"介護保険料を{_n(v)}か月分滞納", f"{_n(v)} months of care-premium arrears"
+    return f"介護保険料を{_n(v)}か月分滞納", f"{_en(_n(v), 'month')} of care-premium arrears"
 
 
 def _nhi_arrears(v: float, imp: bool) -> tuple[str, str]:
@@ -68,17 +87,19 @@ def _nhi_arrears(v: float, imp: bool) -> tuple[str, str]:
         return "国民健康保険料の賦課なし", "no national-health-insurance premium billed"
     if v < 0.5:
         return "世帯の国保料の滞納なし", "no household NHI arrears"
-    return f"世帯の国保料を{_n(v)}か月分滞納", f"{_n(v)} months of household NHI arrears"
+    return f"世帯の国保料を{_n(v)}か月分滞納", f"{_en(_n(v), 'month')} of household NHI arrears"
 
 
 CARE_LEVELS = ["なし", "要支援1", "要支援2", "要介護1", "要介護2", "要介護3", "要介護4", "要介護5"]
+CARE_LEVELS_EN = ["none", "support level 1", "support level 2", "care level 1", "care level 2", "care level 3",
+                  "care level 4", "care level 5"]
 
 
 def _care_level(v: float, imp: bool) -> tuple[str, str]:
-    level = _n(v)
+    level = min(max(_n(v), 0), len(CARE_LEVELS) - 1)
     if level == 0:
         return "要介護認定なし", "no long-term-care certification"
-    return f"要介護認定あり（{CARE_LEVELS[level]}）", f"long-term-care certified ({CARE_LEVELS[level]})"
+    return f"要介護認定あり（{CARE_LEVELS[level]}）", f"long-term-care certified ({CARE_LEVELS_EN[level]})"
 
 
 def _garbage(v: float, imp: bool) -> tuple[str, str]:
@@ -86,54 +107,75 @@ def _garbage(v: float, imp: bool) -> tuple[str, str]:
         return "訪問収集の利用なし", "not enrolled in door-to-door garbage pickup"
     if v < 0.5:
         return "訪問収集で毎回応答あり", "answered at every garbage pickup"
-    return f"訪問収集で応答なし（90日で{_n(v)}回）", f"no answer at garbage pickup {_n(v)} times in 90 days"
+    return f"訪問収集で応答なしが90日間に{_n(v)}回", f"no answer at door-to-door garbage pickup {_en(_n(v), 'time')} in 90 days"
 
 
 def _since_contact(v: float, imp: bool) -> tuple[str, str]:
     if imp:
-        return f"{_n(v)}か月以上 相談・見守りの記録なし", f"no welfare contact on record for {_n(v)}+ months"
+        return f"相談・見守りの記録が{_n(v)}か月以上なし", f"no welfare contact on record for {_n(v)}+ months"
     if v < 1:
-        return "今月 相談・見守りの記録あり", "welfare contact this month"
-    return f"最後の相談・見守りから{_n(v)}か月", f"last welfare contact {_n(v)} months ago"
+        return "今月に相談・見守りの記録あり", "welfare contact this month"
+    return f"最後の相談・見守りから{_n(v)}か月", f"last welfare contact {_en(_n(v), 'month')} ago"
 
 
 def _missed_visits(v: float, imp: bool) -> tuple[str, str]:
     if v < 0.5:
         return "過去1年の訪問で不在・拒否なし", "no unanswered or declined visit in a year"
-    return f"過去1年の訪問で不在・拒否{_n(v)}回", f"{_n(v)} unanswered or declined visits in a year"
+    return f"過去1年の訪問で不在・拒否{_n(v)}回", f"{_en(_n(v), 'unanswered or declined visit')} in a year"
 
 
 def _emergencies(v: float, imp: bool) -> tuple[str, str]:
     if v < 0.5:
         return "過去1年に緊急対応なし", "no emergency response in a year"
-    return f"過去1年に緊急対応{_n(v)}回", f"{_n(v)} emergency responses in a year"
+    return f"過去1年に緊急対応{_n(v)}回", f"{_en(_n(v), 'emergency response')} in a year"
 
 
 CATALOG: dict[str, Feature] = {f.name: f for f in [
-    Feature("age", "residents", "snapshot at as-of", "none (required)", "年齢", "age", _age),
+    Feature("age", "residents", "snapshot at as-of", "none (required)", "年齢", "age", _age,
+            ask_ja="日々の体調や困りごと", ask_en="day-to-day health and worries"),
     Feature("living_alone", "residents", "snapshot at as-of", "none (required)",
-            "ひとり暮らし", "living alone", _alone),
+            "ひとり暮らし", "living alone", _alone,
+            ask_ja="困ったときに頼れる人・連絡先がいるか", ask_en="whom they could call on in trouble"),
     Feature("months_at_address", "residents", "snapshot at as-of", "left missing (the model routes it), flagged",
-            "現住所での居住期間", "months at address", _months_here),
+            "現住所での居住期間", "months at address", _months_here,
+            ask_ja="近所に知り合いや相談できる人がいるか", ask_en="whether they know anyone nearby to talk to",
+            imputed_ja="転入日の記録なし", imputed_en="no move-in date on record"),
     Feature("months_since_checkup", "checkups", "all history known at as-of",
             "months of history when none on record, flagged", "健診からの経過月数",
-            "months since last health checkup", _since_checkup),
+            "months since last health checkup", _since_checkup,
+            ask_ja="体調・通院の様子（健診の案内も）", ask_en="health and doctor visits (mention the free checkup)",
+            imputed_ja="健診の受診記録なし", imputed_en="no health checkup on record"),
     Feature("care_arrears_months", "care_premiums", "12 billing months to as-of",
-            "0 when not billed, flagged", "介護保険料の滞納月数", "months of care-premium arrears", _care_arrears),
+            "0 when not billed, flagged", "介護保険料の滞納月数", "months of care-premium arrears", _care_arrears,
+            ask_ja="暮らし向き・支払いで困っていないか", ask_en="whether money or bills are a worry",
+            imputed_ja="介護保険料の賦課なし", imputed_en="no care premium billed"),
     Feature("nhi_arrears_months", "nhi_premiums", "12 billing months to as-of",
-            "0 when not billed, flagged", "国保料の滞納月数（世帯）", "months of household NHI arrears", _nhi_arrears),
+            "0 when not billed, flagged", "国保料の滞納月数（世帯）", "months of household NHI arrears", _nhi_arrears,
+            ask_ja="暮らし向き・支払いで困っていないか", ask_en="whether money or bills are a worry",
+            imputed_ja="世帯に国保料の賦課なし", imputed_en="no NHI premium billed to the household"),
     Feature("care_level", "care_certifications", "valid at as-of", "0 = not certified",
-            "要介護度", "long-term-care level", _care_level),
+            "要介護度", "long-term-care level", _care_level,
+            ask_ja="介護サービスの利用状況と困りごと", ask_en="care services in use and any difficulty"),
     Feature("garbage_no_response_90d", "garbage_pickups", "90 days to as-of",
-            "0 when not enrolled, flagged", "訪問収集の応答なし回数", "unanswered garbage pickups", _garbage),
+            "0 when not enrolled, flagged", "訪問収集の応答なし回数", "unanswered garbage pickups", _garbage,
+            ask_ja="ごみ出しや家事で困っていないか", ask_en="trouble with rubbish or housework",
+            imputed_ja="訪問収集の利用なし", imputed_en="not enrolled in door-to-door garbage pickup"),
     Feature("months_since_contact", "welfare_contacts", "all history known at as-of",
             "months of history when none on record, flagged", "相談・見守りからの経過月数",
-            "months since last welfare contact", _since_contact),
+            "months since last welfare contact", _since_contact,
+            ask_ja="最近、誰かと話したり出かけたりしているか", ask_en="whether they talk to or go out with anyone lately",
+            imputed_ja="相談・見守りの記録なし", imputed_en="no welfare contact on record"),
     Feature("missed_visits_12m", "outreach_outcomes", "12 months to as-of", "0 when none",
-            "訪問時の不在・拒否回数", "unanswered or declined visits", _missed_visits),
+            "訪問時の不在・拒否回数", "unanswered or declined visits", _missed_visits,
+            ask_ja="訪問の都合のよい時間帯（無理のない範囲で）", ask_en="a convenient time for visits, without pressing"),
     Feature("emergencies_12m", "adverse_events", "12 months to as-of", "0 when none",
-            "緊急対応の回数", "emergency responses", _emergencies),
+            "緊急対応の回数", "emergency responses", _emergencies,
+            ask_ja="その後の体調と、緊急時の連絡先", ask_en="health since, and an emergency contact"),
 ]}
+
+# How an exploration pick (drawn at random from the eligible rest, not ranked) is introduced
+# before its reasons on lists and sheets.
+EXPLORATION = ("無作為抽出（探索枠）", "random pick (exploration)")
 
 # Features whose imputation is flagged carry a companion `<name>_imp` column (1 = imputed).
 FLAGGED = ["months_at_address", "months_since_checkup", "care_arrears_months", "nhi_arrears_months",
@@ -145,8 +187,28 @@ def describe(name: str, value: float, imputed: bool = False) -> tuple[str, str]:
     """The (Japanese, English) phrase for a feature at a person's value."""
     if name.endswith("_imp"):
         base = CATALOG[name[:-4]]
-        return (f"{base.label_ja}の記録なし", f"no record of {base.label_en}") if value >= 0.5 else \
-               (f"{base.label_ja}の記録あり", f"{base.label_en} on record")
+        if value is not None and value >= 0.5:
+            return base.imputed_ja, base.imputed_en
+        return f"{base.label_ja}：記録あり", f"{base.label_en}: on record"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         value, imputed = 0.0, True
     return CATALOG[name].phrase(float(value), bool(imputed))
+
+
+def label(name: str) -> tuple[str, str]:
+    """(Japanese, English) label of a model feature, `_imp` flags included."""
+    if name.endswith("_imp"):
+        base = CATALOG[name[:-4]]
+        return f"{base.label_ja}（記録なしの印）", f"{base.label_en}: no-record flag"
+    return CATALOG[name].label_ja, CATALOG[name].label_en
+
+
+def questions(names: list[str]) -> tuple[str, str]:
+    """What a visitor might ask about, for a person's reason features (duplicates dropped)."""
+    ja, en = [], []
+    for name in names:
+        feature = CATALOG.get(name[:-4] if name.endswith("_imp") else name)
+        if feature is not None and feature.ask_ja and feature.ask_ja not in ja:
+            ja.append(feature.ask_ja)
+            en.append(feature.ask_en)
+    return "、".join(ja), "; ".join(en)

@@ -2,15 +2,25 @@
 
 A feature and its `_imp` flag are one fact for a reader ("no checkup on record for 2+ years"),
 so their contributions are added before the top three risk-raising reasons are chosen.
+
+Only listed people are explained. Their full contribution vectors, the base value and the
+model's own log-odds are stored in `runs/<month>/explanations.parquet` with the model version,
+so anyone can check Σφ + base = log-odds and the auditor's view (`explain_person`) works from
+files. Nothing here carries an identifier: pseudonyms, features and contributions only.
 """
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.catalog import CATALOG, MODEL_FEATURES, describe
+from features.catalog import CATALOG, MODEL_FEATURES, describe, label
 
 TOP = 3
+EXPLANATIONS = "explanations.parquet"
+SHAP_PREFIX = "shap_"
 
 
 def shap_values(model, features: pd.DataFrame) -> tuple[np.ndarray, float]:
@@ -67,3 +77,141 @@ def rule_reasons(features: pd.DataFrame, baseline: str) -> pd.DataFrame:
         rows.append({"pid": row["pid"], "reason_features": names, "reason_contributions": [],
                      "reasons": "、".join(ja), "reasons_en": "; ".join(en)})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------- stored explanations
+
+def explanation_table(chosen: pd.DataFrame, model, model_version: str) -> pd.DataFrame:
+    """pid, model_version, base_value, log_odds (the model's decision function), shap_<feature> …"""
+    from models.estimator import one_thread
+
+    values, base = shap_values(model, chosen)
+    with one_thread():
+        log_odds = model.decision_function(chosen[MODEL_FEATURES].to_numpy(dtype="float64"))
+    table = pd.DataFrame({"pid": chosen["pid"].to_numpy(), "model_version": str(model_version or ""),
+                          "base_value": base, "log_odds": np.asarray(log_odds, dtype="float64")})
+    for j, name in enumerate(MODEL_FEATURES):
+        table[SHAP_PREFIX + name] = values[:, j]
+    return table
+
+
+def contributions(table: pd.DataFrame) -> np.ndarray:
+    """n × p contributions of a stored explanation table, in MODEL_FEATURES order."""
+    return table[[SHAP_PREFIX + n for n in MODEL_FEATURES]].to_numpy(dtype="float64")
+
+
+def additivity_error(table: pd.DataFrame) -> float:
+    """max |Σφ + base − log-odds| over the table (exact TreeSHAP: ~1e-14)."""
+    if not len(table):
+        return 0.0
+    return float(np.max(np.abs(contributions(table).sum(axis=1) + table["base_value"] - table["log_odds"])))
+
+
+def write_explanations(cfg, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> Path | None:
+    """Store the listed people's contributions; None (and no stale file) when a rule made the list."""
+    from pipelines.storage import write_parquet
+
+    path = cfg.runs / month / EXPLANATIONS
+    if trained.mode != "model" or trained.model is None:
+        path.unlink(missing_ok=True)
+        return None
+    chosen = features.set_index("pid").loc[listed["pid"]].reset_index()
+    table = explanation_table(chosen, trained.model, trained.model_version)
+    error = additivity_error(table)
+    if error > 1e-6:
+        raise AssertionError(f"SHAP additivity broken for {month}: max error {error:.2e}")
+    write_parquet(table, path)
+    return path
+
+
+# -------------------------------------------------------------------- the auditor's view
+
+def _value_text(name: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "missing"
+    if name == "age" and value >= 90:
+        return "90+"
+    return f"{value:g}"
+
+
+def explain_person(cfg, month: str, pid: str) -> tuple[str, Path | None]:
+    """An auditor's view of one listed person: every contribution with the feature's value and
+    the catalogue's phrase, the sum check, and a waterfall PNG (runs/<month>/explain/<pid>.png).
+    No identifier is shown: the pseudonym, the district and features (age top-coded at 90)."""
+    from pipelines.storage import read_parquet
+    from reports import plots
+
+    run_dir = cfg.runs / month
+    list_path = run_dir / "list.parquet"
+    if not list_path.exists():
+        raise FileNotFoundError(f"no list for {month}: run `mimamori run --month {month}` first")
+    listed = read_parquet(list_path)
+    row = listed[listed["pid"] == pid]
+    if not len(row):
+        raise ValueError(f"{pid} is not on the {month} list (only listed people are explained)")
+    person = row.iloc[0]
+    feature_path = cfg.features_dir / f"{month}.parquet"
+    if feature_path.exists():
+        feats = read_parquet(feature_path)
+    else:
+        from features.store import features_for
+
+        feats = features_for(cfg.work, month)
+    values = feats.set_index("pid").loc[pid]
+    by_model = str(person["source"]).startswith("model")
+    # a rule's score encodes the exact age (age/120), so it is shown only for the model's lists
+    score = f"score {float(person['score']):.4f}   " if by_model else ""
+    explored = "   無作為抽出（探索枠）/ exploration pick" if bool(person.get("exploration", False)) else ""
+    head = [f"mimamori explain {month}  pseudonym {pid}",
+            f"順位 rank {int(person['rank'])} / {len(listed)}   地区 district {person['district']}   "
+            f"{score}made by {person['source']}   model version {person['model_version'] or '—'}{explored}",
+            f"理由 reasons: {person['reasons']}",
+            f"        {person['reasons_en']}"]
+    if not by_model:
+        head.append("このリストは比較基準のルールで作られたため、SHAP 寄与はありません。理由はルールの条件です。")
+        head.append("The list was made by a rule baseline: there are no SHAP contributions; "
+                    "the reasons are the rule's criteria with the person's values.")
+        for name in person["reason_features"]:
+            ja, en = describe(name, values[name], bool(values.get(f"{name}_imp", 0) >= .5))
+            head.append(f"  {CATALOG[name].label_en:38s} {_value_text(name, values[name]):>8s}  {ja} / {en}")
+        return "\n".join(head) + "\n", None
+    path = run_dir / EXPLANATIONS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: rerun the month to store the explanations")
+    table = read_parquet(path)
+    mine = table[table["pid"] == pid]
+    if not len(mine):
+        raise ValueError(f"{pid} has no stored explanation in {path}")
+    phi = contributions(mine)[0]
+    base, log_odds = float(mine["base_value"].iloc[0]), float(mine["log_odds"].iloc[0])
+    names, group_phi = grouped(phi[None, :])
+    stated = list(person["reason_features"])
+    lines = head + [
+        f"model version of the explanation: {mine['model_version'].iloc[0]}",
+        f"base value E[f(x)] = {base:+.6f} log-odds",
+        "",
+        f"  {'SHAP':>10s} {'value':>7s}  feature (catalogue) — phrase at the person's value",
+    ]
+    index = {n: i for i, n in enumerate(MODEL_FEATURES)}
+    for j in np.argsort(-np.abs(group_phi[0]), kind="stable"):
+        name = names[j]
+        imputed = bool(values.get(f"{name}_imp", 0) >= .5)
+        ja, en = describe(name, values[name], imputed)
+        mark = "★" if name in stated else " "
+        value = _value_text(name, values[name]) + ("*" if imputed else "")
+        lines.append(f"{mark} {group_phi[0, j]:+10.6f} {value:>7s}  {CATALOG[name].label_ja} / {CATALOG[name].label_en}"
+                     f" — {ja} / {en}")
+        if f"{name}_imp" in index:
+            own, flag = phi[index[name]], phi[index[name + '_imp']]
+            lines.append(f"  {'':10s} {'':7s}    = {own:+.6f} (value) {flag:+.6f} ({label(name + '_imp')[1]})")
+    total = base + phi.sum()
+    lines += ["",
+              f"base + Σ SHAP = {total:+.6f}   model log-odds = {log_odds:+.6f}   |difference| = {abs(total - log_odds):.1e}",
+              f"probability = 1/(1+exp(-log-odds)) = {1 / (1 + math.exp(-log_odds)):.6f} (list score {float(person['score']):.6f})",
+              "★ = stated reason on the visiting sheet; * = no record (imputed value, flagged); ages 90+ top-coded."]
+    png = plots.waterfall(base, [(f"{CATALOG[n].label_en} = {_value_text(n, values[n])}", float(group_phi[0, j]))
+                                 for j, n in enumerate(names)], log_odds,
+                          f"{month}  {pid[:12]}…  rank {int(person['rank'])}  (model v{mine['model_version'].iloc[0]})")
+    out = plots.save(png, run_dir / "explain" / f"{pid}.png")
+    lines.append(f"waterfall: {out}")
+    return "\n".join(lines) + "\n", out

@@ -42,6 +42,10 @@ class TrainResult:
     train_months: list[str] = field(default_factory=list)
     evaluation: dict = field(default_factory=dict)   # {"model": {...}, "alone_75": {...}, ...}
     fairness: dict = field(default_factory=dict)     # {"model": [rows], "alone_75": [rows]} (models/fairness.py)
+    holdout_k: int | None = None
+    # Holdout people (aged min_age+): pid, age, sex, district, living_alone, label (1/0/NaN) and
+    # score_<ranker> for the compared model and every baseline; kept in memory for the report.
+    holdout_frame: pd.DataFrame | None = field(default=None, repr=False)
     label_counts: dict = field(default_factory=dict)
 
 
@@ -56,16 +60,16 @@ def split_months(current: str, first: str, timespan_days: int, max_history: int)
     return train, holdout
 
 
-def _labels(cfg: Config, outcomes: Outcomes, month: str) -> pd.DataFrame:
+def labels_for(cfg: Config, outcomes: Outcomes, month: str) -> pd.DataFrame:
     return labels(outcomes, month, cfg.get("labels", "timespan_days"), cfg.get("labels", "adverse_events_of_unvisited"))
 
 
 def labelled_frame(cfg: Config, months: list[str], outcomes: Outcomes, features_for: FeaturesFor) -> pd.DataFrame:
-    frames = [features_for(month).merge(_labels(cfg, outcomes, month), on="pid", how="inner") for month in months]
+    frames = [features_for(month).merge(labels_for(cfg, outcomes, month), on="pid", how="inner") for month in months]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MODEL_FEATURES + ["label"])
 
 
-def _fit(cfg: Config, frame: pd.DataFrame):
+def fit_model(cfg: Config, frame: pd.DataFrame):
     t = cfg.settings["training"]
     model = make_model(t["seed"], t["max_iter"], t["learning_rate"], t["max_leaf_nodes"], t["min_samples_leaf"])
     with one_thread():
@@ -77,7 +81,8 @@ def score_model(model, features: pd.DataFrame) -> np.ndarray:
         return model.predict_proba(features[MODEL_FEATURES].to_numpy(dtype="float64"))[:, 1]
 
 
-def holdout_evaluation(cfg: Config, model, holdout: pd.DataFrame, holdout_labels: pd.DataFrame) -> tuple[dict, dict]:
+def holdout_evaluation(cfg: Config, model, holdout: pd.DataFrame,
+                       holdout_labels: pd.DataFrame) -> tuple[dict, dict, pd.DataFrame, int]:
     """Model and every baseline on the holdout month, cut at that month's capacity, with a
     fairness audit of the model and of today's rule at the same k."""
     k = sum(capacity(holdout, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts")).values())
@@ -93,7 +98,9 @@ def holdout_evaluation(cfg: Config, model, holdout: pd.DataFrame, holdout_labels
             selected[metrics.top_k(scores[name], frame["pid"].to_numpy(), k)] = True
             fairness[name] = audit(frame, selected, *cfg.get("fairness", "ratio_bounds"),
                                    min_labelled=cfg.get("fairness", "min_labelled"))
-    return results, fairness
+    scored = frame[["pid", "age", "sex", "district", "living_alone"]].assign(
+        label=frame["label"].astype("float64"), **{f"score_{name}": s for name, s in scores.items()})
+    return results, fairness, scored.reset_index(drop=True), k
 
 
 def _code_version() -> str:
@@ -197,10 +204,10 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
                            f"the training months; at least {t['min_labelled']} ({t['min_positive']} positive) "
                            "are needed", train_months=train_months, holdout_month=holdout_month,
                            label_counts=counts)
-    model = _fit(cfg, train)
+    model = fit_model(cfg, train)
     holdout_features = features_for(holdout_month)
-    holdout_labels = _labels(cfg, outcomes, holdout_month)
-    evaluation, fairness = holdout_evaluation(cfg, model, holdout_features, holdout_labels)
+    holdout_labels = labels_for(cfg, outcomes, holdout_month)
+    evaluation, fairness, scored, k = holdout_evaluation(cfg, model, holdout_features, holdout_labels)
     counts |= {"holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum())}
     best_name = max(BASELINES, key=lambda n: evaluation[n]["average_precision"] or 0.0)
     best_ap = evaluation[best_name]["average_precision"] or 0.0
@@ -212,7 +219,8 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
         mode, reason = "model", (f"trained on {len(train_months)} as-of months, holdout {holdout_month}: "
                                  f"average precision {model_ap:.3f} vs best baseline {best_name} {best_ap:.3f}")
     result = TrainResult(mode, reason, baseline=best_name, holdout_month=holdout_month,
-                         train_months=train_months, evaluation=evaluation, fairness=fairness, label_counts=counts)
+                         train_months=train_months, evaluation=evaluation, fairness=fairness, label_counts=counts,
+                         holdout_k=k, holdout_frame=scored)
     provenance = _provenance(cfg, month, lake_fingerprint, key_id)
     reused = _reusable(cfg, provenance)
     if reused is not None:
@@ -221,7 +229,7 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
     else:
         # The model that serves the list is refitted on every usable month, holdout included.
         everything = pd.concat([train, holdout_features.merge(holdout_labels, on="pid")], ignore_index=True)
-        final = _fit(cfg, everything)
+        final = fit_model(cfg, everything)
         _log_to_mlflow(cfg, final, result, everything, provenance)
     result.model = final if mode == "model" else None
     return result

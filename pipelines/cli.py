@@ -60,6 +60,9 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     if not months:
         raise SystemExit(f"no delivery months in the inbox {cfg.inbox}")
     console = _console()
+    if args.all:
+        for month in inbox_months(cfg, pending=True):
+            console.print(f"{month}: not yet delivered (no residents extract), skipped")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("mimamori run", total=len(months))
@@ -107,6 +110,24 @@ def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
     info = release(cfg, args.month, args.recipient)
     print(f"released {info['rows']} rows for {args.month} to the {args.recipient} into {info['dir']} "
           f"({', '.join(info['files'])}; expires {info['expires']})")
+    return 0
+
+
+def cmd_explain(cfg: Config, args: argparse.Namespace) -> int:
+    from models.explain import explain_person
+
+    text, png = explain_person(cfg, args.month, args.pid)
+    print(text)
+    if png is not None:
+        print(f"waterfall: {png}")
+    return 0
+
+
+def cmd_outcomes(cfg: Config, args: argparse.Namespace) -> int:
+    from pipelines.outcomes import import_outcomes
+
+    path = import_outcomes(cfg, args.file, args.month, args.into)
+    print(f"visit outcomes from {args.file.name} merged into {path}")
     return 0
 
 
@@ -241,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipient", choices=["coordinator", "minsei", "nurse"], default="coordinator",
                    help="coordinator: the full sheet; minsei: name, address, age band, reasons; nurse: adds contact details")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("explain", help="an auditor's view of one listed person's reasons (no identifiers)")
+    p.add_argument("--month", required=True)
+    p.add_argument("--pid", required=True)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("outcomes", help="visit outcomes returned on the sheets")
+    p.add_argument("action", choices=["import"])
+    p.add_argument("file", type=Path, help="the returned outreach.xlsx with 訪問日 and 訪問結果 filled in")
+    p.add_argument("--month", required=True, help="the month of the list the sheet came from")
+    p.add_argument("--into", help="delivery month to write into (default: the month after)")
+    p.set_defaults(func=cmd_outcomes)
 
     sub.add_parser("purge", help="delete released sheets past their expiry (logged)").set_defaults(func=cmd_purge)
     sub.add_parser("rekey", help="rotate the key: re-pseudonymise the lake, destroy the old key (logged)"

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from features.catalog import EXPLORATION
 from features.store import features_for, lake_fingerprint
 from models.train import TrainResult, score_model, train_month
 from pipelines import __version__, lake
@@ -23,16 +24,21 @@ from pipelines.ingest import ingest_month
 from pipelines.months import month_end
 from pipelines.prioritise import capacity, eligible, exploration_slots, make_list
 from pipelines.pseudonymise import key_id, load_key
+from pipelines.reading import delivery_file
 from pipelines.resources import peak_rss
 from pipelines.storage import read_json, write_json, write_parquet
 
 Progress = Callable[[str], None]
 
 
-def inbox_months(cfg: Config) -> list[str]:
+def inbox_months(cfg: Config, pending: bool = False) -> list[str]:
+    """Delivery months in the inbox. A month folder without a residents extract is still being
+    delivered (e.g. it holds only outcomes imported from returned sheets): it is listed only
+    with `pending=True`."""
     if not cfg.inbox.is_dir():
         return []
-    return sorted(p.name for p in cfg.inbox.iterdir() if p.is_dir() and len(p.name) == 7 and p.name[4] == "-")
+    folders = sorted(p for p in cfg.inbox.iterdir() if p.is_dir() and len(p.name) == 7 and p.name[4] == "-")
+    return [p.name for p in folders if pending != (delivery_file(p, "residents") is not None)]
 
 
 class Manifest:
@@ -159,8 +165,8 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
             why = rule_reasons(chosen, trained.baseline)
         listed = listed.merge(why, on="pid", how="left", validate="one_to_one")
         picked = listed["exploration"]
-        listed.loc[picked, "reasons"] = "無作為抽出（探索枠）、" + listed.loc[picked, "reasons"]
-        listed.loc[picked, "reasons_en"] = "random pick (exploration); " + listed.loc[picked, "reasons_en"]
+        listed.loc[picked, "reasons"] = EXPLORATION[0] + "、" + listed.loc[picked, "reasons"]
+        listed.loc[picked, "reasons_en"] = EXPLORATION[1] + "; " + listed.loc[picked, "reasons_en"]
         listed["source"] = "model" if trained.mode == "model" else f"baseline:{trained.baseline}"
         listed["model_version"] = trained.model_version or ""
         listed["key_id"] = key_id(key)

@@ -7,7 +7,6 @@ hash-chained audit log with counts and digests, never identities.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -23,28 +22,9 @@ from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from pipelines.storage import atomic_path, read_json, read_parquet, write_json
 from reports.disclosure import age_band
+from reports.sheets import RECIPIENTS, write_outreach_xlsx
 
 SEX_JA = {"male": "男", "female": "女", "other": "その他"}
-OUTCOMES_JA = ["要支援", "問題なし", "不在", "拒否"]
-_HEADERS = {  # release column -> (Japanese header, sheet width)
-    "rank": ("順位", 6), "district": ("地区", 12), "resident_id": ("宛名番号", 13), "name": ("氏名", 16),
-    "name_kana": ("氏名カナ", 16), "address": ("住所", 40), "phone": ("電話番号", 14), "age": ("年齢", 6),
-    "age_band": ("年齢区分", 10), "sex": ("性別", 6), "score": ("スコア", 8), "reasons": ("訪問の理由", 60),
-    "reasons_en": ("reasons (English)", 50), "source": ("作成方法", 14),
-    "visit_date": ("訪問日", 12), "outcome": ("訪問結果", 12),
-}
-# What each recipient needs, and no more (APPI Art. 69(4); PPC Q&A 3-3-3 on 民生委員):
-# 民生委員 get whom to visit and why, not the score or the 宛名番号; nurses, who follow up
-# by phone and record the outcome against the resident record, get contact details too.
-RECIPIENTS: dict[str, list[str]] = {
-    "coordinator": ["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons",
-                    "reasons_en", "source"],
-    "minsei": ["rank", "district", "name", "address", "age_band", "reasons"],
-    "nurse": ["rank", "district", "resident_id", "name", "name_kana", "address", "phone", "age", "sex", "score",
-              "reasons"],
-}
-
-
 class ReleaseRefused(Exception):
     """The release may not happen; the message says what is missing."""
 
@@ -113,44 +93,6 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False, encoding="utf-8-sig")
 
 
-def _write_xlsx(frame: pd.DataFrame, path: Path, month: str, columns: list[str]) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.worksheet.datavalidation import DataValidation
-
-    book = Workbook()
-    book.remove(book.active)
-    layout = columns + ["visit_date", "outcome"]
-    groups = [("全体", frame)] + [(str(d), g) for d, g in frame.groupby("district", sort=True)]
-    for title, rows in groups:
-        sheet = book.create_sheet(title=title[:31])
-        sheet.append([_HEADERS[c][0] for c in layout])
-        for record in rows[columns].itertuples(index=False):
-            sheet.append([None if pd.isna(v) else v for v in record] + [None, None])
-        for i, column in enumerate(layout, start=1):
-            sheet.column_dimensions[sheet.cell(row=1, column=i).column_letter].width = _HEADERS[column][1]
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-            cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        for row in sheet.iter_rows(min_row=2):
-            for cell in row:
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
-        outcome_col = sheet.cell(row=1, column=len(layout)).column_letter
-        choice = DataValidation(type="list", formula1='"' + ",".join(OUTCOMES_JA) + '"', allow_blank=True)
-        sheet.add_data_validation(choice)
-        choice.add(f"{outcome_col}2:{outcome_col}{max(len(rows) + 1, 2)}")
-        sheet.freeze_panes = "A2"
-        sheet.print_title_rows = "1:1"
-        sheet.page_setup.orientation = "landscape"
-        sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-        sheet.page_setup.fitToWidth = 1
-        sheet.page_setup.fitToHeight = 0
-        sheet.sheet_properties.pageSetUpPr.fitToPage = True
-        sheet.oddHeader.center.text = f"見守り訪問リスト {month}（{title}）取扱注意"
-    with atomic_path(path) as tmp:
-        book.save(tmp)
-
-
 def _suffix(recipient: str) -> str:
     return "" if recipient == "coordinator" else f"_{recipient}"
 
@@ -170,12 +112,14 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     if set(listed["key_id"]) != {key_id(key)}:
         raise ReleaseRefused(f"the {month} list was made under another key; rerun the month under the current key")
     columns = RECIPIENTS[recipient]
-    sheet = reidentify(cfg, month, listed, key).sort_values("rank")[columns]
+    named = reidentify(cfg, month, listed, key).sort_values("rank")
+    sheet = named[columns]
     out_dir = cfg.releases_dir / month
     csv_path = out_dir / f"outreach{_suffix(recipient)}.csv"
     xlsx_path = out_dir / f"outreach{_suffix(recipient)}.xlsx"
     _write_csv(sheet, csv_path)
-    _write_xlsx(sheet, xlsx_path, month, columns)
+    # the workbook also takes the list's reason features (what to ask) and exploration marks
+    write_outreach_xlsx(named, xlsx_path, month, recipient)
     released = datetime.now(timezone.utc)
     expires = (released + timedelta(days=cfg.get("release", "expiry_days"))).date().isoformat()
     info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "approvers": people,

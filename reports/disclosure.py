@@ -2,13 +2,14 @@
 
 Counts from 1 to threshold-1 are shown as "<threshold". When a table shows its total and only
 one cell is suppressed, that cell could be recovered by subtraction, so the next smallest
-non-zero cell is suppressed as well (complementary suppression). Zero is shown: it discloses
-nobody.
+non-zero cell is suppressed as well (complementary suppression) and shown as "x": it is not
+small, only hidden, and "<10" there would mislead. Zero is shown: it discloses nobody.
 """
 from __future__ import annotations
 
 import pandas as pd
 
+COMPLEMENTARY = "x"
 AGE_BANDS = [(0, 64, "〜64歳"), (65, 74, "65〜74歳"), (75, 84, "75〜84歳"), (85, 89, "85〜89歳"), (90, 200, "90歳以上")]
 
 
@@ -23,13 +24,13 @@ def age_band(age: pd.Series) -> pd.Series:
 def suppress(counts: pd.Series, threshold: int = 10) -> pd.Series:
     """Return display strings for a 1-D table of counts whose total is shown beside it."""
     values = counts.astype(int)
-    hidden = (values > 0) & (values < threshold)
-    if hidden.sum() == 1:
-        others = values[~hidden & (values > 0)]
-        if len(others):
-            hidden[others.idxmin()] = True
+    small = (values > 0) & (values < threshold)
     shown = values.astype(str)
-    shown[hidden] = f"<{threshold}"
+    shown[small] = f"<{threshold}"
+    if small.sum() == 1:
+        others = values[~small & (values > 0)]
+        if len(others):
+            shown[others.idxmin()] = COMPLEMENTARY
     return shown
 
 

@@ -1,27 +1,46 @@
-"""The monthly batch report: runs/<month>/report/index.html, offline, aggregates only."""
+"""The monthly batch report: runs/<month>/report/index.html, offline, aggregates only.
+
+Sections: run metadata; data received and validated; cohort and list counts; model vs the
+rule baselines at capacity with precision/recall-at-k curves and calibration; fairness by
+group; why people were listed (global SHAP summary, reasons used); drift of every feature
+against last month; the list's make-up. Images are embedded (base64 PNG), there is no script
+and no external resource, so the file opens anywhere, offline. Every count of people goes
+through disclosure control (reports/disclosure.py) and ages are top-coded at 90.
+
+`write_report` also stores the listed people's SHAP explanations (models/explain.py) and the
+model card of the month's registered model version (reports/modelcard.py).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 
+from features.catalog import CATALOG, MODEL_FEATURES, label
 from models.baselines import BASELINES
 from pipelines import lake
 from pipelines.config import Config
 from pipelines.contract import SOURCES
-from pipelines.storage import read_json, write_text
+from pipelines.months import shift
+from pipelines.storage import read_json, read_parquet, write_text
 from reports.disclosure import AGE_BANDS, age_band, suppress, suppressed_total
 
 SEX_JA = {"male": "男性", "female": "女性", "other": "その他・不明"}
+SHAP_SAMPLE = 2000
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-                          autoescape=True)
+                          autoescape=True, undefined=jinja2.StrictUndefined)
 
 
 def _fmt(value) -> str:
     if value is None:
         return "—"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _count(n: int, threshold: int) -> str:
+    return f"<{threshold}" if 0 < int(n) < threshold else str(int(n))
 
 
 def makeup_table(title: str, groups: pd.Series, listed: pd.Series, order: list[str], threshold: int) -> dict:
@@ -50,42 +69,322 @@ def district_table(features: pd.DataFrame, listed: pd.Series, caps: dict[str, in
                        "掲載 / listed"], "rows": rows}
 
 
-def write_report(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> Path:
+# ------------------------------------------------------------------------------ sections
+
+def _metadata(cfg: Config, month: str, manifest: dict, trained) -> dict:
+    from models.train import _code_version
+
+    meta = [("対象月 / month", month), ("設定ハッシュ / config hash", manifest["config_hash"]),
+            ("コード版 / code version", f"mimamori {manifest['code_version']} (git {_code_version()})"),
+            ("Python", manifest.get("python", "—")),
+            ("鍵ID / key id", manifest.get("key_id") or "—"),
+            ("データ指紋 / lake fingerprint", (manifest.get("lake_fingerprint") or "")[:16] or "—"),
+            ("モデル版 / model version", f"mimamori-risk v{trained.model_version}" if trained.model_version else "—"),
+            ("MLflow run", trained.run_id or "—"),
+            ("リスト作成 / list made by", "モデル / model" if trained.mode == "model"
+             else f"ルール / rule: {BASELINES[trained.baseline][1]}")]
+    inputs = [{"source": name, "title": SOURCES[name].title_ja if name in SOURCES else name, "sha256": digest}
+              for name, digest in sorted(manifest.get("inputs", {}).items())]
+    stages = [{"name": name, "status": s.get("status"), "seconds": s.get("seconds")}
+              for name, s in manifest.get("stages", {}).items()]
+    return {"rows": meta, "inputs": inputs, "stages": stages}
+
+
+def _data_quality(cfg: Config, month: str, record: dict) -> dict:
+    sources = [{"name": n, "title": SOURCES[n].title_ja if n in SOURCES else n, "file": s.get("file"),
+                "encoding": s.get("encoding"), "rows": s.get("rows"), "accepted": s.get("accepted"),
+                "quarantined": s.get("quarantined"), "reasons": s.get("quarantine_reasons", {}),
+                "unknown": s.get("unknown_columns", [])}
+               for n, s in record.get("sources", {}).items()]
+    validation = record.get("validation") or {}
+    per_source = validation.get("sources") or {}
+    for source in sources:
+        checked = per_source.get(source["name"], {})
+        source["expectations"], source["failed"] = checked.get("expectations", "—"), checked.get("failed", "—")
+
+    def entries(key: str) -> list[dict]:
+        return [{"source": e.get("source", ""), "expectation": e.get("expectation", ""),
+                 "column": e.get("column") if not isinstance(e.get("column"), list) else ", ".join(e["column"]),
+                 "description": e.get("description", ""), "description_ja": e.get("description_ja", ""),
+                 "severity": e.get("severity", ""), "unexpected": e.get("unexpected"), "rows": e.get("rows")}
+                for e in validation.get(key) or []]
+
+    docs = validation.get("data_docs")
+    docs_link = None
+    if docs:
+        target = (cfg.work / docs).resolve()
+        report_dir = (cfg.runs / month / "report").resolve()
+        docs_link = Path(*([".."] * len(report_dir.relative_to(cfg.work.resolve()).parts)), target.relative_to(
+            cfg.work.resolve())).as_posix() if target.is_relative_to(cfg.work.resolve()) else str(target)
+    return {"sources": sources, "absent": record.get("absent_optional", []), "stray": record.get("stray_files", []),
+            "per_source": [{"name": n, "expectations": v.get("expectations", 0), "failed": v.get("failed", 0)}
+                           for n, v in sorted(per_source.items())],
+            "expectations": sum(v.get("expectations", 0) for v in per_source.values()),
+            "failed": sum(v.get("failed", 0) for v in per_source.values()),
+            "critical": entries("critical_failures"), "quarantined": entries("quarantined"),
+            "warnings": entries("warnings"), "data_docs": docs_link}
+
+
+def _evaluation(cfg: Config, month: str, trained, threshold: int):
+    """(table rows, holdout, plots) for the model-vs-baselines section."""
+    from reports import evaluation, plots
+
+    rows = []
+    for who, m in sorted(trained.evaluation.items(), key=lambda kv: kv[0] != "model"):
+        name = "モデル / model" if who == "model" else f"{BASELINES[who][0]} / {BASELINES[who][1]}"
+        best = who == ("model" if trained.mode == "model" else trained.baseline)
+        labelled, positives = m.get("labelled_in_top_k") or 0, m.get("positives_in_top_k") or 0
+        precision = m.get("precision_at_k")
+        recall = m.get("recall_at_k")
+        rows.append({"name": name, "used": best, "k": m.get("k"),
+                     "labelled": _count(labelled, threshold), "positives": _count(positives, threshold),
+                     "precision": (f"<{threshold}人" if 0 < positives < threshold else _fmt(precision)),
+                     "recall": (f"<{threshold}人" if 0 < positives < threshold else _fmt(recall)),
+                     "roc_auc": _fmt(m.get("roc_auc")), "average_precision": _fmt(m.get("average_precision")),
+                     "brier": _fmt(m.get("brier"))})
+    held = evaluation.holdout(cfg, month, trained) if trained.evaluation else None
+    images = {}
+    calibration = {"bins": [], "brier": None}
+    if held is not None:
+        curves = evaluation.curves(held, threshold)
+        images["pr_at_k"] = plots.data_uri(plots.precision_recall_at_k(curves, held.k, evaluation.RANKER_NAMES))
+        bins, brier = evaluation.calibration_bins(held, threshold)
+        calibration = {"bins": bins, "brier": brier}
+        if bins:
+            images["calibration"] = plots.data_uri(plots.calibration(bins, brier))
+    return rows, held, images, calibration
+
+
+def _explaining_model(cfg: Config, trained):
+    """The model whose SHAP summary is shown: the serving model, else the month's registered
+    (compared but not promoted) version, else None."""
+    if trained.model is not None:
+        return trained.model, True
+    if not trained.model_version:
+        return None, False
+    try:
+        from models.tracking import REGISTERED_MODEL, connect
+
+        mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{trained.model_version}"), False
+    except Exception:  # the registry is unreachable or the version was deleted: no summary
+        return None, False
+
+
+def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataFrame, threshold: int) -> dict:
+    from models.explain import grouped, shap_values
+    from reports import plots
+
+    counts = pd.Series([f for fs in listed["reason_features"] for f in (fs if fs is not None else [])],
+                       dtype="str").value_counts()
+    names = list(CATALOG)
+    reason_counts = counts.reindex(names, fill_value=0)
+    shown = suppress(reason_counts, threshold)
+    reasons = [{"feature": n, "label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}", "listed": shown[n]}
+               for n in reason_counts.sort_values(ascending=False, kind="stable").index]
+    section = {"reasons": reasons, "image": None, "serving": False, "version": trained.model_version, "rows": []}
+    model, serving = _explaining_model(cfg, trained)
+    if model is None or not len(eligible):
+        return section
+    sample = eligible.sort_values("pid", kind="stable")
+    if len(sample) > SHAP_SAMPLE:
+        sample = sample.sample(SHAP_SAMPLE, random_state=0).sort_values("pid", kind="stable")
+    values, base = shap_values(model, sample)
+    group_names, contrib = grouped(values)
+    data = sample[group_names].to_numpy(dtype="float64")
+    labels = [plots.text(CATALOG[n].label_ja, CATALOG[n].label_en) for n in group_names]
+    title = plots.text("SHAP 寄与の全体像", "Global SHAP summary") + \
+        f" — {len(sample)} eligible residents, model v{trained.model_version}" + ("" if serving else " (not serving)")
+    section.update(image=plots.data_uri(plots.shap_summary(contrib, data, labels, title)), serving=serving,
+                   base=base, n=len(sample),
+                   rows=[{"label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}",
+                          "mean_abs": float(np.abs(contrib[:, j]).mean()),
+                          "share_raising": float((contrib[:, j] > 0).mean())}
+                         for j, n in sorted(enumerate(group_names), key=lambda t: -np.abs(contrib[:, t[0]]).mean())])
+    return section
+
+
+def _previous_features(cfg: Config, month: str) -> pd.DataFrame | None:
+    previous = shift(month, -1)
+    path = cfg.features_dir / f"{previous}.parquet"
+    if path.exists():
+        return read_parquet(path)
+    if previous in lake.ingested_months(cfg.lake):
+        from features.store import features_for
+
+        return features_for(cfg.work, previous)
+    return None
+
+
+def _drift_section(cfg: Config, month: str, features: pd.DataFrame) -> dict:
+    from reports import evaluation
+
+    previous = _previous_features(cfg, month)
+    rows = evaluation.drift(previous, features, MODEL_FEATURES)
+    for row in rows:
+        ja, en = label(row["column"])
+        row["label"] = f"{ja} / {en}"
+    prev_scores = cfg.runs / shift(month, -1) / "scores.parquet"
+    cur_scores = cfg.runs / month / "scores.parquet"
+    if previous is not None and prev_scores.exists() and cur_scores.exists():
+        score = evaluation.drift(read_parquet(prev_scores), read_parquet(cur_scores), ["score"])
+        for row in score:
+            row["label"] = "スコア / score (the list ranker's output; moves when a new model version serves)"
+        rows += score
+    return {"previous": shift(month, -1) if previous is not None else None, "rows": rows,
+            "flagged": sum(r["flag"] for r in rows), "threshold": evaluation.PSI_FLAG}
+
+
+def _fairness_section(trained_json: dict, held, listed: pd.DataFrame, eligible: pd.DataFrame,
+                      threshold: int) -> dict:
+    from reports import evaluation
+
+    stored = trained_json.get("fairness") if isinstance(trained_json, dict) else None
+    return {"computed": evaluation.group_results(held, listed, eligible, threshold),
+            "stored": _generic_tables(stored, threshold) if stored else [],
+            "ratio": evaluation.FAIRNESS_RATIO}
+
+
+COUNT_WORDS = ("labelled", "positives", "true_positives", "selected", "count", "n", "people", "listed")
+RATE_WORDS = ("tpr", "fdr", "recall", "precision", "rate")
+
+
+def _generic_tables(value, threshold: int = 10) -> list[dict]:
+    """Render whatever training.json's "fairness" holds as simple tables (keys as columns): a
+    dict of rankers to row lists (models/fairness.py), a list of rows, or nested dicts. Cells
+    named flag/flagged/flags that are truthy mark the row. Counts of 1 … threshold-1 are shown
+    as <threshold, and then the row's rates too (they would give the count back); ratios stay."""
+    def flat(obj, prefix=""):
+        if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+            rows = []
+            for k, v in obj.items():
+                inner = flat(v, f"{prefix}{k} / ")
+                rows.extend([{"group": f"{prefix}{k}", **v}] if inner is None else inner)
+            return rows
+        return None
+
+    def cells(row: dict, header: list[str]) -> list[str]:
+        small = [h for h in header if isinstance(row.get(h), int) and not isinstance(row.get(h), bool)
+                 and 0 < row[h] < threshold]
+        out = []
+        for h in header:
+            v = row.get(h)
+            if h in small:
+                out.append(f"<{threshold}")
+            elif small and isinstance(v, float) and any(w == h or h.startswith(w) for w in RATE_WORDS) \
+                    and not h.endswith("ratio"):
+                out.append(f"<{threshold}人")
+            elif isinstance(v, list):
+                out.append(", ".join(map(str, v)))
+            elif isinstance(v, dict):
+                out.append(str(v))
+            else:
+                out.append(_fmt(v))
+        return out
+
+    if isinstance(value, list):
+        candidates = [("fairness", value)]
+    elif isinstance(value, dict):
+        candidates = list(value.items())
+    else:
+        return []
+    tables = []
+    for title, body in candidates:
+        rows = body if isinstance(body, list) else flat(body) if isinstance(body, dict) else None
+        if rows is None and isinstance(body, dict):
+            rows = [body]
+        if not rows or not all(isinstance(r, dict) for r in rows):
+            tables.append({"title": str(title), "header": ["value"], "rows": [[_fmt(body)]], "flags": [False]})
+            continue
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        first = [k for k in ("attribute", "group", "reference") if k in keys]
+        last = [k for k in ("flag", "flagged", "flags", "suppressed") if k in keys]
+        header = first + [k for k in keys if k not in first and k not in last] + last
+        flags = [any(bool(r.get(k)) for k in ("flag", "flagged", "flags") if k in r) for r in rows]
+        name = RANKER_TITLES.get(str(title), str(title))
+        tables.append({"title": name, "header": header, "rows": [cells(r, header) for r in rows], "flags": flags})
+    return tables
+
+
+RANKER_TITLES = {"model": "モデル / model"} | {n: f"{ja} / {en}" for n, (ja, en, _) in BASELINES.items()}
+
+
+def _eligible(cfg: Config, month: str, features: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    from pipelines.monthly import excluded_pids, recently_visited
+    from pipelines.prioritise import eligible
+
+    excluded, visited = excluded_pids(cfg, month), recently_visited(cfg, month)
+    ok = eligible(features, excluded, visited, cfg.get("prioritise", "min_age"))
+    return features[ok.to_numpy()], {"excluded": int(features["pid"].isin(excluded).sum()),
+                                     "visited": int(features["pid"].isin(visited).sum()),
+                                     "eligible": int(ok.sum()),
+                                     "min_age_cohort": int((features["age"] >= cfg.get("prioritise", "min_age")).sum())}
+
+
+# ------------------------------------------------------------------------------ the report
+
+def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> dict:
+    """Everything the report and the model card show, as plain data."""
     run_dir = cfg.runs / month
     manifest = read_json(run_dir / "manifest.json")
-    record = lake.delivery_record(cfg.lake, month)
+    record = lake.delivery_record(cfg.lake, month) or {}
+    trained_json = read_json(run_dir / "training.json") if (run_dir / "training.json").exists() else {}
     threshold = cfg.get("report", "small_cell")
-    sources = [{"name": n, "title": SOURCES[n].title_ja, "file": s["file"], "encoding": s["encoding"],
-                "rows": s["rows"], "accepted": s["accepted"], "quarantined": s["quarantined"],
-                "reasons": s["quarantine_reasons"], "unknown": s["unknown_columns"]}
-               for n, s in record["sources"].items()]
-    validation = record.get("validation", {})
-    evaluation = [{"name": "モデル / model" if who == "model" else f"{BASELINES[who][0]} / {BASELINES[who][1]}",
-                   **{k: _fmt(v) for k, v in figures.items()}}
-                  for who, figures in sorted(trained.evaluation.items(), key=lambda kv: kv[0] != "model")]
+    prioritise = manifest.get("stages", {}).get("prioritise", {})
+    caps = prioritise.get("capacity") or {}
+    eligible, counts = _eligible(cfg, month, features)
     listed_attrs = features.set_index("pid").loc[listed["pid"]]
-    prioritise = manifest["stages"]["prioritise"]
     tables = [
-        district_table(features, listed_attrs["district"], prioritise["capacity"], threshold),
+        district_table(features, listed_attrs["district"], caps, threshold),
         makeup_table("年齢区分別 / by age band (90+ top-coded)", age_band(features["age"]),
                      age_band(listed_attrs["age"]), [b[2] for b in AGE_BANDS], threshold),
         makeup_table("性別 / by sex", features["sex"].map(SEX_JA), listed_attrs["sex"].map(SEX_JA),
                      list(SEX_JA.values()), threshold),
     ]
-    meta = [("対象月 / month", month), ("設定ハッシュ / config hash", manifest["config_hash"]),
-            ("コード版 / code version", manifest["code_version"]), ("鍵ID / key id", manifest.get("key_id")),
-            ("データ指紋 / lake fingerprint", manifest.get("lake_fingerprint", "")[:16]),
-            ("モデル版 / model version", trained.model_version or "—"),
-            ("MLflow run", trained.run_id or "—")]
+    evaluation_rows, held, images, calibration = _evaluation(cfg, month, trained, threshold)
+    cohort = [("住民（スコア対象）/ residents scored", _count(len(features), threshold)),
+              (f"{cfg.get('prioritise', 'min_age')}歳以上 / aged {cfg.get('prioritise', 'min_age')}+",
+               _count(counts["min_age_cohort"], threshold)),
+              ("除外（申出・支援中・入院入所）/ excluded", _count(counts["excluded"], threshold)),
+              ("180日以内に訪問済み / visited in the last 180 days", _count(counts["visited"], threshold)),
+              ("掲載可能 / eligible", _count(counts["eligible"], threshold)),
+              ("訪問枠 / capacity", str(sum(caps.values()))),
+              ("掲載 / listed", str(len(listed)))]
+    if "exploration" in listed.columns:
+        cohort.append(("うち探索枠（無作為抽出）/ of which exploration picks (random)",
+                       str(int(listed["exploration"].fillna(False).astype(bool).sum()))))
+    return {
+        "month": month, "threshold": threshold, "meta": _metadata(cfg, month, manifest, trained),
+        "quality": _data_quality(cfg, month, record),
+        "training": {"mode": trained.mode, "reason": trained.reason, "holdout_month": trained.holdout_month,
+                     "train_months": trained.train_months, "label_counts": trained.label_counts,
+                     "baseline": trained.baseline, "model_version": trained.model_version},
+        "evaluation": evaluation_rows, "holdout": held, "images": images, "calibration": calibration,
+        "cohort": cohort, "tables": tables,
+        "fairness": _fairness_section(trained_json, held, listed, eligible, threshold),
+        "shap": _shap_section(cfg, trained, eligible, listed, threshold),
+        "drift": _drift_section(cfg, month, features),
+        "list_path": run_dir / "list.parquet", "mlflow_uri": f"sqlite:///{cfg.mlflow_db}",
+        "settings": cfg.settings,
+    }
+
+
+def write_report(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> Path:
+    from models.explain import write_explanations
+    from reports.modelcard import write_model_card
+
+    explanations = write_explanations(cfg, month, features, listed, trained)
+    context = build_context(cfg, month, features, listed, trained)
+    report_dir = cfg.runs / month / "report"
+    card = write_model_card(cfg, month, trained, context) if trained.model_version else None
+    if card is not None:
+        write_text(card["html"].read_text(encoding="utf-8"), report_dir / "model_card.html")
+    else:
+        (report_dir / "model_card.html").unlink(missing_ok=True)
     html = _ENV.get_template("report.html.j2").render(
-        month=month, meta=meta, sources=sources, absent=record.get("absent_optional", []),
-        validation={"expectations": sum(v["expectations"] for v in validation.get("sources", {}).values()),
-                    "critical": len(validation.get("critical_failures", [])),
-                    "warnings": validation.get("warnings", [])},
-        training={"mode": trained.mode, "reason": trained.reason, "holdout_month": trained.holdout_month,
-                  "label_counts": trained.label_counts},
-        evaluation=evaluation, cohort_size=len(features), prioritise=prioritise, tables=tables,
-        list_path=run_dir / "list.parquet", mlflow_uri=f"sqlite:///{cfg.mlflow_db}")
-    path = run_dir / "report" / "index.html"
+        **context, explanations=explanations, model_card="model_card.html" if card else None)
+    path = report_dir / "index.html"
     write_text(html, path)
     return path

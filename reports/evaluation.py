@@ -1,0 +1,197 @@
+"""What the report computes beyond training.json: holdout curves, calibration, group results, drift.
+
+The holdout scores are those training computed (the model that was compared with the
+baselines, fitted on the training months only, and every baseline). Every count shown
+goes through disclosure control; curves start where at least `threshold` labelled people are in
+the top k, and calibration bins hold at least `threshold` labelled people, so no small cell can
+be read off a plot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import MODEL_FEATURES
+from models import metrics
+from models.baselines import BASELINES
+from pipelines.config import Config
+from reports.disclosure import age_band
+
+RANKER_NAMES = {"model": "model"} | {name: f"rule: {en}" for name, (_, en, _) in BASELINES.items()}
+RANKER_NAMES_JA = {"model": "モデル"} | {name: ja for name, (ja, _, _) in BASELINES.items()}
+PSI_FLAG = 0.2
+FAIRNESS_RATIO = 0.8   # a group doing worse than 80 % of the whole is flagged for review
+
+
+@dataclass
+class Holdout:
+    month: str
+    k: int
+    frame: pd.DataFrame                  # pid, age, sex, district, label (1/0/NaN), score columns per ranker
+    rankers: list[str]
+
+
+def holdout(cfg: Config, month: str, trained) -> Holdout | None:
+    """Holdout scores of the model that was compared (if any) and of every baseline, as training
+    computed them (`TrainResult.holdout_frame`)."""
+    frame = getattr(trained, "holdout_frame", None)
+    if frame is None or not trained.evaluation:
+        return None
+    rankers = [name for name in ["model", *BASELINES] if f"score_{name}" in frame.columns]
+    return Holdout(trained.holdout_month, trained.holdout_k, frame, rankers)
+
+
+def curves(h: Holdout, threshold: int, k_max: int | None = None) -> dict[str, dict]:
+    """Precision and recall at every k up to k_max per ranker; NaN until `threshold` labelled are in the top k."""
+    labels = h.frame["label"].to_numpy()
+    pids = h.frame["pid"].to_numpy()
+    total_pos = np.nansum(labels)
+    k_max = min(len(labels), k_max or max(4 * h.k, 40))
+    out = {}
+    for ranker in h.rankers:
+        order = metrics.top_k(h.frame[f"score_{ranker}"].to_numpy(dtype="float64"), pids, k_max)
+        chosen = labels[order]
+        labelled = np.cumsum(~np.isnan(chosen))
+        positives = np.cumsum(np.nan_to_num(chosen))
+        shown = labelled >= threshold
+        precision = np.where(shown, positives / np.maximum(labelled, 1), np.nan)
+        recall = np.where(shown, positives / total_pos if total_pos else np.nan, np.nan)
+        out[ranker] = {"k": np.arange(1, k_max + 1), "precision": precision, "recall": recall}
+    return out
+
+
+def calibration_bins(h: Holdout, threshold: int, n_bins: int = 10) -> tuple[list[dict], float | None]:
+    """Quantile bins of the model's probability among labelled holdout people, each ≥ threshold people."""
+    if "model" not in h.rankers:
+        return [], None
+    labelled = h.frame[h.frame["label"].notna()]
+    if len(labelled) < threshold:
+        return [], None
+    n_bins = max(1, min(n_bins, len(labelled) // threshold))
+    scores = labelled["score_model"].to_numpy()
+    y = labelled["label"].to_numpy()
+    order = np.argsort(scores, kind="stable")
+    bins = []
+    for part in np.array_split(order, n_bins):
+        bins.append({"predicted": float(scores[part].mean()), "observed": float(y[part].mean()), "n": int(len(part))})
+    brier = float(np.mean((scores - y) ** 2))
+    return bins, brier
+
+
+def _rate(numerator: int, denominator: int, threshold: int) -> str:
+    """A rate, unless it would let a small count (1 … threshold-1) be read off."""
+    if denominator == 0:
+        return "—"
+    if 0 < numerator < threshold or denominator < threshold:
+        return f"<{threshold}人"
+    return f"{numerator / denominator:.2f}"
+
+
+def _count(n: int, threshold: int) -> str:
+    return f"<{threshold}" if 0 < n < threshold else str(int(n))
+
+
+def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFrame, threshold: int) -> list[dict]:
+    """Per group (sex, age band): this month's selection rate among eligible people and, on the
+    holdout, recall and precision at capacity of the ranker that made the list. Flags mark a group
+    whose rate is below FAIRNESS_RATIO of the whole (only where the counts are large enough)."""
+    from reports.report import SEX_JA
+
+    tables = []
+    chosen = set(listed["pid"])
+    attributes = {"sex": ("性別", "sex", lambda f: f["sex"].map(SEX_JA).fillna("不明")),
+                  "age_band": ("年齢区分", "age band", lambda f: age_band(f["age"]))}
+    top = None
+    if h is not None:
+        ranker = "model" if "model" in h.rankers else h.rankers[0]
+        order = metrics.top_k(h.frame[f"score_{ranker}"].to_numpy(dtype="float64"), h.frame["pid"].to_numpy(), h.k)
+        top = np.zeros(len(h.frame), dtype=bool)
+        top[order] = True
+    for key, (ja, en, grouping) in attributes.items():
+        groups = grouping(eligible)
+        listed_mask = eligible["pid"].isin(chosen)
+        overall_sel = listed_mask.mean() if len(eligible) else 0.0
+        rows = []
+        hold_groups = grouping(h.frame) if h is not None else None
+        if h is not None:
+            lab = h.frame["label"]
+            pos_all = int((lab == 1).sum())
+            recall_all = (int(((lab == 1) & top).sum()) / pos_all) if pos_all else None
+            lab_top = int((lab.notna() & top).sum())
+            prec_all = (int(((lab == 1) & top).sum()) / lab_top) if lab_top else None
+        for group in sorted(groups.unique()):
+            in_group = groups == group
+            n_elig, n_list = int(in_group.sum()), int((in_group & listed_mask).sum())
+            row = {"attribute": f"{ja} / {en}", "group": group, "eligible": _count(n_elig, threshold),
+                   "listed": _count(n_list, threshold), "selection_rate": _rate(n_list, n_elig, threshold),
+                   "selection_ratio": "—", "recall": "—", "precision": "—", "flags": []}
+            if n_elig >= threshold and n_list >= threshold and overall_sel:
+                ratio = (n_list / n_elig) / overall_sel
+                row["selection_ratio"] = f"{ratio:.2f}"
+                if ratio < FAIRNESS_RATIO:
+                    row["flags"].append("掲載率が全体の8割未満 / selection rate below 80% of overall")
+            if h is not None:
+                g = (hold_groups == group).to_numpy()
+                lab = h.frame["label"].to_numpy()
+                pos = int(np.nansum(lab[g] == 1))
+                found = int(np.sum((lab[g] == 1) & top[g]))
+                labelled_top = int(np.sum(~np.isnan(lab[g]) & top[g]))
+                row["recall"] = _rate(found, pos, threshold)
+                row["precision"] = _rate(found, labelled_top, threshold)
+                # judged whenever the denominator is large enough; the flag is one coarse bit
+                if pos >= threshold and recall_all:
+                    if (found / pos) < FAIRNESS_RATIO * recall_all:
+                        row["flags"].append("検証月の再現率が全体の8割未満 / holdout recall below 80% of overall")
+                if labelled_top >= threshold and prec_all:
+                    if (found / labelled_top) < FAIRNESS_RATIO * prec_all:
+                        row["flags"].append("検証月の適合率が全体の8割未満 / holdout precision below 80% of overall")
+            rows.append(row)
+        tables.append({"attribute": f"{ja} / {en}", "rows": rows})
+    return tables
+
+
+# ----------------------------------------------------------------------------------------- drift
+
+def psi(previous: np.ndarray, current: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
+    """Population stability index of `current` against `previous`.
+
+    Discrete features (≤ 12 distinct values) are compared value by value; continuous ones in
+    deciles of the previous month. Missing values form their own bin.
+    """
+    prev = np.asarray(previous, dtype="float64")
+    cur = np.asarray(current, dtype="float64")
+    values = np.unique(np.concatenate([prev[~np.isnan(prev)], cur[~np.isnan(cur)]]))
+    if len(values) <= 12:
+        edges = None
+        keys = list(values)
+        p = np.array([np.mean(prev == v) for v in keys] + [np.mean(np.isnan(prev))])
+        q = np.array([np.mean(cur == v) for v in keys] + [np.mean(np.isnan(cur))])
+    else:
+        finite = prev[~np.isnan(prev)]
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
+        def share(x):
+            ok = ~np.isnan(x)
+            idx = np.searchsorted(edges, x[ok], side="right")
+            counts = np.bincount(idx, minlength=len(edges) + 1) / max(len(x), 1)
+            return np.append(counts, np.mean(~ok))
+        p, q = share(prev), share(cur)
+    keep = (p > 0) | (q > 0)
+    p, q = np.clip(p[keep], eps, None), np.clip(q[keep], eps, None)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def drift(previous: pd.DataFrame | None, current: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """PSI per column of the current month against the previous one, flagged above PSI_FLAG."""
+    if previous is None:
+        return []
+    rows = []
+    for column in columns:
+        if column not in previous or column not in current:
+            continue
+        value = psi(previous[column].to_numpy(dtype="float64"), current[column].to_numpy(dtype="float64"))
+        rows.append({"column": column, "previous_mean": float(np.nanmean(previous[column].to_numpy(dtype="float64"))),
+                     "current_mean": float(np.nanmean(current[column].to_numpy(dtype="float64"))),
+                     "psi": value, "flag": value > PSI_FLAG})
+    return rows

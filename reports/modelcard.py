@@ -1,0 +1,240 @@
+"""Model card per registered model version, following the UK Algorithmic Transparency Recording
+Standard (ATRS v3.0): Tier 1 overview, then Tier 2 owner and responsibility, description and
+rationale, decision-making process, tool and model specification, data specification, risks and
+mitigations. Written as Markdown and HTML from one structure, into
+`<work>/model_cards/v<version>/`, and logged to the version's MLflow run under `model_card/`.
+
+The card holds aggregates only (through disclosure control) and no personal data. Ward-specific
+fields (organisation, contacts, legal basis) come from the `[model_card]` table of the ward's
+mimamori.toml when present; the defaults below say what to fill in.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from features.catalog import CATALOG, FLAGGED
+from models.baselines import BASELINES
+from pipelines.config import Config
+from pipelines.contract import SOURCES
+from pipelines.storage import write_text
+
+TO_FILL = "（区が記入 / to be filled in by the ward）"
+CARD_DEFAULTS = {
+    "organisation": TO_FILL,
+    "team": TO_FILL,
+    "senior_responsible_owner": TO_FILL,
+    "contact_email": TO_FILL,
+    "website": TO_FILL,
+    "legal_basis": ("個人情報保護法第69条第2項第2号（行政機関等の内部利用・相当の理由）、社会福祉法第106条の6（支援会議） / "
+                    "APPI Art. 69(2)(ii) (internal use with good reason) and Social Welfare Act Art. 106-6 (support "
+                    "meetings); the release of named sheets needs two approvers who record the basis"),
+}
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def _settings(cfg: Config) -> dict:
+    return CARD_DEFAULTS | dict(cfg.settings.get("model_card", {}) or {})
+
+
+def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
+    """The card's content: [(section title, [(field, text or (header, rows))])]."""
+    s = _settings(cfg)
+    t = cfg.settings["training"]
+    share = float(cfg.settings.get("prioritise", {}).get("exploration_share", 0) or 0)
+    version = trained.model_version
+    serving = trained.mode == "model"
+    threshold = context["threshold"]
+    features: Table = (["feature", "名称 / label", "source", "window", "imputation"],
+                       [[name, f"{f.label_ja} / {f.label_en}", f.source, f.window,
+                         f.imputation + (f" (flag `{name}_imp`: {f.imputed_en})" if name in FLAGGED else "")]
+                        for name, f in CATALOG.items()])
+    performance: Table = (["ranker", "k", "precision@k", "recall@k", "ROC AUC", "average precision", "Brier"],
+                          [[r["name"], str(r["k"]), r["precision"], r["recall"], r["roc_auc"], r["average_precision"],
+                            r["brier"]] for r in context["evaluation"]])
+    fairness_rows = [[t_["attribute"], r["group"], r["selection_rate"], r["selection_ratio"], r["recall"], r["precision"],
+                      "; ".join(r["flags"]) or "—"] for t_ in context["fairness"]["computed"] for r in t_["rows"]]
+    fairness: Table = (["attribute", "group", "selection rate", "ratio to overall", "holdout recall@k",
+                        "holdout precision@k", "flags"], fairness_rows)
+    sources: Table = (["source", "名称", "kind", "required"],
+                      [[n, src.title_ja, src.kind, "yes" if src.required else "no"] for n, src in SOURCES.items()])
+    labels = trained.label_counts or {}
+    shap_rows = context["shap"]["rows"]
+    top_features = ", ".join(r["label"] for r in shap_rows[:5]) if shap_rows else "—"
+    status = ("champion: serves the monthly list" if serving else
+              f"registered but not serving: {trained.reason}")
+    return [
+        ("Metadata", [
+            ("Standard", "UK Algorithmic Transparency Recording Standard (ATRS) v3.0 fields"),
+            ("Model", f"mimamori-risk version {version} (MLflow run {trained.run_id or '—'})"),
+            ("Batch month it was trained in", month),
+            ("Status", status),
+            ("Config hash / code", f"{context['meta']['rows'][1][1]} / {context['meta']['rows'][2][1]}"),
+        ]),
+        ("Tier 1 — Overview / 概要", [
+            ("Name", "mimamori（見守り）孤立リスクの訪問優先リスト / isolation-risk outreach priority list"),
+            ("Description",
+             "毎月、区の業務データ（住民記録、健診、介護保険料、国保料、要介護認定、訪問収集、見守り・相談記録、訪問結果）から、"
+             "社会的孤立に向かっている可能性のある高齢の住民を推定し、地区ごとの訪問枠に合わせた優先リストを作ります。"
+             " Each month the ward's administrative records are used to estimate which older residents may be "
+             "drifting into social isolation; the result is a priority list per district, sized to visiting capacity, "
+             "with plain-language reasons for each person."),
+            ("How and why", "The list helps 保健師 and 民生委員 visit first those most likely to need support, "
+             "instead of visiting by age and household type alone (today's rule). It informs; a person decides."),
+            ("Purpose and legal basis", s["legal_basis"]),
+            ("Find out more / contact", f"{s['website']}; {s['contact_email']}"),
+        ]),
+        ("Tier 2 — Owner and responsibility", [
+            ("Organisation", s["organisation"]),
+            ("Team", s["team"]),
+            ("Senior responsible owner", s["senior_responsible_owner"]),
+            ("External supplier", "None: open-source code run by the ward (mimamori, MIT licence)"),
+            ("Contact", s["contact_email"]),
+        ]),
+        ("Tier 2 — Description and rationale", [
+            ("Detailed description", "A gradient-boosting classifier (scikit-learn HistGradientBoosting) scores every "
+             "resident on point-in-time features; eligible people (aged "
+             f"{cfg.get('prioritise', 'min_age')}+, not excluded, not visited in "
+             f"{cfg.get('prioritise', 'recent_visit_days')} days) are ranked and each district's list is cut at its "
+             "capacity. Each listed person gets the three largest risk-raising reasons (exact TreeSHAP)."
+             + (f" A share of {share:.0%} of each list is drawn at random from the eligible rest (exploration picks, "
+                "marked on sheets and kept out of precision claims), so that future labels do not only describe "
+                "people a rule or model already ranks high." if share else "")),
+            ("Scope", "Outreach prioritisation only. Not for eligibility, benefits, enforcement or any decision "
+             "about a person without a visit; not for people under the minimum age."),
+            ("Benefit", "More visits to people who turn out to need support, at the same visiting capacity."),
+            ("Previous process and alternatives",
+             "Today's rules are kept as baselines and compared every month on the holdout: "
+             + "; ".join(f"{ja} / {en}" for ja, en, _ in BASELINES.values())
+             + ". If the model does not beat the best rule on average precision, the rule makes the list."),
+        ]),
+        ("Tier 2 — Decision-making process / human oversight", [
+            ("Process integration", "Monthly batch → pseudonymous list → two approvers (named, with a legal basis) "
+             "→ release of named visiting sheets to the coordinator → visits → outcomes returned and imported."),
+            ("Information provided", "Visitors see whom to visit, the reasons in plain Japanese and what to ask; "
+             "民生委員 sheets carry no score. The coordinator sees the rank and score."),
+            ("Human decisions and review", "The list informs, a person decides: visitors and the coordinator may skip, "
+             "add or reorder visits; outcomes (要支援・問題なし・不在・拒否) are recorded by people and become labels."),
+            ("Frequency and scale", f"Monthly; about {cfg.get('capacity', 'share_of_residents'):.1%} of residents "
+             "listed per month (the ward's visiting capacity)."),
+            ("Appeals and objections", "A resident who objects (申出) is put on the exclusions extract and is never "
+             "listed; residents can request disclosure of their identified records as usual."),
+            ("Required training", "Coordinators and visitors: what the reasons mean and do not mean (a reason is "
+             "a statistical signal, not a finding about the person)."),
+        ]),
+        ("Tier 2 — Tool and model specification", [
+            ("Model task", "Binary: a visit within "
+             f"{cfg.get('labels', 'timespan_days')} days of the as-of date finds the person needs support."),
+            ("Model architecture", f"HistGradientBoostingClassifier(max_iter={t['max_iter']}, learning_rate="
+             f"{t['learning_rate']}, max_leaf_nodes={t['max_leaf_nodes']}, min_samples_leaf={t['min_samples_leaf']}, "
+             f"l2_regularization=1.0, no early stopping, seed {t['seed']}); numeric features only, missing values "
+             "routed natively. Sex and district are not features (they are audited, not used)."),
+            ("Model input (features)", features),
+            ("Model output", "Probability (0–1) used only to rank; reasons from exact TreeSHAP in log-odds."),
+            ("Training window", f"as-of months {', '.join(trained.train_months) or '—'}; holdout as-of month "
+             f"{trained.holdout_month or '—'}; the registered model is refitted on training + holdout months."),
+            ("Most influential features (global SHAP)", top_features),
+            ("Performance on the holdout (at capacity k)", performance),
+            ("Labels", f"labelled rows: {', '.join(f'{k} = {v}' for k, v in labels.items()) or '—'}"),
+        ]),
+        ("Tier 2 — Data specification", [
+            ("Source data", sources),
+            ("Data description", "Pseudonymised (keyed HMAC) monthly extracts; only derived fields (age in years, "
+             "household size, months at address) and event dates; no names, addresses or 宛名番号 in the analyst zone."),
+            ("Labels and their bias",
+             "Outcomes exist only for people who were visited, and until now visits followed today's rule "
+             "(75+ living alone). Negatives come only from visits (問題なし); 不在/拒否 are unlabelled; adverse events "
+             "of unvisited people are not used by default. So labels describe people like those visited, and the model "
+             "learns the visiting policy as well as isolation; exploration picks and fairness checks are the remedy."),
+            ("Sensitive attributes", "Age is a feature; sex and district are not, and are used to audit the list."),
+            ("Completeness and representativeness", "Only residents known to ward services appear in the source data; "
+             "people who use no service look alike (many `_imp` flags). Validation results are in each month's report."),
+            ("Data access and storage", "Analyst zone: pseudonyms only; custody zone: key, approvals, named sheets, "
+             "audit log. Named sheets expire and are purged."),
+        ]),
+        ("Tier 2 — Risks, mitigations and impact", [
+            *[(f"Fairness audit at training (holdout, TPR/FDR ratios): {t_['title']}", (t_["header"], t_["rows"]))
+              for t_ in context["fairness"].get("stored", [])],
+            ("Fairness on the holdout and this month's list (computed by the report)", fairness),
+            ("Limitations", "Selective labels (above); small numbers of labelled people make holdout metrics noisy; "
+             "the model cannot see isolation that leaves no administrative trace; drift in source systems changes "
+             "features (monitored monthly, PSI > 0.2 flagged)."),
+            ("Risks and mitigations", "Profiling: sex and district are excluded as features and every reason is a "
+             "catalogue phrase about the person's own records. Stigma: visitors get reasons and questions, not a score. "
+             "Privacy: pseudonymisation, two approvers, audit log, small-cell suppression (counts under "
+             f"{threshold}), ages top-coded at 90. Automation bias: the list informs and a person decides."),
+            ("Impact assessment", TO_FILL),
+        ]),
+    ]
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(title: str, sections) -> str:
+    out = [f"# {title}", ""]
+    for section, fields in sections:
+        out += [f"## {section}", ""]
+        for name, value in fields:
+            if isinstance(value, tuple):
+                header, rows = value
+                out += [f"**{name}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+                out.append("")
+            else:
+                out += [f"- **{name}:** {value}"]
+        out.append("")
+    return "\n".join(out)
+
+
+def to_html(title: str, sections) -> str:
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang='ja'><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+             "body{font-family:'Noto Sans JP','Hiragino Sans','Yu Gothic','IPAPGothic',sans-serif;max-width:1000px;"
+             "margin:2em auto;padding:0 1em;line-height:1.55;color:#222}h1{border-bottom:3px solid #2a6f97}"
+             "h2{color:#2a6f97;border-bottom:1px solid #cfe0ea;margin-top:1.8em}dt{font-weight:bold;margin-top:.6em}"
+             "dd{margin-left:1.2em}table{border-collapse:collapse;font-size:.9em;margin:.4em 0}"
+             "th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}th{background:#eef4f8}"
+             "</style></head><body>", f"<h1>{e(title)}</h1>"]
+    for section, fields in sections:
+        parts.append(f"<h2>{e(section)}</h2><dl>")
+        for name, value in fields:
+            parts.append(f"<dt>{e(name)}</dt><dd>")
+            if isinstance(value, tuple):
+                header, rows = value
+                parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+                parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+                parts.append("</table>")
+            else:
+                parts.append(e(str(value)))
+            parts.append("</dd>")
+        parts.append("</dl>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def card_dir(cfg: Config, version: str) -> Path:
+    return cfg.work / "model_cards" / f"v{version}"
+
+
+def write_model_card(cfg: Config, month: str, trained, context: dict, log_to_mlflow: bool = True) -> dict[str, Path]:
+    """Write model_card.md and model_card.html for the month's registered version; log them to MLflow."""
+    title = f"Model card: mimamori-risk v{trained.model_version} ({month})"
+    sections = card_sections(cfg, month, trained, context)
+    folder = card_dir(cfg, trained.model_version)
+    paths = {"md": folder / "model_card.md", "html": folder / "model_card.html"}
+    write_text(to_markdown(title, sections), paths["md"])
+    write_text(to_html(title, sections), paths["html"])
+    if log_to_mlflow and trained.run_id:
+        try:
+            from models.tracking import connect
+
+            mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
+            client = mlflow.MlflowClient()
+            for path in paths.values():
+                client.log_artifact(trained.run_id, str(path), "model_card")
+        except Exception as exc:  # the card on disk is what counts; say why MLflow has none
+            paths["mlflow_error"] = Path(type(exc).__name__)
+    return paths

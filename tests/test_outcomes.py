@@ -1,0 +1,150 @@
+"""A returned, filled-in sheet becomes next month's outreach_outcomes delivery, and then labels."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from models.labels import Outcomes, labels
+from pipelines.config import load_config
+from pipelines.months import shift
+from pipelines.outcomes import OutcomesRejected, import_outcomes
+from pipelines.pseudonymise import load_key
+from pipelines.release import reidentify
+from pipelines.storage import read_parquet
+from reports.sheets import write_outreach_xlsx
+
+
+@pytest.fixture(scope="module")
+def copy(ward, tmp_path_factory):
+    """A private copy of the test ward (inbox, key, lake, this month's list) to deliver into."""
+    root = tmp_path_factory.mktemp("outcomes")
+    for part in ("inbox", "custody/key"):
+        shutil.copytree(ward.cfg.inbox if part == "inbox" else ward.cfg.key_file.parent, root / part)
+    shutil.copytree(ward.cfg.lake, root / "work" / "lake")
+    (root / "work" / "runs" / ward.month).mkdir(parents=True)
+    shutil.copy(ward.cfg.runs / ward.month / "list.parquet", root / "work" / "runs" / ward.month / "list.parquet")
+    cfg = load_config(root / "mimamori.toml" if (root / "mimamori.toml").exists() else None,
+                      root / "inbox", root / "work", root / "custody", environ={})
+    cfg = replace(cfg, settings=ward.cfg.settings)
+    return cfg, ward.month
+
+
+def _sheet(cfg, month, tmp_path, columns="coordinator"):
+    listed = read_parquet(cfg.runs / month / "list.parquet")
+    frame = reidentify(cfg, month, listed, load_key(cfg.key_file)).sort_values("rank")
+    from reports.disclosure import age_band
+
+    frame["age_band"] = age_band(frame["age"])
+    return write_outreach_xlsx(frame, tmp_path / "returned.xlsx", month, columns), listed
+
+
+def _fill(path, entries: dict[str, list[tuple]]):
+    """entries: sheet -> [(row, 訪問日, 訪問結果)] written as a visitor would."""
+    book = load_workbook(path)
+    for name, rows in entries.items():
+        sheet = book[name]
+        headers = [c.value for c in sheet[1]]
+        for row, when, outcome in rows:
+            sheet.cell(row=row, column=headers.index("訪問日") + 1, value=when)
+            sheet.cell(row=row, column=headers.index("訪問結果") + 1, value=outcome)
+    book.save(path)
+
+
+def test_a_returned_sheet_becomes_next_months_outcomes_and_then_labels(copy, tmp_path):
+    cfg, month = copy
+    nxt = shift(month, 1)
+    path, listed = _sheet(cfg, month, tmp_path)
+    districts = load_workbook(path).sheetnames[1:]
+    _fill(path, {districts[0]: [(2, dt.datetime(2026, 11, 5), "要支援"), (3, "令和8年11月12日", "問題なし")],
+                 districts[1]: [(2, "2026/11/20", "不在")]})
+    written = import_outcomes(cfg, path, month)
+    assert written == cfg.inbox / nxt / "outreach_outcomes.csv"
+    got = pd.read_csv(written, dtype=str)
+    assert list(got.columns) == ["resident_id", "visit_date", "outcome"]
+    assert sorted(got["outcome"]) == ["needs_support", "no_concern", "not_home"]
+    assert sorted(got["visit_date"]) == ["2026-11-05", "2026-11-12", "2026-11-20"]
+
+    # Build the rest of next month's delivery from this month's (same residents, events redelivered)
+    for source in ("residents", "checkups", "care_premiums"):
+        shutil.copy(cfg.inbox / month / f"{source}.csv", cfg.inbox / nxt / f"{source}.csv")
+    from pipelines.ingest import ingest_month
+
+    ingest_month(cfg, nxt, load_key(cfg.key_file))
+    labelled = labels(Outcomes.known_at(cfg.lake, nxt), month, cfg.get("labels", "timespan_days"))
+    sheet = load_workbook(path)
+    pids = {}
+    for name, row in [(districts[0], 2), (districts[0], 3)]:
+        rank = sheet[name].cell(row=row, column=1).value
+        pids[(name, row)] = listed.loc[listed["rank"] == rank, "pid"].iloc[0]
+    by_pid = labelled.set_index("pid")["label"]
+    assert by_pid[pids[(districts[0], 2)]] == 1      # 要支援 → positive
+    assert by_pid[pids[(districts[0], 3)]] == 0      # 問題なし → negative
+    assert len(labelled) >= 2
+
+
+def test_unknown_outcomes_and_bad_dates_are_rejected_with_sheet_and_row_and_nothing_is_written(copy, tmp_path):
+    cfg, month = copy
+    into = shift(month, 2)
+    path, _ = _sheet(cfg, month, tmp_path)
+    district = load_workbook(path).sheetnames[1]
+    _fill(path, {district: [(2, "2026/11/05", "元気"), (3, "2026/13/45", "要支援"), (4, None, "不在")]})
+    with pytest.raises(OutcomesRejected) as caught:
+        import_outcomes(cfg, path, month, into=into)
+    message = str(caught.value)
+    assert f"sheet 「{district}」 row 2: unknown 訪問結果" in message
+    assert f"sheet 「{district}」 row 3: 訪問日 is not a date" in message
+    assert f"sheet 「{district}」 row 4: 訪問日 is missing" in message
+    assert not (cfg.inbox / into).exists()
+
+
+def test_outcomes_merge_with_what_was_delivered_and_the_sheet_wins(copy, tmp_path):
+    cfg, month = copy
+    into = shift(month, 3)
+    path, listed = _sheet(cfg, month, tmp_path)
+    sheet = load_workbook(path)
+    district = sheet.sheetnames[1]
+    resident_id = sheet[district].cell(row=2, column=[c.value for c in sheet[district][1]].index("宛名番号") + 1).value
+    (cfg.inbox / into).mkdir(parents=True)
+    (cfg.inbox / into / "outreach_outcomes.csv").write_text(
+        "宛名番号,訪問日,訪問結果\n"
+        f"{resident_id},令和9年1月10日,不在\n"
+        "0099999999,2027-01-11,拒否\n", encoding="utf-8")
+    _fill(path, {district: [(2, "2027/01/10", "要支援")]})
+    import_outcomes(cfg, path, month, into=into)
+    got = pd.read_csv(cfg.inbox / into / "outreach_outcomes.csv", dtype=str)
+    assert got.to_dict("records") == [
+        {"resident_id": resident_id, "visit_date": "2027-01-10", "outcome": "needs_support"},
+        {"resident_id": "0099999999", "visit_date": "2027-01-11", "outcome": "declined"}]
+
+
+def test_a_minsei_sheet_without_ids_is_matched_by_rank(copy, tmp_path):
+    cfg, month = copy
+    into = shift(month, 4)
+    path, listed = _sheet(cfg, month, tmp_path, columns="minsei")
+    district = load_workbook(path).sheetnames[1]
+    _fill(path, {district: [(2, "2027/02/01", "問題なし")]})
+    import_outcomes(cfg, path, month, into=into)
+    got = pd.read_csv(cfg.inbox / into / "outreach_outcomes.csv", dtype=str)
+    assert got["outcome"].tolist() == ["no_concern"] and got["resident_id"].str.len().iloc[0] >= 6
+
+
+def test_a_person_not_on_the_list_and_a_visit_after_the_delivery_are_refused(copy, tmp_path):
+    cfg, month = copy
+    path, _ = _sheet(cfg, month, tmp_path)
+    book = load_workbook(path)
+    district = book.sheetnames[1]
+    headers = [c.value for c in book[district][1]]
+    book[district].cell(row=2, column=headers.index("宛名番号") + 1, value="0000000001")
+    book.save(path)
+    _fill(path, {district: [(2, "2026/11/05", "要支援")]})
+    with pytest.raises(OutcomesRejected, match="row 2: the 宛名番号 is not on the"):
+        import_outcomes(cfg, path, month, into=shift(month, 5))
+    path, _ = _sheet(cfg, month, tmp_path)
+    _fill(path, {district: [(3, "2027/12/01", "要支援")]})
+    with pytest.raises(OutcomesRejected, match="after the end of"):
+        import_outcomes(cfg, path, month, into=shift(month, 5))

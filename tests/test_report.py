@@ -1,0 +1,128 @@
+"""The batch report and the model card: every section, offline, aggregates only; and they look right."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.leakscan import scan
+from reports import evaluation
+from reports.report import _generic_tables
+
+SECTIONS = ["meta", "quality", "cohort", "model", "fairness", "reasons", "drift", "makeup", "outputs"]
+
+
+@pytest.fixture(scope="module")
+def report(ward):
+    return (ward.cfg.runs / ward.month / "report" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_report_has_every_section(ward, report):
+    for section in SECTIONS:
+        assert f'id="{section}"' in report, section
+    for heading in ["入力ファイルの指紋", "Great Expectations", "precision@k", "較正", "公平性", "global SHAP summary",
+                    "PSI", "年齢区分別", "性別", "地区別の訪問枠"]:
+        assert heading in report, heading
+    assert report.count("data:image/png;base64,") >= 2     # p/r@k and SHAP summary at least
+
+
+def test_the_report_opens_offline(report):
+    assert "<script" not in report.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", report)
+    assert "@import" not in report and "url(" not in report
+
+
+def test_no_identifier_from_the_inbox_is_in_the_report_model_card_or_plots(ward):
+    roots = [ward.cfg.runs / ward.month / "report", ward.cfg.work / "model_cards"]
+    if (ward.cfg.runs / ward.month / "explain").exists():
+        roots.append(ward.cfg.runs / ward.month / "explain")
+    assert scan(ward.cfg.inbox, [r for r in roots if r.exists()]) == []
+
+
+def test_small_counts_are_suppressed_in_the_report(report):
+    # every plain integer cell of the fairness and make-up tables is 0, ≥ 10, or shown as <10
+    fairness = report[report.index('id="fairness"'):report.index('id="reasons"')]
+    for value in re.findall(r'<td(?: class="n")?>(\d+)</td>', fairness):
+        assert int(value) == 0 or int(value) >= 10, value
+
+
+def test_the_model_card_follows_the_atrs_fields_and_is_in_mlflow(ward):
+    version = ward.result["stages"]["train"]["model_version"]
+    if version is None:
+        pytest.skip("no model version registered in the test ward")
+    folder = ward.cfg.work / "model_cards" / f"v{version}"
+    md = (folder / "model_card.md").read_text(encoding="utf-8")
+    html = (folder / "model_card.html").read_text(encoding="utf-8")
+    for title in ["Tier 1 — Overview", "Owner and responsibility", "Description and rationale",
+                  "Decision-making process / human oversight", "Tool and model specification", "Data specification",
+                  "Risks, mitigations and impact", "Labels and their bias", "Purpose and legal basis",
+                  "Training window", "Performance on the holdout"]:
+        assert title in md and title in html.replace("&amp;", "&"), title
+    from models.tracking import connect
+
+    mlflow = connect(ward.cfg.mlflow_db, ward.cfg.mlflow_artifacts)
+    run_id = ward.result["stages"]["train"]["run_id"]
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "model_card")}
+    assert names == {"model_card/model_card.md", "model_card/model_card.html"}
+
+
+def test_psi_is_zero_for_the_same_distribution_and_flags_a_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    assert evaluation.psi(a, a) == pytest.approx(0, abs=1e-12)
+    assert evaluation.psi(a, rng.normal(size=5000)) < 0.05
+    assert evaluation.psi(a, rng.normal(loc=1, size=5000)) > evaluation.PSI_FLAG
+    flags = np.r_[np.zeros(900), np.ones(100)]
+    assert evaluation.psi(flags, np.r_[np.zeros(500), np.ones(500)]) > evaluation.PSI_FLAG
+    rows = evaluation.drift(pd.DataFrame({"x": a}), pd.DataFrame({"x": a + 2}), ["x"])
+    assert rows[0]["flag"] and rows[0]["current_mean"] > rows[0]["previous_mean"]
+
+
+def test_group_results_flag_a_group_found_less_often_and_hide_small_counts():
+    rng = np.random.default_rng(1)
+    n = 4000
+    frame = pd.DataFrame({"pid": [f"p{i:05d}" for i in range(n)], "age": rng.integers(65, 95, n).astype(float),
+                          "sex": np.where(rng.random(n) < .5, "male", "female"), "district": "東町地区"})
+    label = (rng.random(n) < .3).astype(float)
+    label[rng.random(n) < .5] = np.nan
+    score = rng.random(n) + np.where(frame["sex"] == "female", .6, 0) * (label == 1)
+    frame["label"], frame["score_model"] = label, score
+    held = evaluation.Holdout("2026-04", 600, frame, ["model"])
+    listed = frame.nlargest(300, "score_model")[["pid"]]
+    tables = evaluation.group_results(held, listed, frame, 10)
+    sex = {r["group"]: r for r in tables[0]["rows"]}
+    assert any("recall" in f for f in sex["男性"]["flags"]) and not sex["女性"]["flags"]
+    tiny = evaluation.group_results(None, frame.iloc[:3][["pid"]], frame.iloc[:15], 10)
+    shown = [r["listed"] for t in tiny for r in t["rows"]]
+    assert all(v == "0" or v == "<10" for v in shown)
+
+
+def test_a_fairness_section_stored_at_training_is_rendered_with_its_flags():
+    tables = _generic_tables({"sex": {"male": {"recall": 0.31, "flag": True}, "female": {"recall": 0.45, "flag": False}}})
+    assert tables[0]["header"] == ["group", "recall", "flag"]
+    assert tables[0]["flags"] == [True, False]
+    assert _generic_tables([{"group": "a", "ratio": 0.7, "flagged": True}])[0]["flags"] == [True]
+
+
+CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
+def test_the_report_renders_in_headless_chromium_without_overflow(ward, tmp_path):
+    from PIL import Image
+
+    page = ward.cfg.runs / ward.month / "report" / "index.html"
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,3000",
+                    page.as_uri()], check=True, capture_output=True, timeout=180)
+    image = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert image.shape[1] == 1280
+    assert image[:, :1100].std() > 20                      # something was drawn
+    # the page is centred at 1100 px: nothing may spill into the right margin (a too-wide table or image)
+    assert image[:, 1230:].min() > 240, "content overflows the page width"
