@@ -46,9 +46,22 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
         print(f"  {name:20s} {s['accepted']:>9,d} rows  {s['quarantined']:>6,d} quarantined{extra}")
         for reason, n in s["quarantine_reasons"].items():
             print(f"      {n:>6,d} × {reason}")
-    for w in summary.get("validation", {}).get("warnings", []):
-        print(f"  warning: {w['source']}: {w['description']} ({w['unexpected']} rows)")
+    from expectations.policy import summary_lines
+
+    for line in summary_lines(summary.get("validation", {})):
+        print(f"  {line}")
     return 0
+
+
+def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
+    from expectations.policy import summary_lines
+    from expectations.validate import validate_month
+
+    summary = validate_month(cfg, args.month)   # a dry run: results and Data Docs, never the lake
+    print(f"{args.month}: validated without committing")
+    for line in summary_lines(summary):
+        print(f"  {line}")
+    return 2 if summary["critical_failures"] else 0
 
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
@@ -243,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--month", required=True)
     p.add_argument("--force", action="store_true", help="re-ingest even if the lake already holds this delivery")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("validate", help="validate one delivery without committing it; results and Data Docs")
+    p.add_argument("--month", required=True)
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run every stage for a month (or all months)")
     g = p.add_mutually_exclusive_group(required=True)

@@ -3,16 +3,21 @@
 Identified values exist only in memory here; the lake, the quarantine and the delivery record
 hold pseudonyms and derived fields only. A refused file (ContractError) or a failing critical
 expectation stops the month before anything is written, so the lake keeps its previous state.
+Rows failing a `quarantine` expectation (expectations/policy.py) join the contract's quarantined
+rows in <work>/quarantine/<month>/<source>.parquet, named with the checks they failed.
 """
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+# ValidationFailed lives with the policy (features raise it too) and is re-exported here.
+from expectations.policy import ValidationFailed, failure_message  # noqa: F401  (no GX import)
 from pipelines import audit, lake
 from pipelines.config import Config
 from pipelines.contract import SOURCES, Source
@@ -24,16 +29,14 @@ from pipelines.storage import write_json, write_parquet
 ID_KINDS = {"resident_id": ("pid", "resident"), "household_id": ("hid", "household")}
 
 
-class ValidationFailed(Exception):
-    """A critical expectation failed; the message lists them in plain words."""
-
-
 @dataclass
 class Delivery:
     month: str
     tables: dict[str, pd.DataFrame]
     quarantine: dict[str, pd.DataFrame]
     summary: dict
+    # File line of each table row (tables' rows are in file order), for validation quarantine.
+    lines: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def file_fingerprint(path: Path) -> str:
@@ -104,11 +107,12 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
                             + ", ".join(f"{name}.csv" for name in missing))
     known = {p.name for p in inputs.values()}
     stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
-    tables, quarantine, sources = {}, {}, {}
+    tables, quarantine, sources, lines = {}, {}, {}, {}
     for name, path in inputs.items():
         spec = SOURCES[name]
         read = read_source(path, spec, delivery_month=month)
         tables[name] = pseudonymise_rows(read.rows, spec, key, month)
+        lines[name] = read.rows["_line"].to_numpy(dtype=np.int64)
         quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key)
         reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
                    if len(read.quarantine) else pd.Series(dtype=int))
@@ -129,7 +133,50 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
         "absent_optional": sorted(s.name for s in SOURCES.values() if not s.required and s.name not in inputs),
         "stray_files": stray,
     }
-    return Delivery(month, tables, quarantine, summary)
+    return Delivery(month, tables, quarantine, summary, lines)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lake rows as the strings a quarantine file holds (dates as YYYY-MM-DD)."""
+    out = {}
+    for column, values in frame.items():
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out[column] = values.dt.strftime("%Y-%m-%d")
+        else:
+            out[column] = values.astype("str")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def quarantine_failed_rows(delivery: Delivery, moved: dict[str, pd.DataFrame]) -> None:
+    """Move rows that failed quarantine expectations from the tables to the quarantine.
+
+    `moved[source]` has the rows' positions in the table (`row`), the checks they failed
+    (`expectation`) and the plain reason. Counts and reasons in the summary follow.
+    """
+    for name, bad in moved.items():
+        if not len(bad):
+            continue
+        table, rows = delivery.tables[name], bad["row"].to_numpy(dtype=np.int64)
+        keep = np.ones(len(table), dtype=bool)
+        keep[rows] = False
+        failed = _as_text(table.iloc[rows]).reset_index(drop=True)
+        failed["_line"] = delivery.lines[name][rows]
+        failed["reason"] = pd.Series(bad["reason"].to_numpy(), dtype="str")
+        failed["expectation"] = pd.Series(bad["expectation"].to_numpy(), dtype="str")
+        contract = delivery.quarantine[name]
+        if len(contract):
+            contract = contract.assign(expectation=pd.Series(pd.NA, index=contract.index, dtype="str"))
+            failed = pd.concat([contract, failed], ignore_index=True)
+        delivery.quarantine[name] = failed.sort_values("_line", kind="stable", ignore_index=True)
+        delivery.tables[name] = table[keep].reset_index(drop=True)
+        delivery.lines[name] = delivery.lines[name][keep]
+        info = delivery.summary["sources"][name]
+        info["accepted"] -= len(rows)
+        info["quarantined"] += len(rows)
+        reasons = dict(info["quarantine_reasons"])
+        for reason, n in bad["reason"].str.split("; ").explode().value_counts().items():
+            reasons[str(reason)] = reasons.get(str(reason), 0) + int(n)
+        info["quarantine_reasons"] = dict(sorted(reasons.items()))
 
 
 def is_ingested(cfg: Config, month: str, key: bytes) -> bool:
@@ -171,12 +218,11 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False) -> di
 
     started = time.perf_counter()
     delivery = read_delivery(cfg, month, key)
-    validation = validate_delivery(cfg, delivery.month, delivery.tables)
-    delivery.summary["validation"] = validation
-    if validation["critical_failures"]:
-        lines = "\n".join(f"  - {f['source']}: {f['description']} ({f['unexpected']} rows)"
-                          for f in validation["critical_failures"])
-        raise ValidationFailed(f"delivery {month} failed critical expectations; nothing was stored:\n{lines}")
+    check = validate_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine)
+    delivery.summary["validation"] = check.summary
+    if check.failed:  # before anything is committed: the lake keeps its previous state
+        raise ValidationFailed(failure_message(f"delivery {month}", check.summary), check.summary)
+    quarantine_failed_rows(delivery, {name: check.moved(name) for name in delivery.tables})
     commit_delivery(cfg, delivery)  # the record holds no timings: same delivery, same bytes
     audit.append(cfg.audit_log, "ingest", month=month, key_id=delivery.summary["key_id"],
                  files={n: s["sha256"] for n, s in delivery.summary["sources"].items()},

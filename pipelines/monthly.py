@@ -1,4 +1,4 @@
-"""The monthly DAG: ingest → validate → features → train → score → explain → prioritise → report.
+"""The monthly DAG: ingest (+ validate) → features → validate features → train → score → prioritise → explain → report.
 
 Stages are called in order; each writes its outputs atomically into runs/<month>/ and the
 manifest records inputs' fingerprints, config hash, versions, per-stage status and timings.
@@ -119,6 +119,11 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
         info["rows"] = len(feats)
         fingerprint = lake_fingerprint(cfg.lake, month)
         manifest.data["lake_fingerprint"] = fingerprint
+
+    with manifest.stage("validate") as info:
+        from expectations.validate import validate_features
+
+        info["features"] = validate_features(cfg, month, feats)   # raises ValidationFailed on critical
 
     with manifest.stage("train") as info:
         progress(f"train {month}")

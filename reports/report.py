@@ -90,6 +90,16 @@ def _metadata(cfg: Config, month: str, manifest: dict, trained) -> dict:
     return {"rows": meta, "inputs": inputs, "stages": stages}
 
 
+def _with_feature_checks(record: dict, manifest: dict) -> dict:
+    """The delivery's validation plus the feature table's (run as its own stage of the month)."""
+    checks = (manifest.get("stages", {}).get("validate") or {}).get("features") or {}
+    validation = dict(record.get("validation") or {})
+    validation["sources"] = {**(validation.get("sources") or {}), **(checks.get("sources") or {})}
+    for key in ("critical_failures", "quarantined", "warnings"):
+        validation[key] = list(validation.get(key) or []) + list(checks.get(key) or [])
+    return record | {"validation": validation}
+
+
 def _data_quality(cfg: Config, month: str, record: dict) -> dict:
     sources = [{"name": n, "title": SOURCES[n].title_ja if n in SOURCES else n, "file": s.get("file"),
                 "encoding": s.get("encoding"), "rows": s.get("rows"), "accepted": s.get("accepted"),
@@ -357,7 +367,7 @@ def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.Da
                        str(int(listed["exploration"].fillna(False).astype(bool).sum()))))
     return {
         "month": month, "threshold": threshold, "meta": _metadata(cfg, month, manifest, trained),
-        "quality": _data_quality(cfg, month, record),
+        "quality": _data_quality(cfg, month, _with_feature_checks(record, manifest)),
         "training": {"mode": trained.mode, "reason": trained.reason, "holdout_month": trained.holdout_month,
                      "train_months": trained.train_months, "label_counts": trained.label_counts,
                      "baseline": trained.baseline, "model_version": trained.model_version},

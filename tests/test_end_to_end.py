@@ -25,7 +25,7 @@ def _residents(ward, month=None):
 def test_the_month_runs_every_stage(ward):
     stages = ward.result["stages"]
     assert ward.result["status"] == "done"
-    assert [s for s in stages] == ["ingest", "features", "train", "score", "prioritise", "explain", "report"]
+    assert [s for s in stages] == ["ingest", "features", "validate", "train", "score", "prioritise", "explain", "report"]
     assert all(s["status"] == "done" for s in stages.values())
     listed = read_parquet(ward.cfg.runs / ward.month / "list.parquet")
     caps = stages["prioritise"]["capacity"]

@@ -1,0 +1,184 @@
+"""mimamori's severity policy over GX results (GX stores `severity` but does not act on it).
+
+Pure functions: they take each expectation's outcome (from the GX result, see validate.py) and
+decide, per source, what is critical, which rows are quarantined, and what is only reported.
+
+- `critical`: the month stops before anything is committed.
+- `quarantine`: the failing rows (GX index labels, i.e. positions in the table) leave the
+  table; if contract quarantine (pipelines/reading.py) and validation quarantine together exceed
+  `quarantine_limit` of the rows delivered (and more than `quarantine_min_rows` rows), that
+  becomes a critical failure. A quarantine check that failed without naming its rows (it raised)
+  is critical too: rows we cannot name cannot be moved.
+- `warning`: reported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+# Quarantine reasons of validation, beside the contract's "<column>: <problem>" reasons.
+REASON_PREFIX = "validation: "
+
+
+class ValidationFailed(Exception):
+    """A critical expectation failed; the message lists them in plain words (never values)."""
+
+    def __init__(self, message: str, summary: dict | None = None):
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's result, reduced to what the policy and the report need (no values)."""
+
+    check: str
+    expectation: str
+    column: str | list | None
+    description: str
+    description_ja: str
+    policy: str
+    success: bool
+    unexpected: int
+    rows: int | None
+    index: np.ndarray | None = None  # positions of failing rows (column-map expectations)
+    observed: object = None  # observed value of table/aggregate expectations (counts, means)
+
+
+def outcome(kind: str, kwargs: dict, meta: dict, success: bool, result: dict, raised: bool,
+            index: list | None, history: bool) -> Outcome:
+    """An Outcome from the parts of a GX ExpectationValidationResult."""
+    policy = meta.get("policy", "critical")
+    if not history:
+        policy = meta.get("policy_without_history", policy)
+    column = meta.get("column") or kwargs.get("column") or kwargs.get("column_list") or kwargs.get("column_A")
+    unexpected = result.get("unexpected_count")
+    if unexpected is None:
+        unexpected = 0 if success else 1
+    positions = None
+    if index is not None and not raised:
+        positions = np.asarray(index, dtype=np.int64)
+    observed = result.get("observed_value")
+    if isinstance(observed, (np.generic,)):
+        observed = observed.item()
+    return Outcome(check=meta.get("check", kind), expectation=kind, column=column,
+                   description=meta.get("description", kind), description_ja=meta.get("description_ja", ""),
+                   policy=policy, success=bool(success), unexpected=int(unexpected),
+                   rows=result.get("element_count"), index=positions,
+                   observed=observed if isinstance(observed, (int, float, str, type(None))) else None)
+
+
+def entry(source: str, o: Outcome, severity: str | None = None) -> dict:
+    """The summary line of a failing expectation (the delivery record and report render these)."""
+    line = {"source": source, "expectation": o.expectation, "check": o.check, "column": o.column,
+            "description": o.description, "description_ja": o.description_ja,
+            "severity": severity or o.policy, "success": o.success, "unexpected": o.unexpected, "rows": o.rows}
+    if o.observed is not None:
+        line["observed"] = o.observed
+    if severity is not None and severity != o.policy:
+        line["policy"] = o.policy
+    return line
+
+
+@dataclass
+class Verdict:
+    """The policy applied to one table."""
+
+    source: str
+    expectations: int
+    failed: int
+    critical: list[dict] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    # One row per table row to quarantine: position, the checks it failed and their descriptions.
+    moved: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"row": [], "expectation": [], "reason": []}))
+    delivered: int = 0
+    contract_quarantined: int = 0
+
+    @property
+    def share(self) -> float:
+        return (self.contract_quarantined + len(self.moved)) / self.delivered if self.delivered else 0.0
+
+    def counts(self) -> dict:
+        return {"expectations": self.expectations, "failed": self.failed, "rows": self.delivered,
+                "quarantined_contract": self.contract_quarantined, "quarantined_validation": len(self.moved),
+                "quarantine_share": round(self.share, 6)}
+
+
+def judge(source: str, outcomes: list[Outcome], table_rows: int, contract_quarantined: int = 0,
+          limit: float = 0.02, min_rows: int = 0) -> Verdict:
+    """Apply the policy to one table's outcomes (in suite order)."""
+    verdict = Verdict(source, len(outcomes), sum(not o.success for o in outcomes),
+                      delivered=table_rows + contract_quarantined, contract_quarantined=contract_quarantined)
+    failing: list[tuple[Outcome, np.ndarray]] = []
+    for o in outcomes:
+        if o.success:
+            continue
+        if o.policy == "critical":
+            verdict.critical.append(entry(source, o))
+        elif o.policy == "warning":
+            verdict.warnings.append(entry(source, o))
+        elif o.index is None or (o.unexpected and not len(o.index)):
+            line = entry(source, o, severity="critical")
+            line["description"] += " (the failing rows could not be identified)"
+            line["description_ja"] += "（該当行を特定できない）"
+            verdict.critical.append(line)
+        else:
+            verdict.quarantined.append(entry(source, o))
+            failing.append((o, o.index))
+    if failing:
+        rows = np.concatenate([index for _, index in failing])
+        which = np.concatenate([np.full(len(index), i) for i, (_, index) in enumerate(failing)])
+        pairs = pd.DataFrame({"row": rows, "i": which}).drop_duplicates().sort_values(["row", "i"], kind="stable")
+        checks = np.array([o.check for o, _ in failing], dtype=object)[pairs["i"].to_numpy()]
+        words = np.array([f"{REASON_PREFIX}{o.description}" for o, _ in failing], dtype=object)[pairs["i"].to_numpy()]
+        moved = pd.DataFrame({"row": pairs["row"].to_numpy(dtype=np.int64), "expectation": checks, "reason": words})
+        if not moved["row"].is_unique:  # a row failing several checks names them all
+            moved = moved.groupby("row", sort=True, as_index=False).agg({"expectation": "; ".join, "reason": "; ".join})
+        verdict.moved = moved.reset_index(drop=True)
+    quarantined = contract_quarantined + len(verdict.moved)
+    if verdict.delivered and quarantined > min_rows and verdict.share > limit:
+        verdict.critical.append({
+            "source": source, "expectation": "quarantine_share", "check": f"{source}.quarantine.share",
+            "column": None,
+            "description": f"no more than {limit:.1%} of the rows delivered are quarantined "
+                           f"(contract and validation together: {quarantined} of {verdict.delivered})",
+            "description_ja": f"隔離された行が提供された行の{limit:.1%}以下である"
+                              f"（契約検査と検証の合計：{verdict.delivered}行中{quarantined}行）",
+            "severity": "critical", "success": False, "unexpected": quarantined, "rows": verdict.delivered,
+            "observed": round(verdict.share, 6)})
+    return verdict
+
+
+def summarise(verdicts: list[Verdict], data_docs: str | None) -> dict:
+    """The validation summary kept in the delivery record (keys are rendered by the report)."""
+    return {
+        "sources": {v.source: v.counts() for v in verdicts},
+        "critical_failures": [e for v in verdicts for e in v.critical],
+        "quarantined": [e for v in verdicts for e in v.quarantined],
+        "warnings": [e for v in verdicts for e in v.warnings],
+        "data_docs": data_docs,
+    }
+
+
+def failure_message(what: str, summary: dict, consequence: str = "nothing was stored") -> str:
+    lines = "\n".join(f"  - {f['source']}: {f['description']} ({f['unexpected']} of {f['rows']} rows)"
+                      if f.get("rows") is not None else f"  - {f['source']}: {f['description']}"
+                      for f in summary["critical_failures"])
+    return f"{what} failed critical expectations; {consequence}:\n{lines}"
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """Plain lines for the command line: every failing expectation with its counts."""
+    out = []
+    for title, key in (("critical", "critical_failures"), ("quarantined", "quarantined"), ("warning", "warnings")):
+        for e in summary.get(key, []):
+            count = f"{e['unexpected']:,d} of {e['rows']:,d} rows" if e.get("rows") is not None else \
+                f"observed {e['observed']}" if e.get("observed") is not None else "failed"
+            out.append(f"{title:11s} {e['source']}: {e['description']} ({count})")
+    if summary.get("data_docs"):
+        out.append(f"Data Docs: {summary['data_docs']}")
+    return out
