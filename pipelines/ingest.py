@@ -210,7 +210,7 @@ def commit_delivery(cfg: Config, delivery: Delivery) -> None:
     write_json(delivery.summary, record)
 
 
-def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False) -> dict:
+def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build_docs: bool = True) -> dict:
     """Ingest, pseudonymise and validate one delivery; a no-op if the lake already holds it."""
     if not force and is_ingested(cfg, month, key):
         return lake.delivery_record(cfg.lake, month) | {"status": "unchanged"}
@@ -218,7 +218,8 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False) -> di
 
     started = time.perf_counter()
     delivery = read_delivery(cfg, month, key)
-    check = validate_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine)
+    # `run` builds the month's Data Docs once, after the feature checks; `ingest` alone builds them here.
+    check = validate_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine, build_docs=build_docs)
     delivery.summary["validation"] = check.summary
     if check.failed:  # before anything is committed: the lake keeps its previous state
         raise ValidationFailed(failure_message(f"delivery {month}", check.summary), check.summary)

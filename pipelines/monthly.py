@@ -107,7 +107,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
         results = {}
         for m in months:
             progress(f"ingest {m}")
-            results[m] = ingest_month(cfg, m, key)["status"]
+            results[m] = ingest_month(cfg, m, key, build_docs=False)["status"]
         info["months"] = results
         delivery = lake.delivery_record(cfg.lake, month)
         manifest.data["inputs"] = {n: s["sha256"] for n, s in delivery["sources"].items()}

@@ -97,6 +97,7 @@ def _with_feature_checks(record: dict, manifest: dict) -> dict:
     validation["sources"] = {**(validation.get("sources") or {}), **(checks.get("sources") or {})}
     for key in ("critical_failures", "quarantined", "warnings"):
         validation[key] = list(validation.get(key) or []) + list(checks.get(key) or [])
+    validation["data_docs"] = checks.get("data_docs") or validation.get("data_docs")
     return record | {"validation": validation}
 
 
