@@ -21,7 +21,7 @@ from expectations.policy import ValidationFailed, failure_message  # noqa: F401 
 from pipelines import audit, lake
 from pipelines.config import Config
 from pipelines.contract import SOURCES, Source
-from pipelines.months import month_end
+from pipelines.months import age_on, month_end
 from pipelines.pseudonymise import key_id, pseudonymise
 from pipelines.reading import ContractError, delivery_file, read_source
 from pipelines.storage import write_json, write_parquet
@@ -64,13 +64,10 @@ def _replace_ids(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
 def _residents_derived(rows: pd.DataFrame, month: str) -> pd.DataFrame:
     """Replace birth and move-in dates by whole years of age and months at the address."""
     end = month_end(month)
-    birth = rows["birth_date"]
-    age = end.year - birth.dt.year - ((birth.dt.month > end.month) |
-                                      ((birth.dt.month == end.month) & (birth.dt.day > end.day))).astype(int)
     moved = rows["moved_in_date"]
     months_here = (end.year - moved.dt.year) * 12 + (end.month - moved.dt.month)
     out = rows.assign(
-        age=age.astype("Int64"),
+        age=age_on(rows["birth_date"], end),
         household_size=rows.groupby("hid")["pid"].transform("size").astype("Int64"),
         months_at_address=months_here.astype("Int64"),
     )

@@ -29,3 +29,9 @@ def month_range(first: str, last: str) -> list[str]:
 
 def months_between(earlier: str, later: str) -> int:
     return (pd.Period(later, freq="M") - pd.Period(earlier, freq="M")).n
+
+
+def age_on(birth: pd.Series, day: pd.Timestamp) -> pd.Series:
+    """Whole years of age on `day` (a birthday on that day counts), Int64 with NA for no date."""
+    before_birthday = (birth.dt.month > day.month) | ((birth.dt.month == day.month) & (birth.dt.day > day.day))
+    return (day.year - birth.dt.year - before_birthday.astype(int)).astype("Int64")

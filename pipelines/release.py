@@ -17,7 +17,7 @@ from pipelines import audit
 from pipelines.config import Config
 from pipelines.contract import SOURCES
 from pipelines.ingest import file_fingerprint
-from pipelines.months import month_end
+from pipelines.months import age_on, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from pipelines.storage import atomic_path, read_json, read_parquet, write_json
@@ -73,10 +73,7 @@ def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes) -> pd.
         raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
     residents = read_source(path, SOURCES["residents"], delivery_month=month).rows
     residents = residents.assign(pid=pseudonymise(residents["resident_id"], key, "resident"))
-    end = month_end(month)
-    birth = residents["birth_date"]
-    residents["age"] = (end.year - birth.dt.year - ((birth.dt.month > end.month) |
-                        ((birth.dt.month == end.month) & (birth.dt.day > end.day))).astype(int))
+    residents["age"] = age_on(residents["birth_date"], month_end(month))
     people = residents[["pid", "resident_id", "name", "name_kana", "address", "phone", "age", "sex"]]
     out = listed.merge(people, on="pid", how="left", validate="one_to_one")
     missing = int(out["resident_id"].isna().sum())
