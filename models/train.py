@@ -149,6 +149,22 @@ def _reusable(cfg: Config, provenance: dict[str, str]):
     return None
 
 
+# Types skops will not load without being told to, reviewed for the model we log: the tree
+# predictor is sklearn's own compiled node array. Anything else appearing here (a new sklearn
+# version, another estimator) must be reviewed before it is trusted, so training stops instead.
+REVIEWED_TRUSTED_TYPES = frozenset({
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+})
+
+
+def reviewed_trusted_types(untrusted: list[str]) -> list[str]:
+    unreviewed = sorted(set(untrusted) - REVIEWED_TRUSTED_TYPES)
+    if unreviewed:
+        raise RuntimeError("skops would need to trust types nobody has reviewed: " + ", ".join(unreviewed)
+                           + " — review them and add them to models/train.py REVIEWED_TRUSTED_TYPES")
+    return sorted(untrusted)
+
+
 def _log_to_mlflow(cfg: Config, model, result: TrainResult, train_frame: pd.DataFrame,
                    provenance: dict[str, str]) -> None:
     from models.tracking import REGISTERED_MODEL, connect
@@ -170,7 +186,7 @@ def _log_to_mlflow(cfg: Config, model, result: TrainResult, train_frame: pd.Data
             mlflow.log_metrics({f"holdout_{who}_{name}": value for name, value in figures.items()
                                 if isinstance(value, (int, float)) and value is not None})
         mlflow.log_metrics({f"labels_{k}": v for k, v in result.label_counts.items()})
-        trusted = sio.get_untrusted_types(data=sio.dumps(model))
+        trusted = reviewed_trusted_types(sio.get_untrusted_types(data=sio.dumps(model)))
         info = mlflow.sklearn.log_model(
             model, name="model", signature=infer_signature(X.head(50), score_model(model, train_frame.head(50))),
             pyfunc_predict_fn="predict_proba", skops_trusted_types=trusted,

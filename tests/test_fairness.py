@@ -34,3 +34,4 @@ def test_small_groups_are_suppressed():
     frame = _frame(n_a=100, n_b=6)
     male = next(r for r in audit(frame, np.zeros(len(frame), bool)) if r["group"] == "male")
     assert male["suppressed"] and male["tpr"] is None and male["labelled"] is None and not male["flag"]
+
