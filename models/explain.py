@@ -150,13 +150,10 @@ def explain_person(cfg, month: str, pid: str) -> tuple[str, Path | None]:
     if not len(row):
         raise ValueError(f"{pid} is not on the {month} list (only listed people are explained)")
     person = row.iloc[0]
-    feature_path = cfg.features_dir / f"{month}.parquet"
-    if feature_path.exists():
-        feats = read_parquet(feature_path)
-    else:
-        from features.store import features_for
+    from features.store import features_for
 
-        feats = features_for(cfg.work, month)
+    # the store reuses the cached table only while the lake it came from is unchanged
+    feats = features_for(cfg.work, month)
     values = feats.set_index("pid").loc[pid]
     by_model = str(person["source"]).startswith("model")
     # a rule's score encodes the exact age (age/120), so it is shown only for the model's lists
