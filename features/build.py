@@ -7,9 +7,12 @@ function per feature group, named for what it returns, each a pure function of l
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.catalog import FLAGGED, MODEL_FEATURES
 from pipelines import lake
@@ -94,17 +97,66 @@ def count_in_year(events: pd.DataFrame | None, date_column: str, mask_column: st
     return recent.groupby("pid").size().reindex(pids).fillna(0).to_numpy(dtype="float64")
 
 
+def _after(column: str, start: pd.Timestamp) -> Callable[[pa.Table], pa.Array]:
+    """Rows whose `column` lies after `start` (null dates fail, as NaT comparisons do in pandas).
+
+    A column of another type than a timestamp keeps every row: the filter only saves work, the
+    feature functions apply their windows again.
+    """
+    def mask(table: pa.Table) -> pa.Array:
+        values = table[column]
+        if not pa.types.is_timestamp(values.type) or values.type.tz is not None:
+            return pa.array(np.ones(table.num_rows, dtype=bool))
+        bound = pa.scalar(start.to_datetime64(), pa.timestamp("us")).cast(values.type)
+        return pc.fill_null(pc.greater(values, bound), False)
+    return mask
+
+
+def _billing_window(first: str, last: str) -> Callable[[pa.Table], pa.Array]:
+    """Rows billed in [first, last] ("YYYY-MM" strings compare like the months they name)."""
+    def mask(table: pa.Table) -> pa.Array:
+        values = table["billing_month"]
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            return pa.array(np.ones(table.num_rows, dtype=bool))
+        return pc.fill_null(pc.and_(pc.greater_equal(values, first), pc.less_equal(values, last)), False)
+    return mask
+
+
+def _inputs(lake_dir: Path, as_of_month: str) -> dict[str, pd.DataFrame | None]:
+    """The events each feature group reads: only its columns, and only rows inside its window.
+
+    Each window is on the event's own date, which is part of the source's key, so every row a
+    feature function would keep after the newest-delivery-wins rule is still read and the
+    functions below compute the same values as on the whole history (see lake.read_events).
+    """
+    as_of = month_end(as_of_month)
+    year_ago = as_of - pd.DateOffset(years=1)
+    billed = _billing_window(shift(as_of_month, -11), as_of_month)
+    wanted = {
+        "checkups": (["pid", "exam_date"], None),
+        "care_premiums": (["pid", "billing_month", "amount_due", "amount_paid"], billed),
+        "nhi_premiums": (["hid", "billing_month", "amount_due", "amount_paid"], billed),
+        "garbage_pickups": (["pid", "pickup_date", "result"], _after("pickup_date", as_of - pd.Timedelta(days=90))),
+        "welfare_contacts": (["pid", "contact_date"], None),
+        "outreach_outcomes": (["pid", "visit_date", "outcome"], _after("visit_date", year_ago)),
+        "adverse_events": (["pid", "event_date", "event_type"], _after("event_date", year_ago)),
+    }
+    return {name: _known(lake.read_events(lake_dir, name, as_of_month, columns, where), as_of)
+            for name, (columns, where) in wanted.items()}
+
+
+RESIDENT_COLUMNS = ["pid", "hid", "district", "sex", "age", "household_size", "months_at_address"]
+
+
 def build_features(lake_dir: Path, as_of_month: str) -> pd.DataFrame:
     """One row per resident of the as-of month's snapshot: cohort attributes + model features."""
-    residents = lake.read_snapshot(lake_dir, "residents", as_of_month)
+    residents = lake.read_snapshot(lake_dir, "residents", as_of_month, columns=RESIDENT_COLUMNS)
     if residents is None:
         raise FileNotFoundError(f"the lake has no residents snapshot for {as_of_month}")
     as_of = month_end(as_of_month)
     first_month = min(lake.ingested_months(lake_dir))
     history = (pd.Period(as_of_month, "M") - pd.Period(first_month, "M")).n + 1
-    events = {name: _known(lake.read_events(lake_dir, name, as_of_month), as_of) for name in (
-        "checkups", "care_premiums", "nhi_premiums", "garbage_pickups", "welfare_contacts",
-        "outreach_outcomes", "adverse_events")}
+    events = _inputs(lake_dir, as_of_month)
     out = cohort(residents)
     pids = out["pid"]
     hids = residents["hid"]
@@ -115,7 +167,8 @@ def build_features(lake_dir: Path, as_of_month: str) -> pd.DataFrame:
         events["care_premiums"], "pid", pids, as_of_month)
     nhi, nhi_imp = arrears_months(events["nhi_premiums"], "hid", hids, as_of_month)
     out["nhi_arrears_months"], out["nhi_arrears_months_imp"] = nhi, nhi_imp
-    certs = lake.read_snapshot(lake_dir, "care_certifications", as_of_month)
+    certs = lake.read_snapshot(lake_dir, "care_certifications", as_of_month,
+                               columns=["pid", "care_level", "valid_from", "valid_to"])
     out["care_level"] = care_level(certs, pids, as_of)
     out["garbage_no_response_90d"], out["garbage_no_response_90d_imp"] = garbage_no_response(
         events["garbage_pickups"], pids, as_of)

@@ -29,6 +29,10 @@ class Feature:
     ask_en: str = ""
     imputed_ja: str = ""      # meaning of the `_imp` flag, for model cards and auditors
     imputed_en: str = ""
+    # What the model's imputer puts in a value still missing after the feature's own
+    # definition: "median" of the training split (fitted and frozen with the model,
+    # models/candidates.py) or "zero". The `_imp` flag keeps the fact that it was missing.
+    fill: str = "zero"
 
 
 def _n(value: float) -> int:
@@ -136,10 +140,10 @@ CATALOG: dict[str, Feature] = {f.name: f for f in [
     Feature("living_alone", "residents", "snapshot at as-of", "none (required)",
             "ひとり暮らし", "living alone", _alone,
             ask_ja="困ったときに頼れる人・連絡先がいるか", ask_en="whom they could call on in trouble"),
-    Feature("months_at_address", "residents", "snapshot at as-of", "left missing (the model routes it), flagged",
+    Feature("months_at_address", "residents", "snapshot at as-of", "left missing in the table; the model fills the training split's median, flagged",
             "現住所での居住期間", "months at address", _months_here,
             ask_ja="近所に知り合いや相談できる人がいるか", ask_en="whether they know anyone nearby to talk to",
-            imputed_ja="転入日の記録なし", imputed_en="no move-in date on record"),
+            imputed_ja="転入日の記録なし", imputed_en="no move-in date on record", fill="median"),
     Feature("months_since_checkup", "checkups", "all history known at as-of",
             "months of history when none on record, flagged", "健診からの経過月数",
             "months since last health checkup", _since_checkup,

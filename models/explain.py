@@ -24,14 +24,27 @@ SHAP_PREFIX = "shap_"
 
 
 def shap_values(model, features: pd.DataFrame) -> tuple[np.ndarray, float]:
-    """(contributions n×p in log-odds, base value); exact: no background data."""
-    import shap
+    """(contributions n×p in log-odds, base value), exact for both candidate kinds.
 
-    explainer = shap.TreeExplainer(model)
-    X = features[MODEL_FEATURES].to_numpy(dtype="float64")
-    values = explainer.shap_values(X, check_additivity=True)
+    The reasons explain the pipeline's uncalibrated log-odds (calibration is a monotone map of
+    them). Trees: TreeSHAP with no background data. Logistic regression: linear SHAP with the
+    training split's mean as background, which is 0 in the scaled space the model sees, so
+    φ_j = w_j · z_j and the base value is the intercept.
+    """
+    import shap
+    from sklearn.linear_model import LogisticRegression
+
+    from models.candidates import split_estimator
+
+    final, X = split_estimator(model, features[MODEL_FEATURES].to_numpy(dtype="float64"))
+    if isinstance(final, LogisticRegression):
+        explainer = shap.LinearExplainer(final, np.zeros((1, X.shape[1])))
+        values = explainer.shap_values(X)
+    else:
+        explainer = shap.TreeExplainer(final)
+        values = explainer.shap_values(X, check_additivity=True)
     base = float(np.ravel(explainer.expected_value)[0])
-    return np.asarray(values, dtype="float64"), base
+    return np.asarray(values, dtype="float64").reshape(len(X), -1), base
 
 
 def grouped(values: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -83,11 +96,10 @@ def rule_reasons(features: pd.DataFrame, baseline: str) -> pd.DataFrame:
 
 def explanation_table(chosen: pd.DataFrame, model, model_version: str) -> pd.DataFrame:
     """pid, model_version, base_value, log_odds (the model's decision function), shap_<feature> …"""
-    from models.estimator import one_thread
+    from models.candidates import log_odds as model_log_odds
 
     values, base = shap_values(model, chosen)
-    with one_thread():
-        log_odds = model.decision_function(chosen[MODEL_FEATURES].to_numpy(dtype="float64"))
+    log_odds = model_log_odds(model, chosen[MODEL_FEATURES].to_numpy(dtype="float64"))
     table = pd.DataFrame({"pid": chosen["pid"].to_numpy(), "model_version": str(model_version or ""),
                           "base_value": base, "log_odds": np.asarray(log_odds, dtype="float64")})
     for j, name in enumerate(MODEL_FEATURES):

@@ -5,7 +5,8 @@ need are found at the same rate (recall/TPR parity) and whether visits are waste
 rate (FDR parity). For each attribute, every group's TPR and FDR at k are divided by the
 reference group's (the largest group); a ratio outside [low, high] is flagged. Groups with
 fewer than `min_labelled` labelled people are suppressed, both for privacy and because their
-rates are noise.
+rates are noise; for the same reason a ratio is computed only when each rate's denominator
+(positives for TPR, labelled people selected for FDR) holds `min_labelled` people in both groups.
 """
 from __future__ import annotations
 
@@ -55,8 +56,12 @@ def audit(frame: pd.DataFrame, selected: np.ndarray, low: float = 0.8, high: flo
                 row.update({k: None for k in ("labelled", "positives", "selected_labelled", "true_positives",
                                               "tpr", "fdr")})
             else:
-                for metric in ("tpr", "fdr"):
-                    if s[metric] is not None and ref[metric]:
+                for metric, denominator in (("tpr", "positives"), ("fdr", "selected_labelled")):
+                    # A ratio is judged only when both rates rest on enough people: TPR on 2
+                    # positives is 0, 0.5 or 1 by chance, and flagging it would block any model
+                    # that finds somebody while one that finds nobody has no ratios to flag.
+                    enough = s[denominator] >= min_labelled and ref[denominator] >= min_labelled
+                    if enough and s[metric] is not None and ref[metric]:
                         row[f"{metric}_ratio"] = s[metric] / ref[metric]
                 row["flag"] = any(r is not None and not (low <= r <= high)
                                   for r in (row["tpr_ratio"], row["fdr_ratio"]))

@@ -19,12 +19,13 @@ import pandas as pd
 
 from features.catalog import MODEL_FEATURES
 from models import metrics
-from models.baselines import BASELINES
-from models.estimator import make_model, one_thread
+from models.baselines import BASELINES, baseline_scores
+from models.candidates import fit_candidate
+from models.estimator import one_thread
 from models.fairness import audit
 from models.labels import Outcomes, labels, window_closed
 from pipelines.config import Config
-from pipelines.months import shift
+from pipelines.months import month_end, shift
 from pipelines.prioritise import capacity
 
 FeaturesFor = Callable[[str], pd.DataFrame]
@@ -32,20 +33,30 @@ FeaturesFor = Callable[[str], pd.DataFrame]
 
 @dataclass
 class TrainResult:
-    mode: str                         # "model" or "baseline"
+    mode: str                         # "model" or "baseline": what makes this month's list
     reason: str                       # why, in plain words (shown in the report)
-    baseline: str = "alone_75"        # the baseline used when mode == "baseline"
-    model: object | None = None
-    model_version: str | None = None
+    baseline: str = "alone_75"        # the best baseline (serves when mode == "baseline")
+    model: object | None = None       # the serving model when mode == "model"
+    model_version: str | None = None  # the version the report is about: serving, else this month's challenger
     run_id: str | None = None
+    challenger: str | None = None     # candidate kind of this month's challenger ("hgb" | "logit")
+    challenger_version: str | None = None
+    champion_version: str | None = None   # the champion before this month, if any
+    serving: str | None = None        # "challenger" | "champion" | baseline name
+    criterion: str | None = None      # the holdout metric promotion compared
     holdout_month: str | None = None
     train_months: list[str] = field(default_factory=list)
-    evaluation: dict = field(default_factory=dict)   # {"model": {...}, "alone_75": {...}, ...}
-    fairness: dict = field(default_factory=dict)     # {"model": [rows], "alone_75": [rows]} (models/fairness.py)
+    calibration_months: list[str] = field(default_factory=list)
+    calibration: str | None = None    # how the challenger's probabilities were calibrated
+    evaluation: dict = field(default_factory=dict)   # ranker -> metrics ("model" = challenger, "champion", baselines)
+    candidates: dict = field(default_factory=dict)   # candidate kind -> holdout metrics
+    fairness: dict = field(default_factory=dict)     # ranker -> audit rows (models/fairness.py)
+    new_flags: list[str] = field(default_factory=list)
     holdout_k: int | None = None
     # Holdout people (aged min_age+): pid, age, sex, district, living_alone, label (1/0/NaN) and
-    # score_<ranker> for the compared model and every baseline; kept in memory for the report.
+    # score_<ranker> for every compared ranker; kept in memory for the report.
     holdout_frame: pd.DataFrame | None = field(default=None, repr=False)
+    split_plot: bytes | None = field(default=None, repr=False)
     label_counts: dict = field(default_factory=dict)
 
 
@@ -60,6 +71,20 @@ def split_months(current: str, first: str, timespan_days: int, max_history: int)
     return train, holdout
 
 
+def fit_and_calibration(months: list[str], calibration_months: int) -> tuple[list[str], list[str]]:
+    """The newest `calibration_months` calibrate; the rest fit. Too short a history: all fit."""
+    if calibration_months <= 0 or len(months) <= calibration_months:
+        return list(months), []
+    return months[:-calibration_months], months[-calibration_months:]
+
+
+def split_rows(fit: list[str], calibrate: list[str], holdout: str | None, timespan_days: int) -> list[dict]:
+    """Bars of the split plot: each as-of month's label window and its role."""
+    rows = [(m, "fit") for m in fit] + [(m, "calibrate") for m in calibrate] + ([(holdout, "holdout")] if holdout else [])
+    return [{"month": m, "role": role, "start": month_end(m), "end": month_end(m) + pd.Timedelta(days=timespan_days)}
+            for m, role in rows]
+
+
 def labels_for(cfg: Config, outcomes: Outcomes, month: str) -> pd.DataFrame:
     return labels(outcomes, month, cfg.get("labels", "timespan_days"), cfg.get("labels", "adverse_events_of_unvisited"))
 
@@ -69,11 +94,21 @@ def labelled_frame(cfg: Config, months: list[str], outcomes: Outcomes, features_
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MODEL_FEATURES + ["label"])
 
 
-def fit_model(cfg: Config, frame: pd.DataFrame):
-    t = cfg.settings["training"]
-    model = make_model(t["seed"], t["max_iter"], t["learning_rate"], t["max_leaf_nodes"], t["min_samples_leaf"])
-    with one_thread():
-        return model.fit(frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int))
+def _xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int)
+
+
+def fit_months(cfg: Config, name: str, frame: pd.DataFrame, calibrate: list[str]) -> tuple[object, str]:
+    """Fit candidate `name` on the frame's rows outside `calibrate`, calibrate on the rows inside."""
+    in_cal = frame["as_of_month"].isin(calibrate).to_numpy()
+    X, y = _xy(frame)
+    return fit_candidate(name, cfg.settings["training"], X[~in_cal], y[~in_cal], X[in_cal], y[in_cal])
+
+
+def fit_model(cfg: Config, frame: pd.DataFrame, name: str = "hgb"):
+    """Candidate `name` fitted on every row of `frame` (no calibration): tests and tools."""
+    X, y = _xy(frame)
+    return fit_candidate(name, cfg.settings["training"], X, y, X[:0], y[:0])[0]
 
 
 def score_model(model, features: pd.DataFrame) -> np.ndarray:
@@ -81,26 +116,88 @@ def score_model(model, features: pd.DataFrame) -> np.ndarray:
         return model.predict_proba(features[MODEL_FEATURES].to_numpy(dtype="float64"))[:, 1]
 
 
-def holdout_evaluation(cfg: Config, model, holdout: pd.DataFrame,
+def holdout_evaluation(cfg: Config, models: dict[str, object], holdout: pd.DataFrame,
                        holdout_labels: pd.DataFrame) -> tuple[dict, dict, pd.DataFrame, int]:
-    """Model and every baseline on the holdout month, cut at that month's capacity, with a
-    fairness audit of the model and of today's rule at the same k."""
-    k = sum(capacity(holdout, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts")).values())
+    """Every model and baseline on the holdout month at that month's capacity (ward and per
+    district), with a fairness audit of each at the same k."""
+    caps = capacity(holdout, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
+    k = sum(caps.values())
     frame = holdout[holdout["age"] >= cfg.get("prioritise", "min_age")].merge(holdout_labels, on="pid", how="left")
-    scores = {name: rule(frame) for name, (_, _, rule) in BASELINES.items()}
-    if model is not None:
-        scores["model"] = score_model(model, frame)
-    results = {name: metrics.evaluate(s, frame, k) for name, s in scores.items()}
-    fairness = {}
-    for name in ("model", "alone_75"):
-        if name in scores:
-            selected = np.zeros(len(frame), dtype=bool)
-            selected[metrics.top_k(scores[name], frame["pid"].to_numpy(), k)] = True
-            fairness[name] = audit(frame, selected, *cfg.get("fairness", "ratio_bounds"),
-                                   min_labelled=cfg.get("fairness", "min_labelled"))
+    scores = baseline_scores(frame, cfg.settings["baselines"])
+    scores |= {name: score_model(model, frame) for name, model in models.items()}
+    labels_ = frame["label"].to_numpy(dtype="float64")
+    results, fairness = {}, {}
+    for name, s in scores.items():
+        results[name] = metrics.evaluate(s, frame, k) | {"districts": metrics.by_district(s, frame, caps)}
+        if name in models:
+            results[name]["calibration"] = metrics.calibration_table(s, labels_)
+        selected = np.zeros(len(frame), dtype=bool)
+        selected[metrics.top_k(s, frame["pid"].to_numpy(), k)] = True
+        fairness[name] = audit(frame, selected, *cfg.get("fairness", "ratio_bounds"),
+                               min_labelled=cfg.get("fairness", "min_labelled"))
     scored = frame[["pid", "age", "sex", "district", "living_alone"]].assign(
         label=frame["label"].astype("float64"), **{f"score_{name}": s for name, s in scores.items()})
     return results, fairness, scored.reset_index(drop=True), k
+
+
+# ------------------------------------------------------------------ selection and promotion
+
+def criterion(evaluation: dict, rankers: list[str], min_labelled: int) -> str:
+    """precision@k when every ranker has enough labelled people in its top k, else average precision."""
+    enough = all(evaluation[r][f"labelled_in_top_k_{ties}"] >= min_labelled
+                 for r in rankers for ties in ("worst", "best"))
+    return "precision_at_k" if enough else "average_precision"
+
+
+def value(figures: dict, measure: str, ties: str) -> float:
+    """A ranker's figure for the criterion; -inf when it cannot be computed."""
+    key = f"precision_at_k_{ties}" if measure == "precision_at_k" else measure
+    v = figures.get(key)
+    return float("-inf") if v is None else float(v)
+
+
+def flags(rows: list[dict]) -> set[str]:
+    """Flagged groups of a fairness audit, as 'attribute=group'."""
+    return {f"{r['attribute']}={r['group']}" for r in rows if r.get("flag")}
+
+
+def _best_baseline(evaluation: dict, measure: str) -> str:
+    # baselines are compared on their best tie order: a challenger must beat them however their ties fall
+    return max(BASELINES, key=lambda n: (value(evaluation[n], measure, "best"), n == "alone_75", n))
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if v == float("-inf") else f"{v:.3f}"
+
+
+def decide(evaluation: dict, fairness: dict, has_champion: bool, min_labelled: int) -> dict:
+    """Who makes the list: the challenger ("model"), the champion, or the best baseline, and why."""
+    rankers = ["model", *BASELINES] + (["champion"] if has_champion else [])
+    measure = criterion(evaluation, rankers, min_labelled)
+    best = _best_baseline(evaluation, measure)
+    challenger = value(evaluation["model"], measure, "worst")
+    base_v = value(evaluation[best], measure, "best")
+    champion = value(evaluation["champion"], measure, "worst") if has_champion else None
+    incumbent_flags = flags(fairness["champion" if has_champion else best])
+    new_flags = sorted(flags(fairness["model"]) - incumbent_flags)
+    words = {"precision_at_k": "precision@k", "average_precision": "average precision"}[measure]
+    out = {"criterion": measure, "baseline": best, "new_flags": new_flags}
+    why_not = []
+    if not challenger > base_v:
+        why_not.append(f"its holdout {words} {_fmt(challenger)} does not beat the best baseline {best} ({_fmt(base_v)})")
+    if has_champion and not challenger > champion:
+        why_not.append(f"it does not beat the champion ({words} {_fmt(challenger)} vs {_fmt(champion)})")
+    if new_flags:
+        why_not.append("it adds fairness flags the incumbent does not have: " + ", ".join(new_flags))
+    if not why_not:
+        vs = f"champion {_fmt(champion)}, " if has_champion else ""
+        return out | {"serving": "challenger", "reason": f"the challenger is promoted: holdout {words} "
+                      f"{_fmt(challenger)} vs {vs}best baseline {best} {_fmt(base_v)}, no new fairness flag"}
+    reason = "the challenger is not promoted: " + "; ".join(why_not)
+    if has_champion and champion > base_v:
+        return out | {"serving": "champion", "reason": reason + f". The champion keeps the list ({words} "
+                      f"{_fmt(champion)} vs best baseline {_fmt(base_v)})"}
+    return out | {"serving": best, "reason": reason + f". The list uses the best baseline, {best}"}
 
 
 def _code_version() -> str:
@@ -125,9 +222,41 @@ def _promote(client, month: str, version: str) -> None:
     client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
 
 
+FEATURE_SET = hashlib.sha256(",".join(MODEL_FEATURES).encode()).hexdigest()[:12]
+
+
 def _provenance(cfg: Config, month: str, fingerprint: str, key_id: str) -> dict[str, str]:
     return {"month": month, "key_id": key_id, "config_hash": cfg.config_hash,
-            "code_version": _code_version(), "lake_fingerprint": fingerprint}
+            "code_version": _code_version(), "lake_fingerprint": fingerprint, "feature_set": FEATURE_SET}
+
+
+def _client(cfg: Config):
+    from models.tracking import connect
+
+    return connect(cfg.mlflow_db, cfg.mlflow_artifacts).MlflowClient()
+
+
+def _load(version) -> object:
+    import mlflow.sklearn
+
+    from models.tracking import REGISTERED_MODEL
+
+    return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version}")
+
+
+def incumbent(cfg: Config, month: str):
+    """(model, version) of the champion as it stood before `month`: the newest version promoted
+    for an earlier month, on today's features and key. Found by tags, not by the alias, so that
+    rerunning a month compares with the same champion as its first run did."""
+    from models.tracking import REGISTERED_MODEL
+
+    versions = _client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.promoted='true'")
+    usable = [v for v in versions if v.tags.get("month", "") < month and v.tags.get("feature_set") == FEATURE_SET
+              and v.tags.get("key_retired") != "true"]
+    if not usable:
+        return None
+    version = max(usable, key=lambda v: (v.tags["month"], int(v.version)))
+    return _load(version), version
 
 
 def _reusable(cfg: Config, provenance: dict[str, str]):
@@ -136,24 +265,24 @@ def _reusable(cfg: Config, provenance: dict[str, str]):
     Rerunning a month then yields the same model version instead of a duplicate, so the
     list (which names its model version) stays byte-identical.
     """
-    from models.tracking import REGISTERED_MODEL, connect
+    from models.tracking import REGISTERED_MODEL
 
-    mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
-    client = mlflow.MlflowClient()
-    versions = client.search_model_versions(f"name='{REGISTERED_MODEL}' and tag.month='{provenance['month']}'")
+    versions = _client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.month='{provenance['month']}'")
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
         if all(version.tags.get(k) == v for k, v in provenance.items()):
-            import mlflow.sklearn
-
-            return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version}"), version
+            return _load(version), version
     return None
 
 
-# Types skops will not load without being told to, reviewed for the model we log: the tree
-# predictor is sklearn's own compiled node array. Anything else appearing here (a new sklearn
-# version, another estimator) must be reviewed before it is trusted, so training stops instead.
+# Types skops will not load without being told to, reviewed for the models we log: the tree
+# predictor is sklearn's own compiled node array; the calibration wrappers are sklearn's Platt
+# scaling; numpy.dtype is the imputers' stored dtype (a type descriptor, no code runs). Anything else appearing here (a new sklearn version, another estimator) must be
+# reviewed before it is trusted, so training stops instead.
 REVIEWED_TRUSTED_TYPES = frozenset({
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "numpy.dtype",
 })
 
 
@@ -176,16 +305,24 @@ def _log_to_mlflow(cfg: Config, model, result: TrainResult, train_frame: pd.Data
 
     month = provenance["month"]
     X = train_frame[MODEL_FEATURES].astype("float64")
+    promoted = result.serving == "challenger"
     with mlflow.start_run(run_name=f"train-{month}") as run:
-        mlflow.set_tags(provenance | {"promoted": str(result.mode == "model")})
+        mlflow.set_tags(provenance | {"promoted": str(promoted).lower(), "candidate": result.challenger or "",
+                                      "criterion": result.criterion or "", "serving": result.serving or ""})
         mlflow.log_params({"holdout_month": result.holdout_month,
                            "train_months": ",".join(result.train_months),
+                           "calibration_months": ",".join(result.calibration_months),
+                           "calibration": result.calibration,
                            "features": ",".join(MODEL_FEATURES), **cfg.settings["training"],
                            "label_timespan_days": cfg.get("labels", "timespan_days")})
-        for who, figures in result.evaluation.items():
-            mlflow.log_metrics({f"holdout_{who}_{name}": value for name, value in figures.items()
-                                if isinstance(value, (int, float)) and value is not None})
+        rankers = result.evaluation | {f"candidate_{n}": e for n, e in result.candidates.items()}
+        mlflow.log_metrics({f"holdout_{who}_{name}": value for who, figures in rankers.items()
+                            for name, value in figures.items() if isinstance(value, (int, float))})
         mlflow.log_metrics({f"labels_{k}": v for k, v in result.label_counts.items()})
+        mlflow.log_dict({"evaluation": result.evaluation, "candidates": result.candidates,
+                         "fairness": result.fairness, "reason": result.reason}, "holdout_evaluation.json")
+        if result.split_plot:
+            mlflow.log_image(_png_image(result.split_plot), "splits.png")
         trusted = reviewed_trusted_types(sio.get_untrusted_types(data=sio.dumps(model)))
         info = mlflow.sklearn.log_model(
             model, name="model", signature=infer_signature(X.head(50), score_model(model, train_frame.head(50))),
@@ -197,57 +334,92 @@ def _log_to_mlflow(cfg: Config, model, result: TrainResult, train_frame: pd.Data
     version = str(info.registered_model_version)
     for tag, value in provenance.items():
         client.set_model_version_tag(REGISTERED_MODEL, version, tag, value)
-    if result.mode == "model":
+    client.set_model_version_tag(REGISTERED_MODEL, version, "candidate", result.challenger or "")
+    client.set_model_version_tag(REGISTERED_MODEL, version, "promoted", str(promoted).lower())
+    if promoted:
         _promote(client, month, version)
-    result.model_version = version
+    result.challenger_version = version
+
+
+def _png_image(png: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png))
 
 
 def train_month(cfg: Config, month: str, first_month: str, features_for: FeaturesFor,
                 lake_fingerprint: str, key_id: str) -> TrainResult:
-    """Train, compare with the baselines on the holdout, and promote or fall back to a rule."""
+    """Fit the candidates, compare challenger, champion and baselines on the holdout, promote or not."""
+    from reports.plots import splits
+
     t = cfg.settings["training"]
     timespan = cfg.get("labels", "timespan_days")
     train_months, holdout_month = split_months(month, first_month, timespan, t["max_training_history_months"])
     if not train_months:
         return TrainResult("baseline", f"cold start: no label window of {timespan} days has closed "
-                           f"early enough to train and hold out (history starts {first_month})")
+                           f"early enough to train and hold out (history starts {first_month}); "
+                           "the list uses today's rule", serving="alone_75")
     outcomes = Outcomes.known_at(cfg.lake, month)
     train = labelled_frame(cfg, train_months, outcomes, features_for)
     positives, labelled = int(train["label"].sum()), len(train)
     counts = {"train_labelled": labelled, "train_positive": positives}
-    if labelled < t["min_labelled"] or positives < t["min_positive"]:
-        return TrainResult("baseline", f"cold start: {labelled} labelled rows ({positives} positive) in "
-                           f"the training months; at least {t['min_labelled']} ({t['min_positive']} positive) "
-                           "are needed", train_months=train_months, holdout_month=holdout_month,
-                           label_counts=counts)
-    model = fit_model(cfg, train)
     holdout_features = features_for(holdout_month)
     holdout_labels = labels_for(cfg, outcomes, holdout_month)
-    evaluation, fairness, scored, k = holdout_evaluation(cfg, model, holdout_features, holdout_labels)
     counts |= {"holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum())}
-    best_name = max(BASELINES, key=lambda n: evaluation[n]["average_precision"] or 0.0)
-    best_ap = evaluation[best_name]["average_precision"] or 0.0
-    model_ap = evaluation["model"]["average_precision"]
-    if model_ap is None or model_ap <= best_ap:
-        mode, reason = "baseline", (f"the model's holdout average precision ({model_ap}) did not beat the "
-                                    f"best baseline {best_name} ({best_ap:.3f}); the list uses the baseline")
-    else:
-        mode, reason = "model", (f"trained on {len(train_months)} as-of months, holdout {holdout_month}: "
-                                 f"average precision {model_ap:.3f} vs best baseline {best_name} {best_ap:.3f}")
-    result = TrainResult(mode, reason, baseline=best_name, holdout_month=holdout_month,
-                         train_months=train_months, evaluation=evaluation, fairness=fairness, label_counts=counts,
-                         holdout_k=k, holdout_frame=scored)
+    if labelled < t["min_labelled"] or positives < t["min_positive"]:
+        # Cold start: no model, but the baselines are still compared wherever the holdout has labels.
+        evaluation, fairness, scored, k = holdout_evaluation(cfg, {}, holdout_features, holdout_labels)
+        measure = criterion(evaluation, list(BASELINES), t["min_labelled_at_k"])
+        best = _best_baseline(evaluation, measure)
+        return TrainResult("baseline", f"cold start: {labelled} labelled rows ({positives} positive) in "
+                           f"the training months; at least {t['min_labelled']} ({t['min_positive']} positive) "
+                           f"are needed. The list uses the best baseline on the holdout, {best}",
+                           baseline=best, serving=best, criterion=measure, train_months=train_months,
+                           holdout_month=holdout_month, label_counts=counts, evaluation=evaluation,
+                           fairness=fairness, holdout_frame=scored, holdout_k=k)
+    fit, calibrate = fit_and_calibration(train_months, t["calibration_months"])
+    fitted = {name: fit_months(cfg, name, train, calibrate) for name in t["candidates"]}
+    prior = incumbent(cfg, month)
+    models = {f"candidate_{name}": model for name, (model, _) in fitted.items()}
+    if prior is not None:
+        models["champion"] = prior[0]
+    evaluation, fairness, scored, k = holdout_evaluation(cfg, models, holdout_features, holdout_labels)
+    measure = criterion(evaluation, list(models) + list(BASELINES), t["min_labelled_at_k"])
+    candidates = {name: evaluation.pop(f"candidate_{name}") for name in fitted}
+    candidate_fairness = {name: fairness.pop(f"candidate_{name}") for name in fitted}
+    challenger = max(fitted, key=lambda n: (value(candidates[n], measure, "worst"),
+                                            value(candidates[n], "average_precision", "worst"), n))
+    evaluation["model"], fairness["model"] = candidates[challenger], candidate_fairness[challenger]
+    scored = scored.rename(columns={f"score_candidate_{challenger}": "score_model"})
+    scored = scored.drop(columns=[f"score_candidate_{n}" for n in fitted if n != challenger])
+    decision = decide(evaluation, fairness, prior is not None, t["min_labelled_at_k"])
+    result = TrainResult(
+        "baseline" if decision["serving"] in BASELINES else "model", decision["reason"],
+        baseline=decision["baseline"], serving=decision["serving"], criterion=decision["criterion"],
+        challenger=challenger, champion_version=str(prior[1].version) if prior else None,
+        holdout_month=holdout_month, train_months=train_months, calibration_months=calibrate,
+        calibration=fitted[challenger][1], evaluation=evaluation, candidates=candidates, fairness=fairness,
+        new_flags=decision["new_flags"], label_counts=counts, holdout_k=k, holdout_frame=scored)
+    # The challenger as it would serve: refitted on every usable month, holdout included.
+    final_fit, final_cal = fit_and_calibration(train_months + [holdout_month], t["calibration_months"])
+    result.split_plot = splits(split_rows(fit, calibrate, holdout_month, timespan), month)
     provenance = _provenance(cfg, month, lake_fingerprint, key_id)
     reused = _reusable(cfg, provenance)
     if reused is not None:
         final, version = reused
-        result.model_version, result.run_id = str(version.version), version.run_id
+        result.challenger_version, result.run_id = str(version.version), version.run_id
     else:
-        # The model that serves the list is refitted on every usable month, holdout included.
         everything = pd.concat([train, holdout_features.merge(holdout_labels, on="pid")], ignore_index=True)
-        final = fit_model(cfg, everything)
+        final, result.calibration = fit_months(cfg, challenger, everything, final_cal)
         _log_to_mlflow(cfg, final, result, everything, provenance)
-    result.model = final if mode == "model" else None
+    if result.serving == "challenger":
+        result.model, result.model_version = final, result.challenger_version
+    elif result.serving == "champion":
+        result.model, result.model_version = prior[0], str(prior[1].version)
+    else:
+        result.model_version = result.challenger_version
     return result
 
 

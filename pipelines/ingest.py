@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # ValidationFailed lives with the policy (features raise it too) and is re-exported here.
 from expectations.policy import ValidationFailed, failure_message  # noqa: F401  (no GX import)
@@ -39,11 +41,30 @@ class Delivery:
     lines: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+# (path, device, inode, size, mtime_ns, ctime_ns) -> SHA-256. `run --all` asks whether every
+# earlier month is ingested before each month, which re-hashed the whole inbox once per month
+# (quadratic in months; gigabytes at a million residents). Any write to a file changes its
+# ctime, so a file whose status is unchanged still has the bytes that were hashed. Kept for the
+# life of the process only; hex digests of a few hundred files.
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
 def file_fingerprint(path: Path) -> str:
+    """SHA-256 of the file's bytes (hashed once per process while the file is unchanged)."""
+    before = path.stat()
+    stamp = (str(path.resolve()), before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    if stamp in _FINGERPRINTS:
+        return _FINGERPRINTS[stamp]
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
+    after = path.stat()
+    # Remembered only if not written while hashed, and (as git does against "racy" entries) only
+    # if last changed over two seconds ago, so a coarse timestamp clock cannot hide a rewrite.
+    settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) > 2_000_000_000
+    if settled and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp[3:]:
+        _FINGERPRINTS[stamp] = digest.hexdigest()
     return digest.hexdigest()
 
 
@@ -51,12 +72,28 @@ def delivery_inputs(month_dir: Path) -> dict[str, Path]:
     return {name: path for name in SOURCES if (path := delivery_file(month_dir, name)) is not None}
 
 
-def _replace_ids(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
+def _normalised_ids(values: pd.Series) -> pd.Series:
+    """NFKC and stripped, as the IDs are pseudonymised.
+
+    Contract rows hold digit-only IDs (pipelines/parsing.parse_ids), which NFKC and strip leave
+    as they are; checking that in Arrow skips pandas' per-value Python normalisation, which cost
+    more than the hashing. Anything else (quarantined raw cells) takes the general path.
+    """
+    text = values.astype("str")
+    array = pa.array(text.array, type=pa.large_string())
+    if pc.all(pc.match_substring_regex(array, "^[0-9]+$")).as_py() is not False:  # nulls stay NA
+        return text
+    return text.str.normalize("NFKC").str.strip()
+
+
+def _replace_ids(frame: pd.DataFrame, key: bytes, memo: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
     out = frame.copy()
+    memo = {} if memo is None else memo
     for column, (pseudo, kind) in ID_KINDS.items():
         if column in out.columns:
-            raw = out[column].astype("str").str.normalize("NFKC").str.strip()
-            out.insert(out.columns.get_loc(column), pseudo, pseudonymise(raw, key, kind))
+            raw = _normalised_ids(out[column])
+            out.insert(out.columns.get_loc(column), pseudo,
+                       pseudonymise(raw, key, kind, memo.setdefault(kind, {})))
             out = out.drop(columns=column)
     return out
 
@@ -74,9 +111,13 @@ def _residents_derived(rows: pd.DataFrame, month: str) -> pd.DataFrame:
     return out.drop(columns=["birth_date", "moved_in_date"])
 
 
-def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str) -> pd.DataFrame:
-    """Typed contract rows -> lake rows: keyed pseudonyms, no direct identifier, knowledge date."""
-    out = _replace_ids(rows.drop(columns=["_line"], errors="ignore"), key)
+def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str,
+                      memo: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+    """Typed contract rows -> lake rows: keyed pseudonyms, no direct identifier, knowledge date.
+
+    `memo` (kind -> ID -> pseudonym) is shared by the tables of one delivery.
+    """
+    out = _replace_ids(rows.drop(columns=["_line"], errors="ignore"), key, memo)
     if source.name == "residents":
         out = _residents_derived(out, month)
     identifiers = [c.name for c in source.columns if c.identifier and c.name in out.columns]
@@ -85,9 +126,10 @@ def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str
     return out.reset_index(drop=True)
 
 
-def pseudonymise_quarantine(bad: pd.DataFrame, source: Source, key: bytes) -> pd.DataFrame:
+def pseudonymise_quarantine(bad: pd.DataFrame, source: Source, key: bytes,
+                            memo: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
     """Quarantined rows keep their raw values for diagnosis, minus identifiers, IDs pseudonymised."""
-    out = _replace_ids(bad, key)
+    out = _replace_ids(bad, key, memo)
     identifiers = [c.name for c in source.columns if c.identifier and c.name in out.columns]
     return out.drop(columns=identifiers).reset_index(drop=True)
 
@@ -105,12 +147,13 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
     known = {p.name for p in inputs.values()}
     stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
     tables, quarantine, sources, lines = {}, {}, {}, {}
+    memo: dict[str, dict[str, str]] = {}  # each ID of the delivery is hashed once, whatever its files
     for name, path in inputs.items():
         spec = SOURCES[name]
         read = read_source(path, spec, delivery_month=month)
-        tables[name] = pseudonymise_rows(read.rows, spec, key, month)
+        tables[name] = pseudonymise_rows(read.rows, spec, key, month, memo)
         lines[name] = read.rows["_line"].to_numpy(dtype=np.int64)
-        quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key)
+        quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key, memo)
         reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
                    if len(read.quarantine) else pd.Series(dtype=int))
         sources[name] = {

@@ -9,8 +9,11 @@ fingerprints and key; anything else is re-ingested whole, so a crash midway is n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.contract import SOURCES
 from pipelines.storage import read_json, read_parquet
@@ -34,16 +37,28 @@ def ingested_months(lake: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
 
 
-def read_snapshot(lake: Path, source: str, month: str) -> pd.DataFrame | None:
+def read_snapshot(lake: Path, source: str, month: str, columns: list[str] | None = None) -> pd.DataFrame | None:
     """A snapshot source as delivered in `month` (None if that month did not deliver it)."""
     path = source_file(lake, source, month)
-    return read_parquet(path) if path.exists() else None
+    return read_parquet(path, columns=columns) if path.exists() else None
 
 
-def read_events(lake: Path, source: str, as_of_month: str) -> pd.DataFrame | None:
+def event_key(source: str) -> list[str]:
+    """The lake columns that identify an event of `source` (its contract key, pseudonymised)."""
+    return [("pid" if c == "resident_id" else "hid" if c == "household_id" else c) for c in SOURCES[source].key]
+
+
+def read_events(lake: Path, source: str, as_of_month: str, columns: list[str] | None = None,
+                where: Callable[[pa.Table], pa.Array] | None = None) -> pd.DataFrame | None:
     """Every event of `source` known by the end of `as_of_month`, newest delivery winning per key.
 
     Only deliveries up to the as-of month are opened, so nothing known later can leak in.
+    `columns` reads only those columns (plus the key and `known_on`, which the newest-wins rule
+    needs), so a feature over two columns does not decode every column of every delivery.
+    `where(table)` -> boolean mask keeps only matching rows of each delivery before the
+    deliveries are combined; it must depend on key columns only (e.g. the event's date, which
+    is part of every event key), so that all rows sharing a key are kept or dropped together
+    and the newest-wins rule picks the same row as without the filter.
     """
     folder = lake / source
     if not folder.exists():
@@ -51,12 +66,17 @@ def read_events(lake: Path, source: str, as_of_month: str) -> pd.DataFrame | Non
     paths = sorted(p for p in folder.glob("*.parquet") if p.stem <= as_of_month)
     if not paths:
         return None
-    frames = [read_parquet(p) for p in paths]
-    frames = [f for f in frames if len(f)]
+    key = event_key(source)
+    wanted = None if columns is None else list(dict.fromkeys([*columns, *key, "known_on"]))
+    tables = []
+    for path in paths:
+        table = pq.read_table(path, columns=wanted)
+        if where is not None:
+            table = table.filter(where(table))
+        tables.append(table)
+    frames = [t.to_pandas() for t in tables if t.num_rows]
     if not frames:
-        return read_parquet(paths[-1])
+        return tables[-1].to_pandas()
     events = pd.concat(frames, ignore_index=True)
-    spec = SOURCES[source]
-    key = [("pid" if c == "resident_id" else "hid" if c == "household_id" else c) for c in spec.key]
     events = events.sort_values("known_on", kind="stable").drop_duplicates(key, keep="last")
     return events.reset_index(drop=True)

@@ -8,17 +8,22 @@ never the value.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.contract import SOURCES
 from pipelines.reading import delivery_file, read_source
+from pipelines.storage import atomic_path
 
 _TOKENS = [
     re.compile(r"\d{6,}"),                                           # IDs
@@ -45,23 +50,150 @@ def _squash(text: str) -> str:
     return _SPACES.sub("", text)
 
 
-def inbox_identifiers(inbox: Path) -> dict[str, str]:
-    """needle -> kind, from every month's residents extract."""
-    needles: dict[str, str] = {}
+_ID_COLUMNS = [("resident_id", "宛名番号"), ("household_id", "世帯番号"), ("phone", "phone"),
+               ("name", "name"), ("name_kana", "kana name"), ("address", "address")]
+BIRTH = "birth date"
+Groups = list[tuple[str, list[str]]]  # (kind, distinct values in order of first occurrence)
+
+
+def _extract(path: Path) -> tuple[Groups, bool]:
+    """Needle groups of one residents extract, and whether a row was refused as "in the future".
+
+    Rows are read without a delivery month, so dates after today are quarantined; the flag says
+    whether today's date decided anything (see _NeedleCache).
+    """
+    read = read_source(path, SOURCES["residents"])
+    rows = read.rows
+    groups: Groups = []
+    for column, kind in _ID_COLUMNS:
+        # Distinct first, then squashed: same values in the same first-occurrence order as
+        # squashing every row, at a fraction of the cost.
+        distinct = rows[column].dropna().astype("str").unique()
+        squashed = pd.Series(distinct, dtype="str").str.replace(_SPACES, "", regex=True)
+        groups.append((kind, list(dict.fromkeys(squashed.tolist()))))
+    births = rows["birth_date"].dropna().dt.strftime("%Y-%m-%d").unique()
+    groups.append((BIRTH, [str(b) for b in births]))
+    future = bool(len(read.quarantine)) and bool(read.quarantine["reason"].str.contains(": in the future").any())
+    return groups, future
+
+
+def _code_digest() -> str:
+    """Digest of the code that turns an extract into needles: a change to it voids the cache."""
+    digest = hashlib.sha256()
+    for module in ("contract.py", "parsing.py", "reading.py", "leakscan.py"):
+        digest.update((Path(__file__).with_name(module)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class _NeedleCache:
+    """Needles kept in the custodian zone, so unchanged extracts are not read again.
+
+    - `<sha256>.parquet`: the needle groups of one residents extract, named by its SHA-256;
+    - `inbox-<digest>.parquet`: the merged needles of the inbox's extracts up to some month,
+      named by a digest of (month, SHA-256) of each, so a scan after a new delivery starts from
+      the previous scan's needles and reads only the new extract.
+    The files hold identifiers (that is what needles are), so they live beside the key, never in
+    the work dir, with mode 0600. Reading an extract depends on today's date only through rows
+    refused as "in the future"; needles made from no such row hold on any later day, others
+    only on the day they were made.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.code = _code_digest()
+        self.today = pd.Timestamp.today().strftime("%Y-%m-%d")
+
+    def groups(self, path: Path) -> tuple[Groups, bool]:
+        """(needle groups of one extract, whether today's date decided some of them)."""
+        from pipelines.ingest import file_fingerprint
+
+        target = self.folder / f"{file_fingerprint(path)}.parquet"
+        cached = self._read(target)
+        if cached is not None:
+            kinds, values, future = cached
+            by_kind: dict[str, list[str]] = {}
+            for kind, value in zip(kinds, values):
+                by_kind.setdefault(kind, []).append(value)
+            return list(by_kind.items()), future
+        groups, future = _extract(path)
+        self._write(target, [kind for kind, group in groups for _ in group],
+                    [value for _, group in groups for value in group], future)
+        return groups, future
+
+    def state_file(self, entries: list[tuple[str, str]], first_delivery: str) -> Path:
+        body = json.dumps([self.code, first_delivery, entries])
+        return self.folder / f"inbox-{hashlib.sha256(body.encode()).hexdigest()[:32]}.parquet"
+
+    def state(self, target: Path) -> tuple[dict[str, str], bool] | None:
+        """Merged needles (value -> kind, in insertion order) and their future flag, if valid."""
+        cached = self._read(target)
+        return None if cached is None else (dict(zip(cached[1], cached[0])), cached[2])
+
+    def keep_state(self, target: Path, needles: dict[str, str], future: bool) -> None:
+        """Write the merged needles; earlier merged states are removed (they are superseded)."""
+        self._write(target, list(needles.values()), list(needles), future)
+        for old in self.folder.glob("inbox-*.parquet"):
+            if old != target:
+                old.unlink()
+
+    def _read(self, target: Path) -> tuple[list[str], list[str], bool] | None:
+        if not target.exists():
+            return None
+        table = pq.read_table(target)
+        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        day, future = meta.get("day", "~"), meta.get("future") != "0"
+        if meta.get("code") != self.code or not (day == self.today or (not future and self.today >= day)):
+            return None
+        return table.column("kind").to_pylist(), table.column("value").to_pylist(), future
+
+    def _write(self, target: Path, kinds: list[str], values: list[str], future: bool) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.folder, 0o700)
+        table = pa.table({"kind": pa.array(kinds, pa.string()), "value": pa.array(values, pa.string())})
+        table = table.replace_schema_metadata({"code": self.code, "day": self.today, "future": "1" if future else "0"})
+        with atomic_path(target) as tmp:  # mkstemp creates the file with mode 0600
+            pq.write_table(table, tmp, compression="zstd")
+
+
+def _merge(needles: dict[str, str], groups: Groups, first_delivery: str) -> None:
+    for kind, values in groups:
+        if kind == BIRTH:
+            # A birth date inside the delivery period is indistinguishable from an event date.
+            needles.update({b: kind for b in values if b < first_delivery})
+        else:
+            needles.update(dict.fromkeys(values, kind))
+
+
+def inbox_identifiers(inbox: Path, cache_dir: Path | None = None) -> dict[str, str]:
+    """needle -> kind, from every month's residents extract.
+
+    `cache_dir` (in the custodian zone, e.g. <custody>/leakscan) keeps needles between scans
+    (see _NeedleCache): an unchanged extract is not read again.
+    """
     months = sorted(p for p in inbox.iterdir() if p.is_dir()) if inbox.is_dir() else []
     first_delivery = months[0].name + "-01" if months else "9999-12-31"
-    for month_dir in months:
-        path = delivery_file(month_dir, "residents")
-        if path is None:
-            continue
-        rows = read_source(path, SOURCES["residents"]).rows
-        for column, kind in [("resident_id", "宛名番号"), ("household_id", "世帯番号"), ("phone", "phone"),
-                             ("name", "name"), ("name_kana", "kana name"), ("address", "address")]:
-            values = rows[column].dropna().astype("str").str.replace(_SPACES, "", regex=True).unique()
-            needles.update(dict.fromkeys(values, kind))
-        births = rows["birth_date"].dropna().dt.strftime("%Y-%m-%d").unique()
-        # A birth date inside the delivery period is indistinguishable from an event date.
-        needles.update({b: "birth date" for b in births if b < first_delivery})
+    extracts = [(m.name, path) for m in months if (path := delivery_file(m, "residents")) is not None]
+    needles: dict[str, str] = {}
+    if cache_dir is None:
+        for _, path in extracts:
+            _merge(needles, _extract(path)[0], first_delivery)
+        return needles
+    from pipelines.ingest import file_fingerprint
+
+    cache = _NeedleCache(cache_dir)
+    entries = [(name, file_fingerprint(path)) for name, path in extracts]
+    start, future = 0, False
+    for k in range(len(entries), 0, -1):  # the longest prefix of the inbox already merged
+        found = cache.state(cache.state_file(entries[:k], first_delivery))
+        if found is not None:
+            (needles, future), start = found, k
+            break
+    for _, path in extracts[start:]:
+        groups, late = cache.groups(path)
+        _merge(needles, groups, first_delivery)
+        future = future or late
+    if start < len(entries):
+        cache.keep_state(cache.state_file(entries, first_delivery), needles, future)
     return needles
 
 
@@ -131,8 +263,9 @@ def scan_texts(texts: list[str], needles: dict[str, str]) -> set[str]:
     return kinds
 
 
-def scan(inbox: Path, roots: list[Path]) -> list[Hit]:
-    needles = Needles.of(inbox_identifiers(inbox))
+def scan(inbox: Path, roots: list[Path], cache_dir: Path | None = None) -> list[Hit]:
+    """Identifier hits under `roots`; `cache_dir` (custodian zone only) keeps needles between scans."""
+    needles = Needles.of(inbox_identifiers(inbox, cache_dir))
     hits: list[Hit] = []
     for root in roots:
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):

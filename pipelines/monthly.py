@@ -130,20 +130,24 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
         first = min(lake.ingested_months(cfg.lake))
         trained: TrainResult = train_month(cfg, month, first, lambda m: features_for(cfg.work, m),
                                            fingerprint[:16], key_id(key))
-        info.update(mode=trained.mode, reason=trained.reason, model_version=trained.model_version,
-                    run_id=trained.run_id, holdout_month=trained.holdout_month)
-        write_json({"mode": trained.mode, "reason": trained.reason, "baseline": trained.baseline,
-                    "model_version": trained.model_version, "mlflow_run_id": trained.run_id,
+        info.update(mode=trained.mode, serving=trained.serving, reason=trained.reason,
+                    model_version=trained.model_version, run_id=trained.run_id, holdout_month=trained.holdout_month)
+        write_json({"mode": trained.mode, "serving": trained.serving, "reason": trained.reason,
+                    "baseline": trained.baseline, "model_version": trained.model_version,
+                    "challenger": trained.challenger, "challenger_version": trained.challenger_version,
+                    "champion_version": trained.champion_version, "mlflow_run_id": trained.run_id,
+                    "criterion": trained.criterion, "new_fairness_flags": trained.new_flags,
                     "holdout_month": trained.holdout_month, "train_months": trained.train_months,
-                    "evaluation": trained.evaluation, "fairness": trained.fairness,
-                    "label_counts": trained.label_counts},
+                    "calibration_months": trained.calibration_months, "calibration": trained.calibration,
+                    "evaluation": trained.evaluation, "candidates": trained.candidates,
+                    "fairness": trained.fairness, "label_counts": trained.label_counts},
                    run_dir / "training.json")
 
     with manifest.stage("score") as info:
         if trained.mode == "model":
             scores = score_model(trained.model, feats)
         else:
-            scores = BASELINES[trained.baseline][2](feats)
+            scores = BASELINES[trained.baseline][2](feats, cfg.settings["baselines"])
         scored = feats[["pid", "district"]].assign(score=np.round(scores, 6))
         write_parquet(scored, run_dir / "scores.parquet")
         info["scored"] = len(scored)

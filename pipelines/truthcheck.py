@@ -13,6 +13,7 @@ import pandas as pd
 
 from features.store import features_for
 from models.baselines import BASELINES
+from models.train import score_model
 from pipelines.config import Config
 from pipelines.monthly import excluded_pids, recently_visited
 from pipelines.prioritise import capacity, eligible, make_list
@@ -34,12 +35,32 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
     # Exploration picks are random by design: they are reported apart, not in the list's precision.
     rankers = {"list": listed.loc[~listed["exploration"], "pid"], "exploration": listed.loc[listed["exploration"], "pid"]}
     for name, (_, _, rule) in BASELINES.items():
-        scored = feats[["pid", "district"]].assign(score=rule(feats))[ok.to_numpy()]
+        scored = feats[["pid", "district"]].assign(score=rule(feats, cfg.settings["baselines"]))[ok.to_numpy()]
         scored = scored[scored["score"] > 0]
         rankers[name] = make_list(scored, caps)["pid"]
+    champion = _champion(cfg)
+    if champion is not None:
+        # the champion alone, cut to the whole capacity (no exploration share), whether or not it made the list
+        scored = feats[["pid", "district"]].assign(score=score_model(champion[0], feats))[ok.to_numpy()]
+        rankers["champion"] = make_list(scored, caps)["pid"]
+        out["champion_version"] = champion[1]
     for name, pids in rankers.items():
         hits = isolated.reindex(pids).fillna(0).to_numpy()
         out[name] = {"listed": len(pids), "isolated": int(hits.sum()),
                      "precision": float(hits.mean()) if len(hits) else float("nan")}
     out["base_rate"] = float(np.mean(isolated.to_numpy()))
     return out
+
+
+def _champion(cfg: Config):
+    """(model, version) under the `champion` alias, or None."""
+    from models.tracking import CHAMPION, REGISTERED_MODEL, connect
+
+    mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+    except Exception:  # no champion yet
+        return None
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version}"), str(version.version)

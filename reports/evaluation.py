@@ -19,8 +19,9 @@ from models.baselines import BASELINES
 from pipelines.config import Config
 from reports.disclosure import age_band
 
-RANKER_NAMES = {"model": "model"} | {name: f"rule: {en}" for name, (_, en, _) in BASELINES.items()}
-RANKER_NAMES_JA = {"model": "モデル"} | {name: ja for name, (ja, _, _) in BASELINES.items()}
+RANKER_NAMES = {"model": "challenger", "champion": "champion"} | {
+    name: f"rule: {en}" for name, (_, en, _) in BASELINES.items()}
+RANKER_NAMES_JA = {"model": "挑戦モデル", "champion": "現行モデル"} | {name: ja for name, (ja, _, _) in BASELINES.items()}
 PSI_FLAG = 0.2
 FAIRNESS_RATIO = 0.8   # a group doing worse than 80 % of the whole is flagged for review
 
@@ -31,6 +32,7 @@ class Holdout:
     k: int
     frame: pd.DataFrame                  # pid, age, sex, district, label (1/0/NaN), score columns per ranker
     rankers: list[str]
+    serving: str = "model"               # the ranker that made this month's list
 
 
 def holdout(cfg: Config, month: str, trained) -> Holdout | None:
@@ -39,8 +41,18 @@ def holdout(cfg: Config, month: str, trained) -> Holdout | None:
     frame = getattr(trained, "holdout_frame", None)
     if frame is None or not trained.evaluation:
         return None
-    rankers = [name for name in ["model", *BASELINES] if f"score_{name}" in frame.columns]
-    return Holdout(trained.holdout_month, trained.holdout_k, frame, rankers)
+    rankers = [name for name in ["model", "champion", *BASELINES] if f"score_{name}" in frame.columns]
+    serving = serving_ranker(trained)
+    return Holdout(trained.holdout_month, trained.holdout_k, frame, rankers,
+                   serving if serving in rankers else rankers[0])
+
+
+def serving_ranker(trained) -> str:
+    """The evaluation key of whatever made this month's list."""
+    serving = getattr(trained, "serving", None)
+    if serving == "challenger" or (serving is None and trained.mode == "model"):
+        return "model"
+    return serving or trained.baseline
 
 
 def curves(h: Holdout, threshold: int, k_max: int | None = None) -> dict[str, dict]:
@@ -105,7 +117,7 @@ def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFram
                   "age_band": ("年齢区分", "age band", lambda f: age_band(f["age"]))}
     top = None
     if h is not None:
-        ranker = "model" if "model" in h.rankers else h.rankers[0]
+        ranker = h.serving
         order = metrics.top_k(h.frame[f"score_{ranker}"].to_numpy(dtype="float64"), h.frame["pid"].to_numpy(), h.k)
         top = np.zeros(len(h.frame), dtype=bool)
         top[order] = True

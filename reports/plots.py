@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 JAPANESE_FONTS = ["IPAPGothic", "IPAGothic", "IPAexGothic", "Noto Sans CJK JP", "Noto Sans JP", "TakaoPGothic",
                   "VL PGothic", "Yu Gothic", "Hiragino Sans", "MS Gothic"]
 RISK, PROTECT, NEUTRAL = "#c0392b", "#2a6f97", "#7f8c8d"
-COLORS = {"model": "#c0392b", "alone_75": "#2a6f97", "health_unknown": "#8e44ad"}
+COLORS = {"model": "#c0392b", "champion": "#e67e22", "alone_75": "#2a6f97", "health_unknown": "#8e44ad",
+          "points": "#16a085"}
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +83,38 @@ def precision_recall_at_k(curves: dict[str, dict], capacity: int, names: dict[st
         ax.grid(alpha=.3)
     axes[0].legend(fontsize=8, loc="upper right")
     fig.suptitle(text("検証月での上位k人の適合率・再現率", "Holdout precision and recall at k"), fontsize=11)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def splits(rows: list[dict], current: str) -> bytes:
+    """The time-honest split: one bar per as-of month from its as-of date to the end of its label
+    window, coloured by role. rows: [{"month", "role" (fit|calibrate|holdout), "start", "end"}]
+    with dates as pandas Timestamps."""
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    _style()
+    roles = {"fit": ("#2a6f97", text("学習", "fit")), "calibrate": ("#16a085", text("較正", "calibrate")),
+             "holdout": ("#c0392b", text("検証", "holdout"))}
+    fig, ax = plt.subplots(figsize=(8, 0.32 * max(len(rows), 4) + 1.4))
+    for i, row in enumerate(rows):
+        color, _ = roles[row["role"]]
+        ax.barh(i, (row["end"] - row["start"]).days, left=mdates.date2num(row["start"]), height=0.6, color=color)
+    for role, (color, name) in roles.items():
+        ax.barh([], [], color=color, label=name)
+    now = pd.Period(current, "M").end_time.normalize()
+    ax.axvline(mdates.date2num(now), color="#444", ls="--", lw=1)
+    ax.annotate(text("今月末", "this month's end") + f" {current}", (mdates.date2num(now), len(rows) - 0.5),
+                xytext=(-4, 0), textcoords="offset points", ha="right", fontsize=8, color="#444")
+    ax.set_yticks(range(len(rows)), [row["month"] for row in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.xaxis_date()
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    ax.set_xlabel(text("基準日からラベル期間の終わりまで", "as-of date to the end of its label window"))
+    ax.set_title(text("時間を守った分割", "Time-honest split"), fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="x", alpha=.3)
     fig.tight_layout()
     return png_bytes(fig)
 

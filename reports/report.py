@@ -81,13 +81,21 @@ def _metadata(cfg: Config, month: str, manifest: dict, trained) -> dict:
             ("データ指紋 / lake fingerprint", (manifest.get("lake_fingerprint") or "")[:16] or "—"),
             ("モデル版 / model version", f"mimamori-risk v{trained.model_version}" if trained.model_version else "—"),
             ("MLflow run", trained.run_id or "—"),
-            ("リスト作成 / list made by", "モデル / model" if trained.mode == "model"
-             else f"ルール / rule: {BASELINES[trained.baseline][1]}")]
+            ("リスト作成 / list made by", _made_by(trained))]
     inputs = [{"source": name, "title": SOURCES[name].title_ja if name in SOURCES else name, "sha256": digest}
               for name, digest in sorted(manifest.get("inputs", {}).items())]
     stages = [{"name": name, "status": s.get("status"), "seconds": s.get("seconds")}
               for name, s in manifest.get("stages", {}).items()]
     return {"rows": meta, "inputs": inputs, "stages": stages}
+
+
+def _made_by(trained) -> str:
+    serving = getattr(trained, "serving", None)
+    if serving == "champion":
+        return f"現行モデル / champion v{trained.model_version}"
+    if trained.mode == "model":
+        return f"モデル / model v{trained.model_version}"
+    return f"ルール / rule: {BASELINES[trained.baseline][1]}"
 
 
 def _with_feature_checks(record: dict, manifest: dict) -> dict:
@@ -136,34 +144,74 @@ def _data_quality(cfg: Config, month: str, record: dict) -> dict:
             "warnings": entries("warnings"), "data_docs": docs_link}
 
 
+def ranker_title(who: str, trained) -> str:
+    """Bilingual name of a ranker in the evaluation tables."""
+    from models.candidates import CANDIDATES
+
+    if who == "model":
+        ja, en = CANDIDATES.get(trained.challenger or "", ("モデル", "model"))
+        return f"挑戦モデル（{ja}）/ challenger ({en})"
+    if who == "champion":
+        return f"現行モデル v{trained.champion_version} / champion v{trained.champion_version}"
+    if who in CANDIDATES:
+        ja, en = CANDIDATES[who]
+        return f"候補：{ja} / candidate: {en}"
+    ja, en, _ = BASELINES[who]
+    return f"ルール：{ja} / rule: {en}"
+
+
+def _metric_row(name: str, m: dict, threshold: int, used: bool = False) -> dict:
+    """One ranker's figures at k, with any count that would reveal 1..threshold-1 people suppressed."""
+    def at_k(suffix: str) -> tuple[str, str]:
+        positives = m.get(f"positives_in_top_k{suffix}") or 0
+        if 0 < positives < threshold:
+            return f"<{threshold}人", f"<{threshold}人"
+        return _fmt(m.get(f"precision_at_k{suffix}")), _fmt(m.get(f"recall_at_k{suffix}"))
+
+    precision, recall = at_k("")
+    worst, _ = at_k("_worst")
+    best, _ = at_k("_best")
+    return {"name": name, "used": used, "k": m.get("k"),
+            "labelled": _count(m.get("labelled_in_top_k") or 0, threshold),
+            "positives": _count(m.get("positives_in_top_k") or 0, threshold),
+            "precision": precision, "recall": recall, "precision_ties": f"{worst} – {best}",
+            "roc_auc": _fmt(m.get("roc_auc")), "average_precision": _fmt(m.get("average_precision")),
+            "brier": _fmt(m.get("brier"))}
+
+
 def _evaluation(cfg: Config, month: str, trained, threshold: int):
-    """(table rows, holdout, plots) for the model-vs-baselines section."""
+    """(table rows, holdout, plots, calibration, extra tables) for the model-vs-baselines section."""
+    from models.baselines import describe_points
     from reports import evaluation, plots
 
-    rows = []
-    for who, m in sorted(trained.evaluation.items(), key=lambda kv: kv[0] != "model"):
-        name = "モデル / model" if who == "model" else f"{BASELINES[who][0]} / {BASELINES[who][1]}"
-        best = who == ("model" if trained.mode == "model" else trained.baseline)
-        labelled, positives = m.get("labelled_in_top_k") or 0, m.get("positives_in_top_k") or 0
-        precision = m.get("precision_at_k")
-        recall = m.get("recall_at_k")
-        rows.append({"name": name, "used": best, "k": m.get("k"),
-                     "labelled": _count(labelled, threshold), "positives": _count(positives, threshold),
-                     "precision": (f"<{threshold}人" if 0 < positives < threshold else _fmt(precision)),
-                     "recall": (f"<{threshold}人" if 0 < positives < threshold else _fmt(recall)),
-                     "roc_auc": _fmt(m.get("roc_auc")), "average_precision": _fmt(m.get("average_precision")),
-                     "brier": _fmt(m.get("brier"))})
+    serving = evaluation.serving_ranker(trained)
+    order = ["model", "champion", *BASELINES]
+    rows = [_metric_row(ranker_title(who, trained), trained.evaluation[who], threshold, who == serving)
+            for who in order if who in trained.evaluation]
+    candidates = [_metric_row(ranker_title(name, trained) + (" ✦" if name == trained.challenger else ""), m,
+                              threshold) for name, m in sorted(getattr(trained, "candidates", {}).items())]
+    districts = []
+    for who in dict.fromkeys([serving, "alone_75"]):
+        for district, m in sorted(((trained.evaluation.get(who) or {}).get("districts") or {}).items()):
+            districts.append(_metric_row(f"{district}: {ranker_title(who, trained)}", m, threshold))
     held = evaluation.holdout(cfg, month, trained) if trained.evaluation else None
     images = {}
     calibration = {"bins": [], "brier": None}
+    if getattr(trained, "split_plot", None):
+        images["splits"] = plots.data_uri(trained.split_plot)
     if held is not None:
         curves = evaluation.curves(held, threshold)
-        images["pr_at_k"] = plots.data_uri(plots.precision_recall_at_k(curves, held.k, evaluation.RANKER_NAMES))
+        names = evaluation.RANKER_NAMES | {"model": f"challenger ({trained.challenger})",
+                                           "champion": f"champion v{trained.champion_version}"}
+        images["pr_at_k"] = plots.data_uri(plots.precision_recall_at_k(curves, held.k, names))
         bins, brier = evaluation.calibration_bins(held, threshold)
         calibration = {"bins": bins, "brier": brier}
         if bins:
             images["calibration"] = plots.data_uri(plots.calibration(bins, brier))
-    return rows, held, images, calibration
+    extra = {"candidates": candidates, "districts": districts,
+             "points": describe_points(cfg.settings["baselines"]),
+             "points_min": cfg.settings["baselines"]["points_min"]}
+    return rows, held, images, calibration, extra
 
 
 def _explaining_model(cfg: Config, trained):
@@ -319,7 +367,8 @@ def _generic_tables(value, threshold: int = 10) -> list[dict]:
     return tables
 
 
-RANKER_TITLES = {"model": "モデル / model"} | {n: f"{ja} / {en}" for n, (ja, en, _) in BASELINES.items()}
+RANKER_TITLES = {"model": "挑戦モデル / challenger", "champion": "現行モデル / champion"} | {
+    n: f"{ja} / {en}" for n, (ja, en, _) in BASELINES.items()}
 
 
 def _eligible(cfg: Config, month: str, features: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -354,7 +403,7 @@ def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.Da
         makeup_table("性別 / by sex", features["sex"].map(SEX_JA), listed_attrs["sex"].map(SEX_JA),
                      list(SEX_JA.values()), threshold),
     ]
-    evaluation_rows, held, images, calibration = _evaluation(cfg, month, trained, threshold)
+    evaluation_rows, held, images, calibration, model_tables = _evaluation(cfg, month, trained, threshold)
     cohort = [("住民（スコア対象）/ residents scored", _count(len(features), threshold)),
               (f"{cfg.get('prioritise', 'min_age')}歳以上 / aged {cfg.get('prioritise', 'min_age')}+",
                _count(counts["min_age_cohort"], threshold)),
@@ -371,8 +420,14 @@ def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.Da
         "quality": _data_quality(cfg, month, _with_feature_checks(record, manifest)),
         "training": {"mode": trained.mode, "reason": trained.reason, "holdout_month": trained.holdout_month,
                      "train_months": trained.train_months, "label_counts": trained.label_counts,
-                     "baseline": trained.baseline, "model_version": trained.model_version},
-        "evaluation": evaluation_rows, "holdout": held, "images": images, "calibration": calibration,
+                     "baseline": trained.baseline, "model_version": trained.model_version,
+                     "calibration_months": getattr(trained, "calibration_months", []),
+                     "calibration": getattr(trained, "calibration", None),
+                     "criterion": getattr(trained, "criterion", None),
+                     "serving": getattr(trained, "serving", None),
+                     "challenger_version": getattr(trained, "challenger_version", None),
+                     "champion_version": getattr(trained, "champion_version", None)},
+        "evaluation": evaluation_rows, "model_tables": model_tables, "holdout": held, "images": images, "calibration": calibration,
         "cohort": cohort, "tables": tables,
         "fairness": _fairness_section(trained_json, held, listed, eligible, threshold),
         "shap": _shap_section(cfg, trained, eligible, listed, threshold),

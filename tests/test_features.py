@@ -56,3 +56,43 @@ def test_living_alone_and_age_come_from_the_as_of_snapshot(tmp_path):
     feats = build_features(root, "2024-01").set_index("pid")
     assert feats.loc[P1, "living_alone"] == 1 and feats.loc[P2, "living_alone"] == 0
     assert feats.loc[P1, "age"] == 81
+
+
+def _unpruned(monkeypatch):
+    """lake.read_events as before the feature reads were pruned: every column, every row."""
+    full = lake.read_events
+    monkeypatch.setattr(lake, "read_events", lambda root, source, month, columns=None, where=None:
+                        full(root, source, month))
+
+
+def test_reading_only_the_windows_gives_the_same_features_as_reading_everything(ward, monkeypatch):
+    """features/build.py reads only the columns and date windows it needs; the values must be
+    those computed from the whole history (newest delivery per key winning)."""
+    months = lake.ingested_months(ward.cfg.lake)
+    chosen = [months[0], months[len(months) // 2], months[-1]]
+    pruned = {m: build_features(ward.cfg.lake, m) for m in chosen}
+    _unpruned(monkeypatch)
+    for m in chosen:
+        pd.testing.assert_frame_equal(pruned[m], build_features(ward.cfg.lake, m))
+
+
+def test_a_redelivered_bill_replaces_the_earlier_one_inside_the_window(tmp_path, monkeypatch):
+    root = _lake(tmp_path, {"2024-01": _checkup(P1, "2024-01-10", "2024-01-31"),
+                            "2024-02": _checkup(P1, "2024-02-10", "2024-02-29")})
+
+    def bills(rows, known_on):
+        return pd.DataFrame({"pid": [r[0] for r in rows], "billing_month": [r[1] for r in rows],
+                             "amount_due": pd.array([r[2] for r in rows], dtype="Int64"),
+                             "amount_paid": pd.array([r[3] for r in rows], dtype="Int64"),
+                             "paid_date": pd.Series([pd.NaT] * len(rows), dtype="datetime64[us]"),
+                             "collection": ["ordinary"] * len(rows),
+                             "known_on": pd.to_datetime([known_on] * len(rows)).as_unit("us")})
+    # January: P1 unpaid for 2024-01 and for a month outside the 12-month window; P2 unpaid.
+    write_parquet(bills([(P1, "2024-01", 5000, 0), (P1, "2022-12", 5000, 0), (P2, "2024-01", 5000, 0)],
+                        "2024-01-31"), lake.source_file(root, "care_premiums", "2024-01"))
+    # February re-delivers P1's January bill as paid.
+    write_parquet(bills([(P1, "2024-01", 5000, 5000)], "2024-02-29"), lake.source_file(root, "care_premiums", "2024-02"))
+    feats = build_features(root, "2024-02").set_index("pid")
+    assert feats.loc[P1, "care_arrears_months"] == 0 and feats.loc[P2, "care_arrears_months"] == 1
+    _unpruned(monkeypatch)
+    pd.testing.assert_frame_equal(feats.reset_index(), build_features(root, "2024-02"))

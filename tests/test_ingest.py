@@ -116,3 +116,61 @@ def test_a_24_month_messy_inbox_gives_the_same_lake_tables_as_its_clean_twin(tmp
             pd.testing.assert_frame_equal(pseudonymise_rows(messy.rows, spec, key, month),
                                           pseudonymise_rows(clean.rows, spec, key, month))
     assert {"cp932", "utf-8-sig"} <= encodings
+
+
+@pytest.mark.parametrize("length", [0, 16, 32, 64, 65, 100])
+def test_pseudonyms_equal_the_standard_hmac_for_any_key_length(length):
+    import hmac
+
+    from pipelines.pseudonymise import pseudonymise
+
+    key = bytes(range(length % 256)) * (length // 256) + bytes(range(length % 256))
+    ids = pd.Series(["0012345678", None, "0099999999", "0012345678"], dtype="str")
+    memo: dict[str, str] = {}
+    first = pseudonymise(ids, key, "resident", memo)
+    again = pseudonymise(ids, key, "resident", memo)  # answered from the memo
+    expected = [hmac.new(key, f"resident:{v}".encode(), hashlib.sha256).hexdigest()[:32] for v in ("0012345678", "0099999999")]
+    for out in (first, again):
+        assert out[0] == out[3] == expected[0] and out[2] == expected[1] and pd.isna(out[1])
+
+
+def test_ids_that_are_not_plain_digits_are_still_normalised_before_hashing():
+    from pipelines.ingest import _normalised_ids
+
+    raw = pd.Series(["００１２", " 0012 ", "0012", None], dtype="str")
+    assert _normalised_ids(raw).tolist()[:3] == ["0012", "0012", "0012"] and pd.isna(_normalised_ids(raw)[3])
+    digits = pd.Series(["0012", None], dtype="str")
+    pd.testing.assert_series_equal(_normalised_ids(digits), digits.str.normalize("NFKC").str.strip())
+
+
+def test_a_rewritten_file_gets_a_new_fingerprint(tmp_path):
+    from pipelines.ingest import file_fingerprint
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    assert file_fingerprint(path) == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    path.write_bytes(b"a,b\n1,3\n")  # same size
+    assert file_fingerprint(path) == hashlib.sha256(b"a,b\n1,3\n").hexdigest()
+
+
+def test_the_leak_scan_needle_cache_gives_the_needles_of_reading_every_extract(tmp_path):
+    """Needles cached in the custodian zone (per extract, and merged per inbox prefix) equal
+    those read from the extracts, also after a new month arrives."""
+    import os
+    import shutil
+
+    from pipelines.leakscan import inbox_identifiers
+
+    full = tmp_path / "inbox"
+    generate_ward(full, residents=300, months=3, end_month="2026-10", seed=7, messy=True)
+    partial = tmp_path / "partial"
+    shutil.copytree(full, partial)
+    shutil.rmtree(partial / "2026-10")
+    cache = tmp_path / "custody" / "leakscan"
+    assert list(inbox_identifiers(partial, cache).items()) == list(inbox_identifiers(partial).items())
+    expected = list(inbox_identifiers(full).items())
+    assert list(inbox_identifiers(full, cache).items()) == expected   # one new extract read
+    assert list(inbox_identifiers(full, cache).items()) == expected   # all from the cache
+    assert oct(os.stat(cache).st_mode & 0o777) == "0o700"
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in cache.iterdir())
+    assert len(list(cache.glob("inbox-*.parquet"))) == 1

@@ -391,3 +391,16 @@ def test_first_my_number_finds_the_first_hidden_number() -> None:
     assert first_my_number(pd.Series(cells[:5])) is None
     assert first_my_number(pd.Series([], dtype="str")) is None
     assert first_my_number(pd.Series(["１２３４５６７８９０１２３", "６２１４－９８３２－０２５７"])) == 1
+
+
+def test_nfkc_of_repeated_values_equals_normalising_each_value():
+    """_nfkc normalises each distinct value once when values repeat; same strings either way."""
+    import unicodedata
+
+    import pyarrow as pa
+
+    from pipelines.parsing import _nfkc
+
+    values = ["東京都ａ区１－２", "ｶﾞｷﾞ", "か\u3099", None, "東京都ａ区１－２", "plain", "ｶﾞｷﾞ", None] * 3
+    out = _nfkc(pa.array(values, pa.large_string())).to_pylist()
+    assert out == [None if v is None else unicodedata.normalize("NFKC", v) for v in values]
