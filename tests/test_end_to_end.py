@@ -41,6 +41,26 @@ def test_a_model_was_trained_tracked_and_registered(ward):
     assert train["model_version"] is not None, train["reason"]
     assert train["run_id"]
     assert ward.cfg.mlflow_db.exists()
+    from models.tracking import connect
+
+    client = connect(ward.cfg.mlflow_db, ward.cfg.mlflow_artifacts).MlflowClient()
+    run = client.get_run(train["run_id"])
+    # provenance an auditor needs to reproduce the run, and the split it was evaluated on
+    assert {"config_hash", "code_version", "lake_fingerprint", "key_id", "feature_set"} <= set(run.data.tags)
+    assert run.data.params["seed"] == str(ward.cfg.get("training", "seed"))
+    artifacts = {a.path for a in client.list_artifacts(train["run_id"])}
+    assert {"splits.png", "holdout_evaluation.json"} <= artifacts
+    assert "holdout_model_labelled_in_top_k_worst" in run.data.metrics   # denominators are stored
+
+
+def test_same_inputs_and_seed_give_the_same_champion_metrics_to_the_last_digit(ward, messy_ward):
+    from pipelines.storage import read_json
+
+    first = read_json(ward.cfg.runs / ward.month / "training.json")
+    second = read_json(messy_ward.cfg.runs / messy_ward.month / "training.json")
+    for key in ("serving", "challenger", "criterion", "evaluation", "candidates", "fairness", "label_counts"):
+        assert first[key] == second[key], key
+    assert {"alone_75", "health_unknown", "points", "model"} <= set(first["evaluation"])
 
 
 def test_the_lake_holds_pseudonyms_that_are_hmacs_of_the_ids(ward):

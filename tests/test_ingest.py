@@ -124,7 +124,7 @@ def test_pseudonyms_equal_the_standard_hmac_for_any_key_length(length):
 
     from pipelines.pseudonymise import pseudonymise
 
-    key = bytes(range(length % 256)) * (length // 256) + bytes(range(length % 256))
+    key = bytes(range(length))  # HMAC hashes keys longer than the 64-byte block first
     ids = pd.Series(["0012345678", None, "0099999999", "0012345678"], dtype="str")
     memo: dict[str, str] = {}
     first = pseudonymise(ids, key, "resident", memo)
