@@ -15,6 +15,7 @@ from pathlib import Path
 
 from features.catalog import CATALOG, FLAGGED
 from models.baselines import BASELINES
+from models.candidates import CANDIDATES
 from pipelines.config import Config
 from pipelines.contract import SOURCES
 from pipelines.storage import write_text
@@ -36,6 +37,15 @@ Table = tuple[list[str], list[list[str]]]
 
 def _settings(cfg: Config) -> dict:
     return CARD_DEFAULTS | dict(cfg.settings.get("model_card", {}) or {})
+
+
+def _kind(trained) -> str:
+    """Candidate kind of the version the card describes (the serving model, else the challenger)."""
+    from models.candidates import kind
+
+    if trained.model is not None:
+        return kind(trained.model)
+    return getattr(trained, "challenger", None) or "hgb"
 
 
 def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
@@ -64,6 +74,14 @@ def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple
     top_features = ", ".join(r["label"] for r in shap_rows[:5]) if shap_rows else "—"
     status = ("champion: serves the monthly list" if serving else
               f"registered but not serving: {trained.reason}")
+    kind = _kind(trained)
+    architecture = {
+        "hgb": f"declared imputer → HistGradientBoostingClassifier(max_iter={t['max_iter']}, learning_rate="
+               f"{t['learning_rate']}, max_leaf_nodes={t['max_leaf_nodes']}, min_samples_leaf={t['min_samples_leaf']}, "
+               f"l2_regularization=1.0, no early stopping, seed {t['seed']})",
+        "logit": f"declared imputer → StandardScaler → LogisticRegression(C={t['logit_c']}, lbfgs, seed {t['seed']})",
+    }.get(kind, kind)
+    calibration = getattr(trained, "calibration", None) or "—"
     return [
         ("Metadata", [
             ("Standard", "UK Algorithmic Transparency Recording Standard (ATRS) v3.0 fields"),
@@ -93,11 +111,12 @@ def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple
             ("Contact", s["contact_email"]),
         ]),
         ("Tier 2 — Description and rationale", [
-            ("Detailed description", "A gradient-boosting classifier (scikit-learn HistGradientBoosting) scores every "
+            ("Detailed description", f"A {CANDIDATES.get(kind, (kind, kind))[1]} classifier (scikit-learn) scores every "
              "resident on point-in-time features; eligible people (aged "
              f"{cfg.get('prioritise', 'min_age')}+, not excluded, not visited in "
              f"{cfg.get('prioritise', 'recent_visit_days')} days) are ranked and each district's list is cut at its "
-             "capacity. Each listed person gets the three largest risk-raising reasons (exact TreeSHAP)."
+             "capacity. Each listed person gets the three largest risk-raising reasons (exact SHAP: TreeSHAP for "
+             "trees, linear SHAP for the regression)."
              + (f" A share of {share:.0%} of each list is drawn at random from the eligible rest (exploration picks, "
                 "marked on sheets and kept out of precision claims), so that future labels do not only describe "
                 "people a rule or model already ranks high." if share else "")),
@@ -107,7 +126,10 @@ def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple
             ("Previous process and alternatives",
              "Today's rules are kept as baselines and compared every month on the holdout: "
              + "; ".join(f"{ja} / {en}" for ja, en, _ in BASELINES.values())
-             + ". If the model does not beat the best rule on average precision, the rule makes the list."),
+             + ". Each month both candidates (gradient-boosted trees, logistic regression) are fitted; the better "
+             "is the challenger and replaces the champion only if it beats the champion and the best rule on "
+             "holdout precision@k (average precision while too few visited people are in the top k) without adding "
+             "a fairness flag. If no model beats the best rule, the rule makes the list."),
         ]),
         ("Tier 2 — Decision-making process / human oversight", [
             ("Process integration", "Monthly batch → pseudonymous list → two approvers (named, with a legal basis) "
@@ -126,14 +148,17 @@ def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple
         ("Tier 2 — Tool and model specification", [
             ("Model task", "Binary: a visit within "
              f"{cfg.get('labels', 'timespan_days')} days of the as-of date finds the person needs support."),
-            ("Model architecture", f"HistGradientBoostingClassifier(max_iter={t['max_iter']}, learning_rate="
-             f"{t['learning_rate']}, max_leaf_nodes={t['max_leaf_nodes']}, min_samples_leaf={t['min_samples_leaf']}, "
-             f"l2_regularization=1.0, no early stopping, seed {t['seed']}); numeric features only, missing values "
-             "routed natively. Sex and district are not features (they are audited, not used)."),
+            ("Model architecture", f"{architecture}; numeric features only. The imputer fills what is still "
+             "missing as the feature catalogue declares (training-split median or 0, fitted on the training split "
+             "and saved with the model); every imputed feature has a no-record flag. Probability calibration: "
+             f"{calibration}. Sex and district are not features (they are audited, not used)."),
             ("Model input (features)", features),
-            ("Model output", "Probability (0–1) used only to rank; reasons from exact TreeSHAP in log-odds."),
-            ("Training window", f"as-of months {', '.join(trained.train_months) or '—'}; holdout as-of month "
-             f"{trained.holdout_month or '—'}; the registered model is refitted on training + holdout months."),
+            ("Model output", "Calibrated probability (0–1) used to rank; reasons from exact SHAP in the "
+             "uncalibrated log-odds (calibration is monotone, so order and reasons agree)."),
+            ("Training window", f"as-of months {', '.join(trained.train_months) or '—'} (calibration: "
+             f"{', '.join(getattr(trained, 'calibration_months', []) or []) or '—'}); holdout as-of month "
+             f"{trained.holdout_month or '—'}; the registered model is refitted on training + holdout months, "
+             "its newest months calibrating."),
             ("Most influential features (global SHAP)", top_features),
             ("Performance on the holdout (at capacity k)", performance),
             ("Labels", f"labelled rows: {', '.join(f'{k} = {v}' for k, v in labels.items()) or '—'}"),
