@@ -131,6 +131,8 @@ def holdout_evaluation(cfg: Config, models: dict[str, object], holdout: pd.DataF
         results[name] = metrics.evaluate(s, frame, k) | {"districts": metrics.by_district(s, frame, caps)}
         if name in models:
             results[name]["calibration"] = metrics.calibration_table(s, labels_)
+        else:
+            results[name]["brier"] = None      # a rule's score orders people; it is not a probability
         selected = np.zeros(len(frame), dtype=bool)
         selected[metrics.top_k(s, frame["pid"].to_numpy(), k)] = True
         fairness[name] = audit(frame, selected, *cfg.get("fairness", "ratio_bounds"),
@@ -185,8 +187,10 @@ def decide(evaluation: dict, fairness: dict, has_champion: bool, min_labelled: i
     why_not = []
     if not challenger > base_v:
         why_not.append(f"its holdout {words} {_fmt(challenger)} does not beat the best baseline {best} ({_fmt(base_v)})")
-    if has_champion and not challenger > champion:
-        why_not.append(f"it does not beat the champion ({words} {_fmt(challenger)} vs {_fmt(champion)})")
+    # A tie with the champion promotes the challenger: it is then usually the champion's own
+    # model refitted with one more month of labels (the evaluated twin saw the same months).
+    if has_champion and not challenger >= champion:
+        why_not.append(f"it is worse than the champion ({words} {_fmt(challenger)} vs {_fmt(champion)})")
     if new_flags:
         why_not.append("it adds fairness flags the incumbent does not have: " + ", ".join(new_flags))
     if not why_not:
