@@ -42,18 +42,21 @@ class Outcomes:
 
 
 def labels(outcomes: Outcomes, as_of_month: str, timespan_days: int,
-           adverse_events_of_unvisited: bool = False) -> pd.DataFrame:
-    """pid, label (1/0) for people with a label in the window after `as_of_month`."""
+           adverse_events_of_unvisited: bool = False, positive_outcomes: tuple[str, ...] = ("needs_support",),
+           negative_outcomes: tuple[str, ...] = ("no_concern",)) -> pd.DataFrame:
+    """pid, label (1/0) for people with a label in the window after `as_of_month`.
+
+    Visit outcomes in neither tuple (by default `not_home`, `declined`) leave a person unlabelled."""
     start = month_end(as_of_month)
     end = start + pd.Timedelta(days=timespan_days)
     v, a = outcomes.visits, outcomes.adverse
     visits = v[(v["visit_date"] > start) & (v["visit_date"] <= end)]
     adverse = a[(a["event_date"] > start) & (a["event_date"] <= end)]
     visited = set(visits["pid"])
-    positive = set(visits.loc[visits["outcome"] == "needs_support", "pid"])
+    positive = set(visits.loc[visits["outcome"].isin(positive_outcomes), "pid"])
     adverse_pids = set(adverse["pid"])
     positive |= adverse_pids if adverse_events_of_unvisited else (adverse_pids & visited)
-    negative = set(visits.loc[visits["outcome"] == "no_concern", "pid"]) - positive
+    negative = set(visits.loc[visits["outcome"].isin(negative_outcomes), "pid"]) - positive
     out = pd.DataFrame({"pid": sorted(positive) + sorted(negative),
                         "label": [1] * len(positive) + [0] * len(negative)})
     return out.sort_values("pid", kind="stable").reset_index(drop=True)

@@ -86,7 +86,8 @@ def split_rows(fit: list[str], calibrate: list[str], holdout: str | None, timesp
 
 
 def labels_for(cfg: Config, outcomes: Outcomes, month: str) -> pd.DataFrame:
-    return labels(outcomes, month, cfg.get("labels", "timespan_days"), cfg.get("labels", "adverse_events_of_unvisited"))
+    return labels(outcomes, month, cfg.get("labels", "timespan_days"), cfg.get("labels", "adverse_events_of_unvisited"),
+                  tuple(cfg.get("labels", "positive_outcomes")), tuple(cfg.get("labels", "negative_outcomes")))
 
 
 def labelled_frame(cfg: Config, months: list[str], outcomes: Outcomes, features_for: FeaturesFor) -> pd.DataFrame:
@@ -371,7 +372,10 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
     counts = {"train_labelled": labelled, "train_positive": positives}
     holdout_features = features_for(holdout_month)
     holdout_labels = labels_for(cfg, outcomes, holdout_month)
-    counts |= {"holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum())}
+    cohort = int((holdout_features["age"] >= cfg.get("prioritise", "min_age")).sum())
+    # label coverage: how few of the people we rank have a known outcome (selective labels)
+    counts |= {"holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum()),
+               "holdout_cohort": cohort, "holdout_coverage_pct": round(100 * len(holdout_labels) / max(cohort, 1), 2)}
     if labelled < t["min_labelled"] or positives < t["min_positive"]:
         # Cold start: no model, but the baselines are still compared wherever the holdout has labels.
         evaluation, fairness, scored, k = holdout_evaluation(cfg, {}, holdout_features, holdout_labels)
