@@ -5,7 +5,8 @@ precision@k = positives / labelled among the top k, and both counts are stored w
 the cut are broken by pid, the same deterministic order the lists use; because that order is
 arbitrary with respect to the label, every figure at k is also given with ties ordered worst
 (negatives, then unlabelled, then positives first among equal scores) and best (the reverse),
-as triage does. Rules tie a lot (everyone of the same age); a model rarely.
+as triage does. Rules tie a lot (everyone of the same age); a model rarely. People a rule scores 0
+(outside it) are not a tie block: they fill any capacity the rule leaves in pid order.
 """
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def top_k_tied(scores: np.ndarray, pids: np.ndarray, labels: np.ndarray, k: int,
     # rank of a label among equal scores: worst puts negatives first, best positives first
     worst = np.where(np.isnan(labels), 1, np.where(labels == 1, 2, 0))
     tie_rank = worst if ties == "worst" else 2 - worst
+    # A score of 0 is a rule's "outside the rule", not a tie to resolve: when a rule holds fewer
+    # people than k, the rest of the top k is filled in pid order under every tie policy (the
+    # best order would otherwise pick positives from the whole unranked remainder).
+    tie_rank = np.where(scores > 0, tie_rank, 1)
     return np.lexsort((pids, tie_rank, -scores))[:k]
 
 

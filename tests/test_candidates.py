@@ -93,6 +93,14 @@ def test_ties_are_evaluated_worst_and_best():
     assert m["recall_at_k_worst"] == pytest.approx(1 / 3) and m["recall_at_k_best"] == 1.0
 
 
+def test_people_outside_a_rule_are_not_a_tie_block_to_pick_positives_from():
+    scores = np.array([.8, 0, 0, 0, 0])
+    labels = np.array([0, 1, 1, 0, np.nan])
+    m = metrics.at_k(scores, np.array(list("abcde")), labels, 3)
+    # the rule holds one person; the rest of k is filled in pid order whatever the tie policy
+    assert m["positives_in_top_k_best"] == m["positives_in_top_k_worst"] == m["positives_in_top_k"] == 2
+
+
 def test_metrics_per_district_use_each_districts_capacity():
     frame = pd.DataFrame({"pid": list("abcdef"), "district": ["東", "東", "東", "西", "西", "西"],
                           "label": [1, 0, 1, 0, 1, np.nan]})
