@@ -11,7 +11,7 @@ DEMO_END ?= 2026-10
 DEMO_SEED ?= 7
 MIMAMORI := MIMAMORI_INBOX=$(DEMO)/inbox MIMAMORI_WORK=$(DEMO)/work MIMAMORI_CUSTODY=$(DEMO)/custody $(BIN)/mimamori
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test acceptance install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,5 +46,16 @@ demo: install
 test: install-dev
 	$(BIN)/python -m pytest -q
 
+# Issue 5's acceptance: a 50k-resident ward over 30 months; the champion's precision against the
+# latent truth next to the three rules at the same capacity (about 6 minutes on 2 cores).
+ACC := acceptance
+ACCEPT := MIMAMORI_INBOX=$(ACC)/inbox MIMAMORI_WORK=$(ACC)/work MIMAMORI_CUSTODY=$(ACC)/custody $(BIN)/mimamori
+acceptance: install
+	rm -rf $(ACC)
+	$(ACCEPT) keygen
+	$(ACCEPT) synth --residents 50000 --months 30 --end-month 2026-10 --seed 7 --messy --truth $(ACC)/truth.csv
+	$(ACCEPT) run --all
+	$(ACCEPT) truth-check --month 2026-10 --truth $(ACC)/truth.csv
+
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) $(ACC) .pytest_cache
