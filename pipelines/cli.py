@@ -97,7 +97,7 @@ def _leak_guard(cfg: Config, console) -> int:
     """The batch ends by searching its own outputs for identifiers from the inbox."""
     from pipelines.leakscan import scan
 
-    hits = scan(cfg.inbox, [cfg.work])
+    hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache)
     if hits:
         console.print(f"[bold red]leak guard: {len(hits)} identifier hit(s) in the analyst zone "
                       "(values not shown); do not share these outputs:[/]")
@@ -182,7 +182,7 @@ def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_scan_pii(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.leakscan import scan
 
-    hits = scan(cfg.inbox, [cfg.work])
+    hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache)
     if hits:
         print(f"{len(hits)} identifier hit(s) outside the custody zone (values not shown):")
         for hit in hits[:50]:

@@ -80,6 +80,11 @@ class Config:
     def releases_dir(self) -> Path:
         return self.custody / "releases"
 
+    @property
+    def leakscan_cache(self) -> Path:
+        """Identifier needles of each residents extract, so the leak guard reads only new ones."""
+        return self.custody / "leakscan"
+
 
 def load_config(
     config_file: Path | None = None,

@@ -70,10 +70,12 @@ def read_events(lake: Path, source: str, as_of_month: str, columns: list[str] | 
     wanted = None if columns is None else list(dict.fromkeys([*columns, *key, "known_on"]))
     tables = []
     for path in paths:
-        table = pq.read_table(path, columns=wanted)
-        if where is not None:
-            table = table.filter(where(table))
-        tables.append(table)
+        # ParquetFile.read: same table as pq.read_table, without its per-call dataset set-up
+        # (which cost more than reading a small delivery's columns).
+        table = pq.ParquetFile(path).read(columns=wanted) if wanted is not None else pq.read_table(path)
+        tables.append(table.filter(where(table)) if where is not None else table)
+    # Newest delivery per key in pandas: Arrow's multi-column group_by on string keys measured
+    # several times slower than drop_duplicates here.
     frames = [t.to_pandas() for t in tables if t.num_rows]
     if not frames:
         return tables[-1].to_pandas()

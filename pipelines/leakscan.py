@@ -136,6 +136,13 @@ class _NeedleCache:
             if old != target:
                 old.unlink()
 
+    def forget_except(self, kept: set[str]) -> None:
+        """Delete the needles of extracts no longer in the inbox: identifiers are kept no longer
+        than the extract they came from."""
+        for path in self.folder.glob("*.parquet") if self.folder.is_dir() else []:
+            if not path.name.startswith("inbox-") and path.stem not in kept:
+                path.unlink()
+
     def _read(self, target: Path) -> tuple[list[str], list[str], bool] | None:
         if not target.exists():
             return None
@@ -194,6 +201,7 @@ def inbox_identifiers(inbox: Path, cache_dir: Path | None = None) -> dict[str, s
         future = future or late
     if start < len(entries):
         cache.keep_state(cache.state_file(entries, first_delivery), needles, future)
+    cache.forget_except({sha for _, sha in entries})
     return needles
 
 
@@ -214,13 +222,23 @@ class Needles:
 
 
 def _date_column_leaks(column: pa.ChunkedArray, births: frozenset[str]) -> bool:
-    """A date column leaks birth dates when most of its distinct days are inbox birth dates.
+    """A date column leaks birth dates when its distinct days are birth dates clearly more often
+    than chance.
 
     Lake tables legitimately hold dates (validity periods, events), and some coincide with
-    somebody's birthday; a copied birth-date column matches nearly everywhere.
+    somebody's birthday; a copied birth-date column matches nearly everywhere. In a large ward
+    birth dates cover most calendar days (86 % at 100,000 residents), so "most days match" is
+    not enough: the share must exceed the birth dates' own density over the column's date range
+    by more than half the remaining gap. Where birth dates cover every day, a date alone
+    identifies nobody and is not flagged.
     """
-    days = set(pc.strftime(pc.unique(column), format="%Y-%m-%d").drop_null().to_pylist())
-    return bool(days) and len(days & births) >= 0.5 * len(days)
+    days = sorted(set(pc.strftime(pc.unique(column), format="%Y-%m-%d").drop_null().to_pylist()))
+    if not days:
+        return False
+    share = len(set(days) & births) / len(days)
+    span = (pd.Timestamp(days[-1]) - pd.Timestamp(days[0])).days + 1
+    density = sum(1 for b in births if days[0] <= b <= days[-1]) / span
+    return share >= 0.5 and share > density + (1 - density) / 2
 
 
 def _texts_of(path: Path, needles: Needles) -> tuple[list[str], set[str]]:

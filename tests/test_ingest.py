@@ -174,3 +174,6 @@ def test_the_leak_scan_needle_cache_gives_the_needles_of_reading_every_extract(t
     assert oct(os.stat(cache).st_mode & 0o777) == "0o700"
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in cache.iterdir())
     assert len(list(cache.glob("inbox-*.parquet"))) == 1
+    assert len(list(cache.glob("*.parquet"))) == 1 + 3   # merged needles + one file per extract
+    inbox_identifiers(partial, cache)   # an inbox without 2026-10: its extract's needles go
+    assert len(list(cache.glob("*.parquet"))) == 1 + 2
