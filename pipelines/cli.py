@@ -97,7 +97,7 @@ def _leak_guard(cfg: Config, console) -> int:
     """The batch ends by searching its own outputs for identifiers from the inbox."""
     from pipelines.leakscan import scan
 
-    hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache)
+    hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache, changed_only=True)
     if hits:
         console.print(f"[bold red]leak guard: {len(hits)} identifier hit(s) in the analyst zone "
                       "(values not shown); do not share these outputs:[/]")

@@ -281,13 +281,34 @@ def scan_texts(texts: list[str], needles: dict[str, str]) -> set[str]:
     return kinds
 
 
-def scan(inbox: Path, roots: list[Path], cache_dir: Path | None = None) -> list[Hit]:
-    """Identifier hits under `roots`; `cache_dir` (custodian zone only) keeps needles between scans."""
+def scan(inbox: Path, roots: list[Path], cache_dir: Path | None = None, changed_only: bool = False) -> list[Hit]:
+    """Identifier hits under `roots`; `cache_dir` (custodian zone only) keeps needles between scans.
+
+    `changed_only` (the guard at the end of `mimamori run`) skips files found clean by an earlier
+    scan and unchanged since (same size and mtime): a file written before this month's extract
+    arrived could only hold identifiers of inputs it was already checked against, and re-reading
+    the whole lake every month would make the guard grow with the ward's history. The auditor's
+    `mimamori scan-pii` reads everything.
+    """
     needles = Needles.of(inbox_identifiers(inbox, cache_dir))
+    seen_file = cache_dir / "clean_files.json" if cache_dir is not None else None
+    seen = json.loads(seen_file.read_text()) if changed_only and seen_file and seen_file.exists() else {}
+    clean: dict[str, list[int]] = {}
     hits: list[Hit] = []
     for root in roots:
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+            stat = path.stat()
+            identity = [stat.st_size, stat.st_mtime_ns]
+            if seen.get(str(path.resolve())) == identity:
+                clean[str(path.resolve())] = identity
+                continue
             texts, kinds = _texts_of(path, needles)
             kinds |= scan_texts(texts, needles.values)
             hits.extend(Hit(path, kind) for kind in sorted(kinds))
+            if not kinds:
+                clean[str(path.resolve())] = identity
+    if seen_file is not None:
+        seen_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with atomic_path(seen_file) as tmp:
+            tmp.write_text(json.dumps(clean, sort_keys=True))
     return hits

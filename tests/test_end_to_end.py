@@ -87,6 +87,21 @@ def test_the_leak_scan_finds_a_planted_name_and_id(ward, tmp_path):
     assert not any(people["name"].iloc[5] in str(h) for h in hits)
 
 
+def test_the_run_guard_rescans_only_changed_files_and_keeps_reporting_a_leak(ward, tmp_path):
+    people = _residents(ward)
+    out, cache = tmp_path / "out", tmp_path / "custody_cache"
+    out.mkdir()
+    (out / "clean.txt").write_text("nothing here", encoding="utf-8")
+    assert scan(ward.cfg.inbox, [out], cache_dir=cache, changed_only=True) == []
+    # a clean file that is later rewritten with a name is read again and caught
+    (out / "clean.txt").write_text(f"visit {people['name'].iloc[3]} soon", encoding="utf-8")
+    (out / "new.txt").write_text(f"call {people['name'].iloc[4]}", encoding="utf-8")
+    for _ in range(2):   # a file with a hit is never remembered as clean
+        hits = scan(ward.cfg.inbox, [out], cache_dir=cache, changed_only=True)
+        assert {(h.path.name, h.kind) for h in hits} == {("clean.txt", "name"), ("new.txt", "name")}
+    assert people["name"].iloc[3] not in (cache / "clean_files.json").read_text(encoding="utf-8")
+
+
 def test_the_messy_inbox_gives_the_same_lake_and_the_same_list(ward, messy_ward):
     for source in SOURCES:
         for path in sorted((ward.cfg.lake / source).glob("*.parquet")):
