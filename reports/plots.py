@@ -101,19 +101,20 @@ def splits(rows: list[dict], current: str) -> bytes:
     for i, row in enumerate(rows):
         color, _ = roles[row["role"]]
         ax.barh(i, (row["end"] - row["start"]).days, left=mdates.date2num(row["start"]), height=0.6, color=color)
-    for role, (color, name) in roles.items():
-        ax.barh([], [], color=color, label=name)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=color, label=name) for color, name in roles.values()]
     now = pd.Period(current, "M").end_time.normalize()
     ax.axvline(mdates.date2num(now), color="#444", ls="--", lw=1)
-    ax.annotate(text("今月末", "this month's end") + f" {current}", (mdates.date2num(now), len(rows) - 0.5),
-                xytext=(-4, 0), textcoords="offset points", ha="right", fontsize=8, color="#444")
+    ax.annotate(text("今月末", "this month's end") + f" {current}", (mdates.date2num(now), -0.6),
+                xytext=(-4, 0), textcoords="offset points", ha="right", va="center", fontsize=8, color="#444")
     ax.set_yticks(range(len(rows)), [row["month"] for row in rows], fontsize=7)
     ax.invert_yaxis()
     ax.xaxis_date()
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax.set_xlabel(text("基準日からラベル期間の終わりまで", "as-of date to the end of its label window"))
     ax.set_title(text("時間を守った分割", "Time-honest split"), fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(handles=handles, fontsize=8, loc="lower left")
     ax.grid(axis="x", alpha=.3)
     fig.tight_layout()
     return png_bytes(fig)

@@ -193,7 +193,7 @@ def _evaluation(cfg: Config, month: str, trained, threshold: int):
     districts = []
     for who in dict.fromkeys([serving, "alone_75"]):
         for district, m in sorted(((trained.evaluation.get(who) or {}).get("districts") or {}).items()):
-            districts.append(_metric_row(f"{district}: {ranker_title(who, trained)}", m, threshold))
+            districts.append(_metric_row(f"{district}: {RANKER_TITLES.get(who, who)}", m, threshold))
     held = evaluation.holdout(cfg, month, trained) if trained.evaluation else None
     images = {}
     calibration = {"bins": [], "brier": None}
