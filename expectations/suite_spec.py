@@ -217,18 +217,13 @@ def suite(source: str) -> dict:
                      f"({names}) occurs once in the delivery",
                      f"（{'・'.join(_ja(c) for c in spec['unique'])}）の組が提供データ内で重複しない",
                      column_list=spec["unique"]))
-    if "_pid_known" in DERIVED[source]:
-        ex.append(_e(f"{s}.pid.known", "expect_column_values_to_be_in_set", "quarantine",
-                     "the person is a resident in this month's residents snapshot or an earlier one",
-                     "本人が今月または以前の住民記録に載っている",
-                     meta={"column": "pid", "policy_without_history": "warning"}, column="_pid_known",
-                     value_set=[True]))
-    if "_hid_known" in DERIVED[source]:
-        ex.append(_e(f"{s}.hid.known", "expect_column_values_to_be_in_set", "quarantine",
-                     "the household is in this month's residents snapshot or an earlier one",
-                     "世帯が今月または以前の住民記録に載っている",
-                     meta={"column": "hid", "policy_without_history": "warning"}, column="_hid_known",
-                     value_set=[True]))
+    for key, en, ja in (("pid", "the person is a resident", "本人"), ("hid", "the household is", "世帯")):
+        if f"_{key}_known" in DERIVED[source]:
+            ex.append(_e(f"{s}.{key}.known", "expect_column_values_to_be_in_set", "quarantine",
+                         f"{en} in this month's residents snapshot or an earlier one",
+                         f"{ja}が今月または以前の住民記録に載っている",
+                         meta={"column": key, "policy_without_history": "warning"}, column=f"_{key}_known",
+                         value_set=[True]))
     if source == "residents":
         ex.append(_e(f"{s}.age.range", "expect_column_values_to_be_between", "quarantine",
                      "age is between 0 and 120", "年齢が0歳以上120歳以下である",

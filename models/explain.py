@@ -146,21 +146,29 @@ def _value_text(name: str, value: float) -> str:
     return f"{value:g}"
 
 
+def _rows_of(path: Path, pid: str, missing: str, absent: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(whole table, the person's rows) of a run file, with a clear error when either is missing."""
+    from pipelines.storage import read_parquet
+
+    if not path.exists():
+        raise FileNotFoundError(missing)
+    table = read_parquet(path)
+    rows = table[table["pid"] == pid]
+    if not len(rows):
+        raise ValueError(absent)
+    return table, rows
+
+
 def explain_person(cfg, month: str, pid: str) -> tuple[str, Path | None]:
     """An auditor's view of one listed person: every contribution with the feature's value and
     the catalogue's phrase, the sum check, and a waterfall PNG (runs/<month>/explain/<pid>.png).
     No identifier is shown: the pseudonym, the district and features (age top-coded at 90)."""
-    from pipelines.storage import read_parquet
     from reports import plots
 
     run_dir = cfg.runs / month
-    list_path = run_dir / "list.parquet"
-    if not list_path.exists():
-        raise FileNotFoundError(f"no list for {month}: run `mimamori run --month {month}` first")
-    listed = read_parquet(list_path)
-    row = listed[listed["pid"] == pid]
-    if not len(row):
-        raise ValueError(f"{pid} is not on the {month} list (only listed people are explained)")
+    listed, row = _rows_of(run_dir / "list.parquet", pid,
+                           f"no list for {month}: run `mimamori run --month {month}` first",
+                           f"{pid} is not on the {month} list (only listed people are explained)")
     person = row.iloc[0]
     from features.store import features_for
 
@@ -185,12 +193,8 @@ def explain_person(cfg, month: str, pid: str) -> tuple[str, Path | None]:
             head.append(f"  {CATALOG[name].label_en:38s} {_value_text(name, values[name]):>8s}  {ja} / {en}")
         return "\n".join(head) + "\n", None
     path = run_dir / EXPLANATIONS
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: rerun the month to store the explanations")
-    table = read_parquet(path)
-    mine = table[table["pid"] == pid]
-    if not len(mine):
-        raise ValueError(f"{pid} has no stored explanation in {path}")
+    _, mine = _rows_of(path, pid, f"{path} is missing: rerun the month to store the explanations",
+                       f"{pid} has no stored explanation in {path}")
     phi = contributions(mine)[0]
     base, log_odds = float(mine["base_value"].iloc[0]), float(mine["log_odds"].iloc[0])
     names, group_phi = grouped(phi[None, :])

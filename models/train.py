@@ -106,12 +106,6 @@ def fit_months(cfg: Config, name: str, frame: pd.DataFrame, calibrate: list[str]
     return fit_candidate(name, cfg.settings["training"], X[~in_cal], y[~in_cal], X[in_cal], y[in_cal])
 
 
-def fit_model(cfg: Config, frame: pd.DataFrame, name: str = "hgb"):
-    """Candidate `name` fitted on every row of `frame` (no calibration): tests and tools."""
-    X, y = _xy(frame)
-    return fit_candidate(name, cfg.settings["training"], X, y, X[:0], y[:0])[0]
-
-
 def score_model(model, features: pd.DataFrame) -> np.ndarray:
     with one_thread():
         return model.predict_proba(features[MODEL_FEATURES].to_numpy(dtype="float64"))[:, 1]
@@ -411,7 +405,7 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
         calibration=fitted[challenger][1], evaluation=evaluation, candidates=candidates, fairness=fairness,
         new_flags=decision["new_flags"], label_counts=counts, holdout_k=k, holdout_frame=scored)
     # The challenger as it would serve: refitted on every usable month, holdout included.
-    final_fit, final_cal = fit_and_calibration(train_months + [holdout_month], t["calibration_months"])
+    _, final_cal = fit_and_calibration(train_months + [holdout_month], t["calibration_months"])
     result.split_plot = splits(split_rows(fit, calibrate, holdout_month, timespan), month)
     provenance = _provenance(cfg, month, lake_fingerprint, key_id)
     reused = _reusable(cfg, provenance)

@@ -54,13 +54,11 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
 
 def _champion(cfg: Config):
     """(model, version) under the `champion` alias, or None."""
-    from models.tracking import CHAMPION, REGISTERED_MODEL, connect
+    from models.tracking import CHAMPION, REGISTERED_MODEL
+    from models.train import _client, _load
 
-    mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
     try:
-        version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+        version = _client(cfg).get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
     except Exception:  # no champion yet
         return None
-    import mlflow.sklearn
-
-    return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version}"), str(version.version)
+    return _load(version), str(version.version)

@@ -21,7 +21,6 @@ from reports.disclosure import age_band
 
 RANKER_NAMES = {"model": "challenger", "champion": "champion"} | {
     name: f"rule: {en}" for name, (_, en, _) in BASELINES.items()}
-RANKER_NAMES_JA = {"model": "挑戦モデル", "champion": "現行モデル"} | {name: ja for name, (ja, _, _) in BASELINES.items()}
 PSI_FLAG = 0.2
 FAIRNESS_RATIO = 0.8   # a group doing worse than 80 % of the whole is flagged for review
 
