@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from expectations.policy import ValidationFailed, failure_message  # noqa: F401  (no GX import)
 from pipelines import audit, lake
 from pipelines.config import Config
+from pipelines.leakscan import keep_needles
 from pipelines.contract import SOURCES, Source
 from pipelines.months import age_on, month_end
 from pipelines.pseudonymise import key_id, pseudonymise
@@ -86,14 +87,13 @@ def _normalised_ids(values: pd.Series) -> pd.Series:
     return text.str.normalize("NFKC").str.strip()
 
 
-def _replace_ids(frame: pd.DataFrame, key: bytes, memo: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+def _replace_ids(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
     out = frame.copy()
-    memo = {} if memo is None else memo
     for column, (pseudo, kind) in ID_KINDS.items():
         if column in out.columns:
             raw = _normalised_ids(out[column])
             out.insert(out.columns.get_loc(column), pseudo,
-                       pseudonymise(raw, key, kind, memo.setdefault(kind, {})))
+                       pseudonymise(raw, key, kind))
             out = out.drop(columns=column)
     return out
 
@@ -111,13 +111,9 @@ def _residents_derived(rows: pd.DataFrame, month: str) -> pd.DataFrame:
     return out.drop(columns=["birth_date", "moved_in_date"])
 
 
-def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str,
-                      memo: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
-    """Typed contract rows -> lake rows: keyed pseudonyms, no direct identifier, knowledge date.
-
-    `memo` (kind -> ID -> pseudonym) is shared by the tables of one delivery.
-    """
-    out = _replace_ids(rows.drop(columns=["_line"], errors="ignore"), key, memo)
+def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str) -> pd.DataFrame:
+    """Typed contract rows -> lake rows: keyed pseudonyms, no direct identifier, knowledge date."""
+    out = _replace_ids(rows.drop(columns=["_line"], errors="ignore"), key)
     if source.name == "residents":
         out = _residents_derived(out, month)
     identifiers = [c.name for c in source.columns if c.identifier and c.name in out.columns]
@@ -126,10 +122,9 @@ def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str
     return out.reset_index(drop=True)
 
 
-def pseudonymise_quarantine(bad: pd.DataFrame, source: Source, key: bytes,
-                            memo: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+def pseudonymise_quarantine(bad: pd.DataFrame, source: Source, key: bytes) -> pd.DataFrame:
     """Quarantined rows keep their raw values for diagnosis, minus identifiers, IDs pseudonymised."""
-    out = _replace_ids(bad, key, memo)
+    out = _replace_ids(bad, key)
     identifiers = [c.name for c in source.columns if c.identifier and c.name in out.columns]
     return out.drop(columns=identifiers).reset_index(drop=True)
 
@@ -147,13 +142,14 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
     known = {p.name for p in inputs.values()}
     stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
     tables, quarantine, sources, lines = {}, {}, {}, {}
-    memo: dict[str, dict[str, str]] = {}  # each ID of the delivery is hashed once, whatever its files
     for name, path in inputs.items():
         spec = SOURCES[name]
         read = read_source(path, spec, delivery_month=month)
-        tables[name] = pseudonymise_rows(read.rows, spec, key, month, memo)
+        if name == "residents":   # the run's leak guard needs this extract's identifiers
+            keep_needles(cfg.leakscan_cache, file_fingerprint(path), read, month)
+        tables[name] = pseudonymise_rows(read.rows, spec, key, month)
         lines[name] = read.rows["_line"].to_numpy(dtype=np.int64)
-        quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key, memo)
+        quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key)
         reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
                    if len(read.quarantine) else pd.Series(dtype=int))
         sources[name] = {

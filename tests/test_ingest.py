@@ -126,9 +126,8 @@ def test_pseudonyms_equal_the_standard_hmac_for_any_key_length(length):
 
     key = bytes(range(length))  # HMAC hashes keys longer than the 64-byte block first
     ids = pd.Series(["0012345678", None, "0099999999", "0012345678"], dtype="str")
-    memo: dict[str, str] = {}
-    first = pseudonymise(ids, key, "resident", memo)
-    again = pseudonymise(ids, key, "resident", memo)  # answered from the memo
+    first = pseudonymise(ids, key, "resident")
+    again = pseudonymise(ids, key, "resident")  # answered from the process's memory of hashed IDs
     expected = [hmac.new(key, f"resident:{v}".encode(), hashlib.sha256).hexdigest()[:32] for v in ("0012345678", "0099999999")]
     for out in (first, again):
         assert out[0] == out[3] == expected[0] and out[2] == expected[1] and pd.isna(out[1])
@@ -177,3 +176,33 @@ def test_the_leak_scan_needle_cache_gives_the_needles_of_reading_every_extract(t
     assert len(list(cache.glob("*.parquet"))) == 1 + 3   # merged needles + one file per extract
     inbox_identifiers(partial, cache)   # an inbox without 2026-10: its extract's needles go
     assert len(list(cache.glob("*.parquet"))) == 1 + 2
+
+
+def test_ingest_keeps_the_needles_the_leak_guard_would_read_from_each_residents_extract(small):
+    """The run's leak guard takes the identifiers of each residents extract from the custodian
+    zone's cache that ingest fills; they must be exactly what reading the extract gives. An
+    extract with a row dated after its delivery month (refused by ingest, accepted by a read
+    without a month) is left for the guard to read itself."""
+    import csv
+
+    from pipelines.ingest import file_fingerprint
+    from pipelines.leakscan import _extract, _NeedleCache
+    from pipelines.reading import delivery_file
+
+    cfg, key = small
+    for month in ("2026-09", "2026-10"):
+        ingest_month(cfg, month, key, build_docs=False)
+    cache = _NeedleCache(cfg.leakscan_cache)
+    for month in ("2026-09", "2026-10"):
+        path = delivery_file(cfg.inbox / month, "residents")
+        assert cache.valid(file_fingerprint(path))
+        assert cache.groups(path) == _extract(path)
+
+    path = delivery_file(cfg.inbox / "2026-10", "residents")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows[1][rows[0].index("moved_in_date")] = "2026-11-02"   # after October, before today
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    ingest_month(cfg, "2026-10", key, force=True, build_docs=False)
+    assert not cache.valid(file_fingerprint(path))
