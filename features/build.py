@@ -6,6 +6,7 @@ function per feature group, named for what it returns, each a pure function of l
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -45,56 +46,69 @@ def cohort(residents: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def months_since_last(events: pd.DataFrame | None, date_column: str, pids: pd.Series,
+def _spread(per_key: pd.Series, people: pd.Index) -> np.ndarray:
+    """Values per key (pid or hid) laid out over `people` (one key per row), NaN where absent.
+
+    Same as `per_key.reindex(people)`, but it looks the few keys with events up in `people`'s
+    hash table (built once per Index and reused by every feature) instead of hashing all of a
+    million people's keys again for each feature.
+    """
+    out = np.full(len(people), np.nan)
+    if len(per_key):
+        where = people.get_indexer(per_key.index)   # people's keys are unique (a snapshot's pids, or distinct hids)
+        found = where >= 0
+        out[where[found]] = per_key.to_numpy(dtype="float64", na_value=np.nan)[found]
+    return out
+
+
+def months_since_last(events: pd.DataFrame | None, date_column: str, pids: pd.Index,
                       as_of: pd.Timestamp, history_months: int) -> tuple[np.ndarray, np.ndarray]:
     """Months since a person's last event; with none on record, the history length, flagged."""
     last = (events.groupby("pid")[date_column].max() if events is not None and len(events)
             else pd.Series(dtype="datetime64[us]"))
-    months = _months_before(as_of, last).reindex(pids).astype("float64").to_numpy()
+    months = _spread(_months_before(as_of, last), pids)
     imputed = np.isnan(months)
     return np.where(imputed, float(history_months), months), imputed.astype("float64")
 
 
-def arrears_months(bills: pd.DataFrame | None, key: str, ids: pd.Series, as_of_month: str) -> tuple[np.ndarray, np.ndarray]:
+def arrears_months(bills: pd.DataFrame | None, key: str, ids: pd.Index, as_of_month: str) -> tuple[np.ndarray, np.ndarray]:
     """Bills of the last 12 billing months not fully paid (as known at as-of); unbilled flagged."""
     if bills is None or not len(bills):
         return np.zeros(len(ids)), np.ones(len(ids))
     first = shift(as_of_month, -11)
     window = bills[(bills["billing_month"] >= first) & (bills["billing_month"] <= as_of_month)]
     unpaid = (window["amount_paid"] < window["amount_due"]).astype("float64")
-    per_id = unpaid.groupby(window[key]).sum()
-    values = per_id.reindex(ids).to_numpy(dtype="float64")
+    values = _spread(unpaid.groupby(window[key]).sum(), ids)
     imputed = np.isnan(values)
     return np.where(imputed, 0.0, values), imputed.astype("float64")
 
 
-def care_level(certs: pd.DataFrame | None, pids: pd.Series, as_of: pd.Timestamp) -> np.ndarray:
+def care_level(certs: pd.DataFrame | None, pids: pd.Index, as_of: pd.Timestamp) -> np.ndarray:
     if certs is None or not len(certs):
         return np.zeros(len(pids))
     valid = certs[(certs["valid_from"] <= as_of) & (certs["valid_to"].isna() | (certs["valid_to"] >= as_of))]
     level = valid["care_level"].map(CARE_LEVEL_ORDINAL).groupby(valid["pid"]).max()
-    return level.reindex(pids).fillna(0).to_numpy(dtype="float64")
+    return np.nan_to_num(_spread(level, pids), nan=0.0)
 
 
-def garbage_no_response(pickups: pd.DataFrame | None, pids: pd.Series, as_of: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+def garbage_no_response(pickups: pd.DataFrame | None, pids: pd.Index, as_of: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
     """Unanswered door-to-door pickups in the last 90 days; people not enrolled are flagged."""
     if pickups is None or not len(pickups):
         return np.zeros(len(pids)), np.ones(len(pids))
     recent = pickups[pickups["pickup_date"] > as_of - pd.Timedelta(days=90)]
-    counts = (recent["result"] == "no_response").groupby(recent["pid"]).sum().astype("float64")
-    values = counts.reindex(pids).to_numpy(dtype="float64")
+    values = _spread((recent["result"] == "no_response").groupby(recent["pid"]).sum(), pids)
     imputed = np.isnan(values)
     return np.where(imputed, 0.0, values), imputed.astype("float64")
 
 
 def count_in_year(events: pd.DataFrame | None, date_column: str, mask_column: str | None,
-                  allowed: set[str] | None, pids: pd.Series, as_of: pd.Timestamp) -> np.ndarray:
+                  allowed: set[str] | None, pids: pd.Index, as_of: pd.Timestamp) -> np.ndarray:
     if events is None or not len(events):
         return np.zeros(len(pids))
     recent = events[events[date_column] > as_of - pd.DateOffset(years=1)]
     if mask_column is not None:
         recent = recent[recent[mask_column].isin(allowed)]
-    return recent.groupby("pid").size().reindex(pids).fillna(0).to_numpy(dtype="float64")
+    return np.nan_to_num(_spread(recent.groupby("pid").size(), pids), nan=0.0)
 
 
 def _after(column: str, start: pd.Timestamp) -> Callable[[pa.Table], pa.Array]:
@@ -122,12 +136,55 @@ def _billing_window(first: str, last: str) -> Callable[[pa.Table], pa.Array]:
     return mask
 
 
-def _inputs(lake_dir: Path, as_of_month: str) -> dict[str, pd.DataFrame | None]:
-    """The events each feature group reads: only its columns, and only rows inside its window.
+@dataclass(frozen=True)
+class People:
+    """Partition `index` of `count` of the ward's people: the pseudonyms whose first eight hex
+    digits fall in the partition's equal share of [0, 16⁸).
 
-    Each window is on the event's own date, which is part of the source's key, so every row a
-    feature function would keep after the newest-delivery-wins rule is still read and the
-    functions below compute the same values as on the whole history (see lake.read_events).
+    Pseudonyms are uniformly distributed HMAC outputs, so partitions are about equal in size,
+    and they are contiguous ranges in pid order: concatenating partitions 0…count-1 of a
+    pid-sorted table gives the whole table in pid order. `People()` is everybody.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        low = None if self.index == 0 else f"{self.index * 16**8 // self.count:08x}"
+        high = None if self.index == self.count - 1 else f"{(self.index + 1) * 16**8 // self.count:08x}"
+        return low, high
+
+    def mask(self, pids: pa.ChunkedArray | pa.Array) -> pa.Array:
+        """Which of these pseudonyms belong to the partition (all of them for everybody)."""
+        low, high = self.bounds()
+        keep = pa.array(np.ones(len(pids), dtype=bool))
+        if low is not None:   # same-width lowercase hex: string order is numeric order
+            keep = pc.and_(keep, pc.greater_equal(pids, low))
+        if high is not None:
+            keep = pc.and_(keep, pc.less(pids, high))
+        return pc.fill_null(keep, False)
+
+    def of(self, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        """The frame's rows of people in the partition."""
+        if frame is None or self.count == 1:
+            return frame
+        keep = self.mask(pa.array(frame["pid"].array)).to_numpy(zero_copy_only=False)
+        return frame[keep].reset_index(drop=True)
+
+
+def _both(first: Callable[[pa.Table], pa.Array], second: Callable[[pa.Table], pa.Array] | None
+          ) -> Callable[[pa.Table], pa.Array]:
+    return first if second is None else (lambda table: pc.and_(first(table), second(table)))
+
+
+def _inputs(lake_dir: Path, as_of_month: str, people: People, households: pa.Array) -> dict[str, pd.DataFrame | None]:
+    """The events each feature group reads: only its columns, only rows inside its window, and
+    only rows of the partition's people (NHI bills: of their households).
+
+    Each window is on the event's own date, and the partition on the pid or hid; both are part
+    of the source's key, so every row a feature function would keep after the newest-delivery-
+    wins rule is still read and the functions below compute the same values as on the whole
+    history of the whole ward (see lake.read_events).
     """
     as_of = month_end(as_of_month)
     year_ago = as_of - pd.DateOffset(years=1)
@@ -141,34 +198,47 @@ def _inputs(lake_dir: Path, as_of_month: str) -> dict[str, pd.DataFrame | None]:
         "outreach_outcomes": (["pid", "visit_date", "outcome"], _after("visit_date", year_ago)),
         "adverse_events": (["pid", "event_date", "event_type"], _after("event_date", year_ago)),
     }
-    return {name: _known(lake.read_events(lake_dir, name, as_of_month, columns, where), as_of)
-            for name, (columns, where) in wanted.items()}
+
+    def in_partition(key: str) -> Callable[[pa.Table], pa.Array] | None:
+        if people.count == 1:
+            return None
+        if key == "hid":
+            return lambda table: pc.fill_null(pc.is_in(table["hid"], value_set=households), False)
+        return lambda table: people.mask(table["pid"])
+
+    inputs = {}
+    for name, (columns, where) in wanted.items():
+        ours = in_partition(columns[0])
+        where = ours if where is None else where if ours is None else _both(ours, where)
+        inputs[name] = _known(lake.read_events(lake_dir, name, as_of_month, columns, where), as_of)
+    return inputs
 
 
 RESIDENT_COLUMNS = ["pid", "hid", "district", "sex", "age", "household_size", "months_at_address"]
 
 
-def build_features(lake_dir: Path, as_of_month: str) -> pd.DataFrame:
-    """One row per resident of the as-of month's snapshot: cohort attributes + model features."""
-    residents = lake.read_snapshot(lake_dir, "residents", as_of_month, columns=RESIDENT_COLUMNS)
+def build_features(lake_dir: Path, as_of_month: str, people: People = People()) -> pd.DataFrame:
+    """One row per resident of the as-of month's snapshot (of the partition's people, pid
+    order): cohort attributes + model features."""
+    residents = people.of(lake.read_snapshot(lake_dir, "residents", as_of_month, columns=RESIDENT_COLUMNS))
     if residents is None:
         raise FileNotFoundError(f"the lake has no residents snapshot for {as_of_month}")
     as_of = month_end(as_of_month)
     first_month = min(lake.ingested_months(lake_dir))
     history = (pd.Period(as_of_month, "M") - pd.Period(first_month, "M")).n + 1
-    events = _inputs(lake_dir, as_of_month)
+    household_of, hids = pd.factorize(residents["hid"])   # NHI bills are per household
+    events = _inputs(lake_dir, as_of_month, people, pa.array(pd.Series(hids, dtype="str").array))
     out = cohort(residents)
-    pids = out["pid"]
-    hids = residents["hid"]
+    pids = pd.Index(out["pid"])   # one hash table of the people, shared by every feature
     out["months_at_address_imp"] = out["months_at_address"].isna().astype("float64")
     out["months_since_checkup"], out["months_since_checkup_imp"] = months_since_last(
         events["checkups"], "exam_date", pids, as_of, history)
     out["care_arrears_months"], out["care_arrears_months_imp"] = arrears_months(
         events["care_premiums"], "pid", pids, as_of_month)
-    nhi, nhi_imp = arrears_months(events["nhi_premiums"], "hid", hids, as_of_month)
-    out["nhi_arrears_months"], out["nhi_arrears_months_imp"] = nhi, nhi_imp
-    certs = lake.read_snapshot(lake_dir, "care_certifications", as_of_month,
-                               columns=["pid", "care_level", "valid_from", "valid_to"])
+    nhi, nhi_imp = arrears_months(events["nhi_premiums"], "hid", pd.Index(hids), as_of_month)
+    out["nhi_arrears_months"], out["nhi_arrears_months_imp"] = nhi[household_of], nhi_imp[household_of]
+    certs = people.of(lake.read_snapshot(lake_dir, "care_certifications", as_of_month,
+                                         columns=["pid", "care_level", "valid_from", "valid_to"]))
     out["care_level"] = care_level(certs, pids, as_of)
     out["garbage_no_response_90d"], out["garbage_no_response_90d_imp"] = garbage_no_response(
         events["garbage_pickups"], pids, as_of)

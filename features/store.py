@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from features.build import build_features
+from features.build import People, build_features
 from pipelines import lake
-from pipelines.storage import read_json, read_parquet, write_json, write_parquet
+from pipelines.storage import read_json, write_json, write_parquet
+
+# Peak working memory of build_features per resident of the snapshot, measured at 1,000,000
+# residents with 24 months of history (docs/benchmarks.md); it grows with the ward, not with
+# the length of the history, as every feature's window but "months since last" is bounded.
+WORKING_BYTES_PER_RESIDENT = 1000
 
 FEATURE_CODE_VERSION = "1"  # bump when build_features changes, so cached tables are rebuilt
 
@@ -25,14 +34,37 @@ def lake_fingerprint(lake_dir: Path, as_of_month: str) -> str:
     return digest.hexdigest()
 
 
-def features_for(work: Path, as_of_month: str) -> pd.DataFrame:
+def partitions(lake_dir: Path, as_of_month: str, memory_mb: float | None) -> int:
+    """How many partitions of people keep the features stage's working memory under
+    `memory_mb` (None: one), from the month's residents and the measured bytes per resident."""
+    snapshot = lake.source_file(lake_dir, "residents", as_of_month)
+    if memory_mb is None or not snapshot.exists():
+        return 1
+    residents = pq.ParquetFile(snapshot).metadata.num_rows
+    return max(1, math.ceil(residents * WORKING_BYTES_PER_RESIDENT / (memory_mb * 2**20)))
+
+
+def _rows_of(table: pa.Table, pids: pd.Series | None) -> pd.DataFrame:
+    if pids is not None:   # in Arrow: converting a million pids to pandas costs more than the rest
+        wanted = pa.array(pd.Series(pids, dtype="str").array)
+        table = table.filter(pc.fill_null(pc.is_in(table["pid"], value_set=wanted), False))
+    return table.to_pandas()
+
+
+def features_for(work: Path, as_of_month: str, memory_mb: float | None = None,
+                 pids: pd.Series | None = None) -> pd.DataFrame:
+    """The month's feature table (only the rows of `pids`, if given, in table order): cached
+    while the lake it came from is unchanged, otherwise built partition by partition (see
+    `partitions`); the table is the same for any count."""
     lake_dir = work / "lake"
     table = work / "features" / f"{as_of_month}.parquet"
     meta = work / "features" / f"{as_of_month}.json"
     fingerprint = lake_fingerprint(lake_dir, as_of_month)
     if table.exists() and meta.exists() and read_json(meta).get("lake") == fingerprint:
-        return read_parquet(table)
-    frame = build_features(lake_dir, as_of_month)
+        return _rows_of(pq.read_table(table), pids)
+    count = partitions(lake_dir, as_of_month, memory_mb)
+    parts = [build_features(lake_dir, as_of_month, People(i, count)) for i in range(count)]
+    frame = pd.concat(parts, ignore_index=True) if count > 1 else parts[0]
     write_parquet(frame, table)
-    write_json({"lake": fingerprint, "rows": len(frame)}, meta)
-    return frame
+    write_json({"lake": fingerprint, "rows": len(frame), "partitions": count}, meta)
+    return frame if pids is None else frame[frame["pid"].isin(pids)].reset_index(drop=True)

@@ -28,7 +28,7 @@ from pipelines.config import Config
 from pipelines.months import month_end, shift
 from pipelines.prioritise import capacity
 
-FeaturesFor = Callable[[str], pd.DataFrame]
+FeaturesFor = Callable[..., pd.DataFrame]   # (month, pids=None) -> the month's feature rows (of those pids)
 
 
 @dataclass
@@ -91,7 +91,11 @@ def labels_for(cfg: Config, outcomes: Outcomes, month: str) -> pd.DataFrame:
 
 
 def labelled_frame(cfg: Config, months: list[str], outcomes: Outcomes, features_for: FeaturesFor) -> pd.DataFrame:
-    frames = [features_for(month).merge(labels_for(cfg, outcomes, month), on="pid", how="inner") for month in months]
+    frames = []
+    for month in months:
+        labelled = labels_for(cfg, outcomes, month)
+        # only the labelled people's rows: a few thousand of a million
+        frames.append(features_for(month, labelled["pid"]).merge(labelled, on="pid", how="inner"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MODEL_FEATURES + ["label"])
 
 

@@ -4,6 +4,7 @@ An edited, deleted or reordered entry breaks the chain, which `verify` reports.
 """
 from __future__ import annotations
 
+import fcntl
 import getpass
 import hashlib
 import json
@@ -24,15 +25,19 @@ def _last_hash(path: Path) -> str:
 def append(path: Path, event: str, **details: Any) -> dict:
     """Append one entry; details must hold no identifier (pseudonyms and counts only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    entry = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "event": event,
-        "user": getpass.getuser(),
-        **details,
-        "prev": _last_hash(path),
-    }
     with path.open("a", encoding="utf-8") as handle:
+        # Two processes may append at once (ingest ahead, or two commands): the lock keeps
+        # "read the last line's hash, write after it" whole, so the chain cannot fork.
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        entry = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "event": event,
+            "user": getpass.getuser(),
+            **details,
+            "prev": _last_hash(path),
+        }
         handle.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        handle.flush()
     return entry
 
 

@@ -67,7 +67,7 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipelines.monthly import inbox_months, run_month
+    from pipelines.monthly import inbox_months, run_months
 
     months = inbox_months(cfg) if args.all else [args.month]
     if not months:
@@ -79,15 +79,15 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("mimamori run", total=len(months))
-        results = []
-        for month in months:
-            result = run_month(cfg, month, progress=lambda text: bar.update(task, description=text))
-            results.append(result)
+
+        def done(result: dict) -> None:
             train = result["stages"]["train"]
-            console.print(f"{month}: listed {result['stages']['prioritise']['listed']} "
+            console.print(f"{result['month']}: listed {result['stages']['prioritise']['listed']} "
                           f"({'model v' + str(train['model_version']) if train['mode'] == 'model' else 'rule baseline'})"
                           f" in {sum(s['seconds'] for s in result['stages'].values()):.1f}s")
             bar.advance(task)
+
+        run_months(cfg, months, progress=lambda text: bar.update(task, description=text), done=done)
     last = months[-1]
     console.print(f"report: {cfg.runs / last / 'report' / 'index.html'}")
     return _leak_guard(cfg, console)

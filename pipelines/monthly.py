@@ -25,7 +25,7 @@ from pipelines.months import month_end
 from pipelines.prioritise import capacity, eligible, exploration_slots, make_list
 from pipelines.pseudonymise import key_id, load_key
 from pipelines.reading import delivery_file
-from pipelines.resources import peak_rss
+from pipelines.resources import peak_rss, release_memory
 from pipelines.storage import read_json, write_json, write_parquet
 
 Progress = Callable[[str], None]
@@ -67,6 +67,7 @@ class Manifest:
             info["cpu_seconds"] = round(time.process_time() - cpu, 3)
             info["peak_rss_mb"] = memory["peak_mb"]
             self.save()
+            release_memory()
 
     def save(self) -> None:
         write_json(self.data, self.path)
@@ -90,8 +91,13 @@ def recently_visited(cfg: Config, month: str) -> set[str]:
     return set(visits.loc[visits["visit_date"] > cutoff, "pid"])
 
 
-def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> dict:
-    """Run every stage for one month; earlier months missing from the lake are ingested first."""
+def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
+              ingested_ahead: dict[str, dict] | None = None) -> dict:
+    """Run every stage for one month; earlier months missing from the lake are ingested first.
+
+    `ingested_ahead` holds the reports of months a helper process ingested for this month
+    (see run_months); they are recorded with the ingest stage.
+    """
     from models.baselines import BASELINES
     from models.explain import reasons, rule_reasons, shap_values
     from reports.report import write_report
@@ -109,13 +115,15 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
             progress(f"ingest {m}")
             results[m] = ingest_month(cfg, m, key, build_docs=False)["status"]
         info["months"] = results
+        if ingested_ahead:
+            info["ahead"] = ingested_ahead
         delivery = lake.delivery_record(cfg.lake, month)
         manifest.data["inputs"] = {n: s["sha256"] for n, s in delivery["sources"].items()}
         manifest.data["key_id"] = key_id(key)
 
     with manifest.stage("features") as info:
         progress(f"features {month}")
-        feats = features_for(cfg.work, month)
+        feats = features_for(cfg.work, month, cfg.get("scale", "features_memory_mb"))
         info["rows"] = len(feats)
         fingerprint = lake_fingerprint(cfg.lake, month)
         manifest.data["lake_fingerprint"] = fingerprint
@@ -128,7 +136,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
     with manifest.stage("train") as info:
         progress(f"train {month}")
         first = min(lake.ingested_months(cfg.lake))
-        trained: TrainResult = train_month(cfg, month, first, lambda m: features_for(cfg.work, m),
+        trained: TrainResult = train_month(cfg, month, first, lambda m, pids=None: features_for(cfg.work, m, cfg.get("scale", "features_memory_mb"), pids),
                                            fingerprint[:16], key_id(key))
         info.update(mode=trained.mode, serving=trained.serving, reason=trained.reason,
                     model_version=trained.model_version, run_id=trained.run_id, holdout_month=trained.holdout_month)
@@ -193,8 +201,36 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None) -> d
     return manifest.data
 
 
-def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: None) -> list[dict]:
-    return [run_month(cfg, m, progress) for m in months]
+def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: None,
+               done: Callable[[dict], None] = lambda _: None) -> list[dict]:
+    """Run `months` in order (`done` is told each month's manifest as it lands).
+
+    When more than one month still needs ingesting and `scale.ingest_ahead` is on, a second
+    process ingests them in order meanwhile (pipelines/ahead.py); its timings are recorded in
+    the ingest stage of the month that first needed them, under "ahead".
+    """
+    from pipelines.ahead import IngestAhead
+    from pipelines.ingest import is_ingested
+
+    key = load_key(cfg.key_file)
+    needed = [m for m in inbox_months(cfg) if m <= max(months) and not is_ingested(cfg, m, key)]
+    ahead = IngestAhead(cfg, needed) if cfg.get("scale", "ingest_ahead") and len(needed) > 1 else None
+    manifests = []
+    try:
+        for month in months:
+            reports = {}
+            if ahead is not None:
+                for m in [m for m in needed if m <= month]:
+                    report = ahead.wait_for(m)
+                    if report is not None:
+                        reports[m] = report
+                needed = [m for m in needed if m > month]
+            manifests.append(run_month(cfg, month, progress, ingested_ahead=reports))
+            done(manifests[-1])
+    finally:
+        if ahead is not None:
+            ahead.close()
+    return manifests
 
 
 def read_manifest(cfg: Config, month: str) -> dict | None:

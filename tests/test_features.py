@@ -1,10 +1,12 @@
 """Point-in-time features: nothing known after the as-of date may change them."""
 import pandas as pd
+import pytest
 
-from features.build import build_features
+from features.build import People, build_features
+from features.store import WORKING_BYTES_PER_RESIDENT, features_for, partitions
 from pipelines import lake
 from pipelines.months import month_end
-from pipelines.storage import write_json, write_parquet
+from pipelines.storage import read_json, write_json, write_parquet
 
 P1, P2 = "a" * 32, "b" * 32
 H1, H2 = "c" * 32, "d" * 32
@@ -74,6 +76,32 @@ def test_reading_only_the_windows_gives_the_same_features_as_reading_everything(
     _unpruned(monkeypatch)
     for m in chosen:
         pd.testing.assert_frame_equal(pruned[m], build_features(ward.cfg.lake, m))
+
+
+@pytest.mark.parametrize("count", [2, 7])
+def test_features_built_partition_by_partition_equal_the_whole_wards(ward, count):
+    """A memory budget splits the people into pseudonym ranges; concatenated in order, the
+    partitions' tables are the whole ward's table, row for row (households and their NHI bills
+    cross no partition boundary that matters: bills are selected by the partition's hids)."""
+    month = ward.month
+    whole = build_features(ward.cfg.lake, month)
+    parts = [build_features(ward.cfg.lake, month, People(i, count)) for i in range(count)]
+    assert all(len(part) for part in parts)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+
+
+def test_the_memory_budget_sets_the_partition_count_and_the_table_does_not_change(ward, tmp_path):
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(ward.cfg.lake, work / "lake")
+    residents = len(lake.read_snapshot(work / "lake", "residents", ward.month, columns=["pid"]))
+    tight = residents * WORKING_BYTES_PER_RESIDENT / 2**20 / 3   # a third of what one partition needs
+    assert partitions(work / "lake", ward.month, None) == 1
+    assert partitions(work / "lake", ward.month, tight) == 3
+    built = features_for(work, ward.month, tight)
+    assert read_json(work / "features" / f"{ward.month}.json")["partitions"] == 3
+    pd.testing.assert_frame_equal(built, build_features(ward.cfg.lake, ward.month))
 
 
 def test_a_redelivered_bill_replaces_the_earlier_one_inside_the_window(tmp_path, monkeypatch):
