@@ -219,34 +219,47 @@ RESIDENT_COLUMNS = ["pid", "hid", "district", "sex", "age", "household_size", "m
 
 def build_features(lake_dir: Path, as_of_month: str, people: People = People()) -> pd.DataFrame:
     """One row per resident of the as-of month's snapshot (of the partition's people, pid
-    order): cohort attributes + model features."""
+    order): cohort attributes + model features. Reads the partition's tables, then
+    `features_of` computes."""
     residents = people.of(lake.read_snapshot(lake_dir, "residents", as_of_month, columns=RESIDENT_COLUMNS))
     if residents is None:
         raise FileNotFoundError(f"the lake has no residents snapshot for {as_of_month}")
-    as_of = month_end(as_of_month)
     first_month = min(lake.ingested_months(lake_dir))
     history = (pd.Period(as_of_month, "M") - pd.Period(first_month, "M")).n + 1
+    households = pa.array(pd.Series(residents["hid"].unique(), dtype="str").array)
+    tables = _inputs(lake_dir, as_of_month, people, households)
+    tables["residents"] = residents
+    tables["care_certifications"] = people.of(lake.read_snapshot(
+        lake_dir, "care_certifications", as_of_month, columns=["pid", "care_level", "valid_from", "valid_to"]))
+    return features_of(tables, as_of_month, history)
+
+
+def features_of(tables: dict[str, pd.DataFrame | None], as_of_month: str, history: int) -> pd.DataFrame:
+    """The feature table of one partition of people from that partition's tables (pandas in,
+    pandas out; no I/O): `residents` (the as-of snapshot), `care_certifications`, and the
+    events of `_inputs` as known at the as-of date. `history` is the months the lake covers,
+    the value "months since" takes when nothing is on record. The unit a distributed engine
+    would run per partition (e.g. Spark's mapInPandas)."""
+    residents = tables["residents"]
+    as_of = month_end(as_of_month)
     household_of, hids = pd.factorize(residents["hid"])   # NHI bills are per household
-    events = _inputs(lake_dir, as_of_month, people, pa.array(pd.Series(hids, dtype="str").array))
     out = cohort(residents)
     pids = pd.Index(out["pid"])   # one hash table of the people, shared by every feature
     out["months_at_address_imp"] = out["months_at_address"].isna().astype("float64")
     out["months_since_checkup"], out["months_since_checkup_imp"] = months_since_last(
-        events["checkups"], "exam_date", pids, as_of, history)
+        tables["checkups"], "exam_date", pids, as_of, history)
     out["care_arrears_months"], out["care_arrears_months_imp"] = arrears_months(
-        events["care_premiums"], "pid", pids, as_of_month)
-    nhi, nhi_imp = arrears_months(events["nhi_premiums"], "hid", pd.Index(hids), as_of_month)
+        tables["care_premiums"], "pid", pids, as_of_month)
+    nhi, nhi_imp = arrears_months(tables["nhi_premiums"], "hid", pd.Index(hids), as_of_month)
     out["nhi_arrears_months"], out["nhi_arrears_months_imp"] = nhi[household_of], nhi_imp[household_of]
-    certs = people.of(lake.read_snapshot(lake_dir, "care_certifications", as_of_month,
-                                         columns=["pid", "care_level", "valid_from", "valid_to"]))
-    out["care_level"] = care_level(certs, pids, as_of)
+    out["care_level"] = care_level(tables["care_certifications"], pids, as_of)
     out["garbage_no_response_90d"], out["garbage_no_response_90d_imp"] = garbage_no_response(
-        events["garbage_pickups"], pids, as_of)
+        tables["garbage_pickups"], pids, as_of)
     out["months_since_contact"], out["months_since_contact_imp"] = months_since_last(
-        events["welfare_contacts"], "contact_date", pids, as_of, history)
-    out["missed_visits_12m"] = count_in_year(events["outreach_outcomes"], "visit_date", "outcome",
+        tables["welfare_contacts"], "contact_date", pids, as_of, history)
+    out["missed_visits_12m"] = count_in_year(tables["outreach_outcomes"], "visit_date", "outcome",
                                              {"not_home", "declined"}, pids, as_of)
-    out["emergencies_12m"] = count_in_year(events["adverse_events"], "event_date", "event_type",
+    out["emergencies_12m"] = count_in_year(tables["adverse_events"], "event_date", "event_type",
                                            {"emergency"}, pids, as_of)
     out["as_of_month"] = as_of_month
     ordered = ["pid", "as_of_month", "district", "sex"] + MODEL_FEATURES
