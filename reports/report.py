@@ -268,8 +268,8 @@ def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataF
 def _previous_features(cfg: Config, month: str) -> pd.DataFrame | None:
     previous = shift(month, -1)
     path = cfg.features_dir / f"{previous}.parquet"
-    if path.exists():
-        return read_parquet(path)
+    if path.exists():   # only the drift columns: a million pids cost more to convert than the rest
+        return read_parquet(path, columns=MODEL_FEATURES)
     if previous in lake.ingested_months(cfg.lake):
         from features.store import features_for
 
@@ -288,7 +288,8 @@ def _drift_section(cfg: Config, month: str, features: pd.DataFrame) -> dict:
     prev_scores = cfg.runs / shift(month, -1) / "scores.parquet"
     cur_scores = cfg.runs / month / "scores.parquet"
     if previous is not None and prev_scores.exists() and cur_scores.exists():
-        score = evaluation.drift(read_parquet(prev_scores), read_parquet(cur_scores), ["score"])
+        score = evaluation.drift(read_parquet(prev_scores, columns=["score"]),
+                                 read_parquet(cur_scores, columns=["score"]), ["score"])
         for row in score:
             row["label"] = "スコア / score (the list ranker's output; moves when a new model version serves)"
         rows += score
