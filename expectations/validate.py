@@ -60,6 +60,19 @@ def _definition(name: str):
     return context.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_vd", data=batch, suite=suite))
 
 
+def _forget_batches() -> None:
+    """Drop the frames GX's execution engine keeps after a run.
+
+    The engine caches each asset's last batch (and the batches' data) for interactive reuse;
+    in a long `run --all` that kept a million-row feature table or delivery per suite alive
+    for the life of the process, and the main process grew by about 250 MB a month at a
+    million residents.
+    """
+    manager = _context().data_sources.get("lake").get_execution_engine().batch_manager
+    manager.batch_data_cache.clear()
+    manager.reset_batch_cache()
+
+
 @lru_cache(maxsize=None)
 def _order(name: str) -> list[str]:
     return [e["meta"]["check"] for e in suite_spec(name)["expectations"]]
@@ -98,6 +111,7 @@ def run_suite(name: str, frame: pd.DataFrame, month: str, parameters: dict,
     store = _context().validation_results_store
     for key in store.list_keys():  # the in-memory store would keep every result of the process
         store.remove_key(key)
+    _forget_batches()
     outcomes = {}
     for r in result.results:
         config = r.expectation_config

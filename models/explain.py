@@ -23,6 +23,24 @@ EXPLANATIONS = "explanations.parquet"
 SHAP_PREFIX = "shap_"
 
 
+def _shap():
+    """shap, imported on first use (its import is slow).
+
+    On import shap records the optional packages it could not load (cv2, pyspark, its CUDA
+    extension) with their exceptions. Their tracebacks reach back through the frames that
+    imported shap, so a month's `run_month` frame, and with it the month's feature table,
+    stayed alive for the life of a `run --all` process. The messages stay; the tracebacks go.
+    """
+    import shap
+    from shap.utils import _general
+
+    for _, error in _general.import_errors.values():
+        while error is not None:
+            error.__traceback__ = None
+            error = error.__context__ or error.__cause__
+    return shap
+
+
 def shap_values(model, features: pd.DataFrame) -> tuple[np.ndarray, float]:
     """(contributions n×p in log-odds, base value), exact for both candidate kinds.
 
@@ -31,8 +49,9 @@ def shap_values(model, features: pd.DataFrame) -> tuple[np.ndarray, float]:
     training split's mean as background, which is 0 in the scaled space the model sees, so
     φ_j = w_j · z_j and the base value is the intercept.
     """
-    import shap
     from sklearn.linear_model import LogisticRegression
+
+    shap = _shap()
 
     from models.candidates import split_estimator
 

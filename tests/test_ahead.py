@@ -36,7 +36,7 @@ def _bytes(folder: Path) -> dict[str, str]:
 def inbox_and_key(tmp_path_factory):
     root = tmp_path_factory.mktemp("ahead")
     create_key(root / "key" / "hmac.key")
-    generate_ward(root / "inbox", residents=1500, months=5, end_month="2026-10", seed=3)
+    generate_ward(root / "inbox", residents=1000, months=4, end_month="2026-10", seed=3)
     return root / "inbox", root / "key" / "hmac.key"
 
 

@@ -508,3 +508,21 @@ def test_data_docs_name_every_suite_hold_no_pseudonym_and_are_reproducible(fresh
     first = fingerprint()
     docs.build_data_docs(cfg, MONTH)
     assert fingerprint() == first
+
+
+def test_a_validated_table_is_not_kept_alive_by_gx(ward, tmp_path):
+    """GX's execution engine caches the last batch of every asset; in a month-after-month
+    backfill that kept a feature table per month in memory. After a validation, no copy of
+    the table may survive."""
+    import gc
+
+    cfg = dataclasses.replace(ward.cfg, work=tmp_path / "work")
+    shutil.copytree(ward.cfg.lake, cfg.lake)
+    feats = build_features(ward.cfg.lake, ward.month).assign(_marker=1.0)
+    validate_features(cfg, ward.month, feats.drop(columns="_marker"), raise_on_critical=False)
+    marked = len(feats)
+    del feats
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == marked
+             and "months_since_contact_imp" in o.columns]
+    assert alive == []
