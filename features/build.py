@@ -177,7 +177,7 @@ def _both(first: Callable[[pa.Table], pa.Array], second: Callable[[pa.Table], pa
     return first if second is None else (lambda table: pc.and_(first(table), second(table)))
 
 
-def _inputs(lake_dir: Path, as_of_month: str, people: People, households: pa.Array) -> dict[str, pd.DataFrame | None]:
+def _inputs(lake_dir: Path, as_of_month: str, people: People, hids: pd.Series) -> dict[str, pd.DataFrame | None]:
     """The events each feature group reads: only its columns, only rows inside its window, and
     only rows of the partition's people (NHI bills: of their households).
 
@@ -202,7 +202,8 @@ def _inputs(lake_dir: Path, as_of_month: str, people: People, households: pa.Arr
     def in_partition(key: str) -> Callable[[pa.Table], pa.Array] | None:
         if people.count == 1:
             return None
-        if key == "hid":
+        if key == "hid":   # the partition's households (only needed when there is more than one partition)
+            households = pa.array(pd.Series(hids.unique(), dtype="str").array)
             return lambda table: pc.fill_null(pc.is_in(table["hid"], value_set=households), False)
         return lambda table: people.mask(table["pid"])
 
@@ -226,8 +227,7 @@ def build_features(lake_dir: Path, as_of_month: str, people: People = People()) 
         raise FileNotFoundError(f"the lake has no residents snapshot for {as_of_month}")
     first_month = min(lake.ingested_months(lake_dir))
     history = (pd.Period(as_of_month, "M") - pd.Period(first_month, "M")).n + 1
-    households = pa.array(pd.Series(residents["hid"].unique(), dtype="str").array)
-    tables = _inputs(lake_dir, as_of_month, people, households)
+    tables = _inputs(lake_dir, as_of_month, people, residents["hid"])
     tables["residents"] = residents
     tables["care_certifications"] = people.of(lake.read_snapshot(
         lake_dir, "care_certifications", as_of_month, columns=["pid", "care_level", "valid_from", "valid_to"]))
