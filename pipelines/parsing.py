@@ -75,17 +75,32 @@ _ERA_MONTH = re.compile(rf"(?P<era>{_ERA}){_YEAR}(?:[-/.](?P<m>\d{{1,2}})|年(?P
 _INT = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)")
 _WHITESPACE = re.compile(r"\s+")
 _INT64 = (-(2**63), 2**63 - 1)
-# Separators people type inside a 個人番号, after NFKC: whitespace, hyphens, dashes, minus, and
-# the prolonged-sound mark ー that Japanese keyboards produce for "-". Written twice because the
-# vectorised prefilter runs in RE2 (pyarrow), which has \p{..} but no \u escapes.
-_SEPARATORS = "\\s\\-\u2010-\u2015\u2212\u30fc"  # literal characters, valid in both dialects
-_MY_NUMBER_SEPARATORS = re.compile(f"[{_SEPARATORS}]")
-_RE2_SEPARATOR = rf"[{_SEPARATORS}\p{{Z}}]"
-# Raw (not yet NFKC) cells that could hold one: at least 12 characters that are digits in any
-# script, among separators (before NFKC, also full-width ones). ⑳-style characters, which NFKC
-# expands to two digits, are not considered.
-_RE2_RAW_SEPARATOR = rf"[{_SEPARATORS}\p{{Z}}\p{{Pd}}\x{{FF70}}]"
-_RE2_MY_NUMBER_SHAPE = rf"^{_RE2_RAW_SEPARATOR}*(?:\p{{N}}{_RE2_RAW_SEPARATOR}*){{12,}}$"
+# Separators people type inside a 個人番号, after NFKC: every character str.isspace() accepts
+# (also \v, \x1c-\x1f, NEL and U+2028/2029, which RE2's \s and \p{Z} miss), hyphens, dashes,
+# minus, and the prolonged-sound mark ー that Japanese keyboards produce for "-". One set, spelt
+# twice: as a Python class for is_my_number and as an RE2 class (pyarrow) for first_my_number,
+# so the two can never disagree about what separates digits.
+MY_NUMBER_SEPARATORS = frozenset(
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000" + "-" + "".join(map(chr, range(0x2010, 0x2016))) + "\u2212\u30fc"
+)
+# Raw characters whose NFKC consists of separators only (full-width hyphen, small em dash,
+# half-width ー, superscript minus, ...): before NFKC, a 個人番号 is digits among these.
+# tests/test_parsing.py recomputes both sets over every code point.
+_RAW_SEPARATORS = MY_NUMBER_SEPARATORS | frozenset("\u207b\u208b\ufe31\ufe32\ufe58\ufe63\uff0d\uff70")
+
+
+def _re2_class(chars: frozenset[str]) -> str:
+    return "[" + "".join(f"\\x{{{ord(c):X}}}" for c in sorted(chars)) + "]"
+
+
+_MY_NUMBER_SEPARATORS = re.compile("[" + "".join(re.escape(c) for c in sorted(MY_NUMBER_SEPARATORS)) + "]")
+_RE2_SEPARATOR = _re2_class(MY_NUMBER_SEPARATORS)
+# Raw (not yet NFKC) cells that could hold one: nothing but characters that are numbers in any
+# script and raw separators. Together with "12 characters or more, or not ASCII" (⑩ or ㉑ expand
+# to two digits under NFKC) this keeps every cell is_my_number could accept, and drops names,
+# addresses and most IDs before the costly NFKC.
+_RE2_MY_NUMBER_SHAPE = rf"^(?:\p{{N}}|{_re2_class(_RAW_SEPARATORS)})+$"
 
 _BOOLS = {
     **dict.fromkeys(("1", "true", "有", "はい", "y", "yes"), True),
@@ -293,7 +308,8 @@ def first_my_number(s: pd.Series) -> int | None:
     12-digit cells, whose check digits are then tested in order until the first valid one.
     """
     raw = _arrow(s)
-    positions = pc.indices_nonzero(pc.fill_null(pc.greater_equal(pc.utf8_length(raw), 12), False))
+    maybe = pc.or_(pc.greater_equal(pc.utf8_length(raw), 12), pc.invert(pc.string_is_ascii(raw)))
+    positions = pc.indices_nonzero(pc.fill_null(maybe, False))
     for keep in (
         lambda cells: pc.match_substring_regex(cells, _RE2_MY_NUMBER_SHAPE),
         lambda cells: pc.match_substring_regex(

@@ -404,3 +404,61 @@ def test_nfkc_of_repeated_values_equals_normalising_each_value():
     values = ["東京都ａ区１－２", "ｶﾞｷﾞ", "か\u3099", None, "東京都ａ区１－２", "plain", "ｶﾞｷﾞ", None] * 3
     out = _nfkc(pa.array(values, pa.large_string())).to_pylist()
     assert out == [None if v is None else unicodedata.normalize("NFKC", v) for v in values]
+
+
+# ------------------------------------------------- 個人番号 separators: the two scans agree
+
+_VALID = "621498320257"   # 12 digits with a valid check digit (also written 6214 9832 0257)
+_EVERY_SPACE = sorted(chr(i) for i in range(0x110000) if chr(i).isspace())
+
+
+def _separated(digits: str, separators: list[str]) -> str:
+    return "".join(d + s for d, s in zip(digits, separators + [""] * 12))
+
+
+def test_the_separator_sets_cover_every_unicode_space_and_what_nfkc_makes_one() -> None:
+    """Recomputed over every code point, so a newer Unicode cannot silently widen the gap."""
+    import unicodedata
+
+    assert set(_EVERY_SPACE) <= parsing.MY_NUMBER_SEPARATORS
+    assert {"\v", "\x1c", "\x1d", "\x1e", "\x1f", "\x85"} <= parsing.MY_NUMBER_SEPARATORS
+    raw = {chr(i) for i in range(0x110000)
+           if (n := unicodedata.normalize("NFKC", chr(i))) and set(n) <= parsing.MY_NUMBER_SEPARATORS}
+    assert raw == parsing._RAW_SEPARATORS
+
+
+@pytest.mark.parametrize("separator", _EVERY_SPACE + ["-", "\u2212", "ー", "－", "ｰ", "\u2015"])
+def test_a_my_number_split_by_any_separator_is_caught_by_both_scans(separator: str) -> None:
+    text = _separated(_VALID, [separator if i in (3, 7) else "" for i in range(12)])
+    assert is_my_number(text)
+    assert first_my_number(pd.Series(["0012", text, "abc"], dtype="str")) == 1
+
+
+_SEPARATOR_CHARS = st.sampled_from(sorted(parsing._RAW_SEPARATORS) + ["", "", "x", "."])
+_DIGIT_FORMS = st.sampled_from(["ascii", "fullwidth", "mathematical", "circled"])
+
+
+def _digit(d: str, form: str) -> str:
+    if form == "fullwidth":
+        return chr(0xFF10 + int(d))
+    if form == "mathematical":
+        return chr(0x1D7CE + int(d))
+    if form == "circled" and d != "0":
+        return chr(0x245F + int(d))   # ① .. ⑨, which NFKC makes 1 .. 9
+    return d
+
+
+@settings(max_examples=150, deadline=None)
+@given(digits=st.sampled_from([_VALID, "123456789018", "123456789011", "62149832025", "6214983202577"]),
+       separators=st.lists(st.lists(_SEPARATOR_CHARS, max_size=3).map("".join), min_size=12, max_size=12),
+       form=_DIGIT_FORMS, lead=st.sampled_from(["", " ", "\x1e", "㉑"]))
+def test_is_my_number_and_first_my_number_agree_for_every_separator(digits, separators, form, lead) -> None:
+    text = lead + "".join(_digit(d, form) + s for d, s in zip(digits, separators))
+    found = first_my_number(pd.Series(["", text], dtype="str"))
+    assert (found == 1) == is_my_number(text), repr(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(st.sampled_from("0123456789１２３④⑩㉑ -－ー\x0b\x1c\x85\u3000\u2028a漢"), max_size=20))
+def test_is_my_number_and_first_my_number_agree_on_any_text(text: str) -> None:
+    assert (first_my_number(pd.Series([text], dtype="str")) == 0) == is_my_number(text), repr(text)
