@@ -46,11 +46,21 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
         print(f"  {name:20s} {s['accepted']:>9,d} rows  {s['quarantined']:>6,d} quarantined{extra}")
         for reason, n in s["quarantine_reasons"].items():
             print(f"      {n:>6,d} × {reason}")
+        if "lines" in s:
+            print(f"      {line_accounting(s['lines'])}")
     from expectations.policy import summary_lines
 
     for line in summary_lines(summary.get("validation", {})):
         print(f"  {line}")
     return 0
+
+
+def line_accounting(lines: dict) -> str:
+    """One line: every physical line (Parquet: row) of a delivered file and where it went."""
+    unit = lines.get("unit", "lines")
+    parts = [f"{lines[kind]:,d} {kind}" for kind in ("header", "blank", "accepted", "quarantined", "refused")
+             if lines[kind] or kind in ("accepted", "quarantined")]
+    return f"{lines['physical']:,d} {unit} = " + " + ".join(parts)
 
 
 def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:

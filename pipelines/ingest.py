@@ -26,7 +26,7 @@ from pipelines.leakscan import keep_needles
 from pipelines.contract import SOURCES, Source
 from pipelines.months import age_on, month_end
 from pipelines.pseudonymise import key_id, pseudonymise
-from pipelines.reading import ContractError, delivery_file, read_source
+from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source
 from pipelines.storage import write_json, write_parquet
 
 ID_KINDS = {"resident_id": ("pid", "resident"), "household_id": ("hid", "household")}
@@ -40,6 +40,8 @@ class Delivery:
     summary: dict
     # File line of each table row (tables' rows are in file order), for validation quarantine.
     lines: dict[str, np.ndarray] = field(default_factory=dict)
+    # Physical lines each table row spans, so that rows moved to quarantine move their lines.
+    spans: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # (path, device, inode, size, mtime_ns, ctime_ns) -> SHA-256. `run --all` asks whether every
@@ -141,7 +143,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
                             + ", ".join(f"{name}.csv" for name in missing))
     known = {p.name for p in inputs.values()}
     stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
-    tables, quarantine, sources, lines = {}, {}, {}, {}
+    tables, quarantine, sources, lines, spans = {}, {}, {}, {}, {}
     for name, path in inputs.items():
         spec = SOURCES[name]
         read = read_source(path, spec, delivery_month=month)
@@ -149,6 +151,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
             keep_needles(cfg.leakscan_cache, file_fingerprint(path), read, month)
         tables[name] = pseudonymise_rows(read.rows, spec, key, month)
         lines[name] = read.rows["_line"].to_numpy(dtype=np.int64)
+        spans[name] = read.spans
         quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key)
         reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
                    if len(read.quarantine) else pd.Series(dtype=int))
@@ -161,6 +164,8 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
             "quarantined": int(len(read.quarantine)),
             "quarantine_reasons": {str(k): int(v) for k, v in reasons.items()},
             "unknown_columns": list(read.unknown_columns),
+            # Every physical line (Parquet: row) of the file, counted once; see reading.check_lines.
+            "lines": dict(read.lines),
         }
     summary = {
         "month": month,
@@ -169,7 +174,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
         "absent_optional": sorted(s.name for s in SOURCES.values() if not s.required and s.name not in inputs),
         "stray_files": stray,
     }
-    return Delivery(month, tables, quarantine, summary, lines)
+    return Delivery(month, tables, quarantine, summary, lines, spans)
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -209,10 +214,29 @@ def quarantine_failed_rows(delivery: Delivery, moved: dict[str, pd.DataFrame]) -
         info = delivery.summary["sources"][name]
         info["accepted"] -= len(rows)
         info["quarantined"] += len(rows)
+        if name in delivery.spans and "lines" in info:
+            moved_lines = int(delivery.spans[name][rows].sum())
+            delivery.spans[name] = delivery.spans[name][keep]
+            info["lines"] = info["lines"] | {"accepted": info["lines"]["accepted"] - moved_lines,
+                                             "quarantined": info["lines"]["quarantined"] + moved_lines}
         reasons = dict(info["quarantine_reasons"])
         for reason, n in bad["reason"].str.split("; ").explode().value_counts().items():
             reasons[str(reason)] = reasons.get(str(reason), 0) + int(n)
         info["quarantine_reasons"] = dict(sorted(reasons.items()))
+
+
+def check_accounting(delivery: Delivery) -> None:
+    """Every physical line of every file is header, blank, accepted or quarantined, and the row
+    counts agree with the tables and quarantine about to be committed (LineAccountingError if not)."""
+    for name, info in delivery.summary["sources"].items():
+        lines = check_lines(info["file"], info["lines"])
+        rows, bad = len(delivery.tables[name]), len(delivery.quarantine.get(name, ()))
+        if (info["accepted"], info["quarantined"]) != (rows, bad) or (
+                name in delivery.spans and int(delivery.spans[name].sum()) != lines["accepted"]):
+            raise LineAccountingError(
+                f"{info['file']}: the record counts {info['accepted']} accepted and {info['quarantined']} "
+                f"quarantined rows but {rows} and {bad} are about to be committed; this is a bug in mimamori, "
+                "the month is not ingested")
 
 
 def is_ingested(cfg: Config, month: str, key: bytes) -> bool:
@@ -260,6 +284,7 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     if check.failed:  # before anything is committed: the lake keeps its previous state
         raise ValidationFailed(failure_message(f"delivery {month}", check.summary), check.summary)
     quarantine_failed_rows(delivery, {name: check.moved(name) for name in delivery.tables})
+    check_accounting(delivery)  # a line not accounted for is a bug: stop before anything is committed
     commit_delivery(cfg, delivery)  # the record holds no timings: same delivery, same bytes
     audit.append(cfg.audit_log, "ingest", month=month, key_id=delivery.summary["key_id"],
                  files={n: s["sha256"] for n, s in delivery.summary["sources"].items()},

@@ -70,6 +70,27 @@ class ContractError(Exception):
     """The whole file is refused. The message names the file and the line or column, and NEVER contains a data value."""
 
 
+class LineAccountingError(RuntimeError):
+    """A physical line of a delivered file is neither header, blank, accepted nor quarantined.
+
+    Always a bug in mimamori, never the file's fault: the month must stop rather than report
+    success with rows missing.
+    """
+
+
+LINE_KINDS = ("header", "blank", "accepted", "quarantined", "refused")
+
+
+def check_lines(path: Path | str, lines: dict) -> dict:
+    """Raise LineAccountingError unless every physical line (Parquet: row) is counted exactly once."""
+    counted = sum(int(lines[kind]) for kind in LINE_KINDS)
+    if counted != int(lines["physical"]) or min(int(lines[kind]) for kind in LINE_KINDS) < 0:
+        parts = ", ".join(f"{kind} {lines[kind]}" for kind in LINE_KINDS)
+        raise LineAccountingError(f"{path}: {lines['physical']} physical {lines['unit']} but {parts} "
+                                  f"(sum {counted}); this is a bug in mimamori, the month is not ingested")
+    return lines
+
+
 @dataclass
 class SourceRead:
     source: str
@@ -81,6 +102,12 @@ class SourceRead:
     quarantine: pd.DataFrame
     unknown_columns: list[str]  # header names not in the contract (their columns are dropped)
     encoding: str  # "utf-8", "utf-8-sig", "cp932" or "parquet"
+    # Every physical line of the file counted once (see _accounting): unit ("lines", or "rows"
+    # for Parquet), physical, header, blank, accepted, quarantined, refused, multiline_records.
+    lines: dict = field(default_factory=dict)
+    # Physical lines each good row spans (1 unless a quoted cell holds a line break), aligned
+    # with `rows`, so that rows moved to quarantine later move their lines too.
+    spans: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -89,12 +116,23 @@ class _Raw:
 
     header: list[str]
     columns: list[pa.ChunkedArray | pa.Array]  # raw cells of each header column, header row excluded
-    lines: np.ndarray  # line number of each row
+    lines: np.ndarray  # line number of each row (its first physical line)
     encoding: str
     header_line: int = 1
     # Rows whose field count differs from the header's: (line, fields). They cannot be mapped
-    # to columns, so they are quarantined whole.
+    # to columns, so they are quarantined whole (always one physical line: see _parse_csv_exact).
     malformed: list[tuple[int, list[str]]] = field(default_factory=list)
+    # Line accounting: physical lines of the decoded text (Parquet: rows), lines of the header
+    # record, blank lines, and the last physical line of each row (= `lines` unless multi-line).
+    physical: int = 0
+    header_lines: int = 1
+    blank: int = 0
+    ends: np.ndarray | None = None
+    unit: str = "lines"
+
+    @property
+    def spans(self) -> np.ndarray:
+        return (self.ends - self.lines + 1) if self.ends is not None else np.ones(len(self.lines), dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------ public API
@@ -127,8 +165,56 @@ def read_source(path: Path, source: Source, delivery_month: str | None = None) -
     }
     typed = {c.name: _parse(c, strings[c.name]) for c in source.columns}
     problems = _problems(source, strings, typed, _Limit.of(delivery_month))
+    _refuse_swallowed_lines(path, raw, problems)
     rows, quarantine = _split(strings, typed, raw, problems)
-    return SourceRead(source.name, path, rows, quarantine, unknown, raw.encoding)
+    spans = raw.spans
+    good = ~np.logical_or.reduce([mask for mask, _ in problems])
+    lines = check_lines(path, {
+        "unit": raw.unit,
+        "physical": raw.physical,
+        "header": raw.header_lines,
+        "blank": raw.blank,
+        "accepted": int(spans[good].sum()),
+        "quarantined": int(spans[~good].sum()) + len(raw.malformed),
+        "refused": 0,  # a refused file raises ContractError and is never recorded
+        "multiline_records": int((spans[good] > 1).sum()),
+    })
+    return SourceRead(source.name, path, rows, quarantine, unknown, raw.encoding, lines, spans[good])
+
+
+def _refuse_swallowed_lines(path: Path, raw: _Raw, problems: list[Problem]) -> None:
+    """Refuse the file if a record spanning several lines fails the contract.
+
+    A quoted cell may hold a line break (a memo), and such a record is accepted when it fits. One
+    that does not fit is the mark of a missing or stray quote, which swallows the rows after it:
+    quarantining the merged record would hide them (the issue-12 delivery lost 26 rows that way),
+    and no reader can tell which of the swallowed lines were meant as rows. So the file is refused,
+    naming the line where the quote opens (the record's first line: its first line break inside
+    quotes comes after a quote opened on that line).
+    """
+    if raw.ends is None or not len(raw.lines):
+        return
+    multi = raw.ends > raw.lines
+    if not multi.any():
+        return
+    for mask, reason in problems:
+        hit = np.flatnonzero(mask & multi)
+        if len(hit):
+            i = int(hit[0])
+            raise _swallowed(path, int(raw.lines[i]), int(raw.ends[i]), reason)
+
+
+def _never_closes(path: Path, line: int) -> ContractError:
+    return ContractError(
+        f"{path} line {line}: a quote (\") opens a field here and never closes; every line after it would be "
+        "swallowed into that field, so the file is refused. Close or remove the quote and deliver the file again")
+
+
+def _swallowed(path: Path, start: int, end: int, what: str) -> ContractError:
+    return ContractError(
+        f"{path} line {start}: a quoted field opens here and runs to line {end}, and the record it makes "
+        f"fails the contract ({what}); a quote (\") is probably missing or stray. The file is refused "
+        "because the lines it swallowed cannot be told from the quoted text; fix the quote and deliver it again")
 
 
 # ------------------------------------------------------------------------------- decoding
@@ -184,11 +270,59 @@ def _to_utf8(path: Path, data: bytes) -> tuple[bytes, str]:
 
 
 def _physical_lines(data: bytes) -> int:
-    """Lines in the file, not counting line breaks at its very end."""
-    end = len(data)
-    while end and data[end - 1] in b"\r\n":
-        end -= 1
-    return data.count(b"\n", 0, end) + 1
+    """Physical lines of a (UTF-8) text, as both CSV readers split it.
+
+    LF, CRLF and a lone CR each end a line; a line end at the very end of the file opens no new
+    line, so "a\\nb" and "a\\nb\\n" both have 2 lines and "a\\nb\\n\\n" has 3 (the last one blank).
+    Other Unicode line separators (NEL, U+2028) are characters inside a line, as in RFC 4180.
+    """
+    if not data:
+        return 0
+    ends = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return ends + (0 if data.endswith((b"\n", b"\r")) else 1)
+
+
+def _simple_lines(data: bytes) -> bool:
+    """No lone CR and no empty line: then a table with one row per physical line has one record
+    per line, and the fast reader's line numbers are exact."""
+    if data.count(b"\r") != data.count(b"\r\n"):
+        return False
+    return not (data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data)
+
+
+def _ends_in_open_quote(record: str) -> bool:
+    """True if a CSV record (possibly several lines) ends inside a quoted field."""
+    try:
+        for _ in csv.reader(io.StringIO(record, newline=""), strict=True):
+            pass
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            return True
+        # strict mode stopped early at a quote followed by text ("ab"cd, which the lenient
+        # reader accepts as abcd): follow the lenient reader's states by hand.
+        return _open_quote_by_hand(record)
+    return False
+
+
+def _open_quote_by_hand(record: str) -> bool:
+    quoted = after_quote = False
+    start = True
+    for ch in record:
+        if quoted:
+            if ch == '"':
+                quoted, after_quote = False, True
+            continue
+        if after_quote and ch == '"':  # "" inside a quoted field: an escaped quote
+            quoted, after_quote = True, False
+            continue
+        after_quote = False
+        if ch in ",\r\n":
+            start = True
+        elif start and ch == '"':
+            quoted, start = True, False
+        else:
+            start = False
+    return quoted
 
 
 def _parse_csv_fast(data: bytes, encoding: str) -> _Raw | None:
@@ -220,43 +354,80 @@ def _parse_csv_fast(data: bytes, encoding: str) -> _Raw | None:
         )
     except pa.ArrowInvalid:
         return None
-    if invalid or table.num_rows != _physical_lines(data):
+    physical = _physical_lines(data)
+    if invalid or table.num_rows != physical or not _simple_lines(data):
         return None
     if any(not pa.types.is_large_string(t) for t in table.schema.types):
+        return None
+    # Only the last record can end inside an open quote here (an earlier one would have
+    # swallowed a line); the exact reader refuses it, naming the line.
+    last = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+    if b'"' in last and _ends_in_open_quote(last.decode("utf-8")):
         return None
     header = [table.column(i)[0].as_py() for i in range(table.num_columns)]
     body = table.slice(1)
     lines = np.arange(2, body.num_rows + 2, dtype=np.int64)
-    return _Raw(header, [body.column(i) for i in range(body.num_columns)], lines, encoding)
+    return _Raw(header, [body.column(i) for i in range(body.num_columns)], lines, encoding,
+                physical=physical, header_lines=1, blank=0, ends=lines)
 
 
 def _parse_csv_exact(path: Path, data: bytes, encoding: str) -> _Raw:
-    """The standard library's reader, which tracks physical lines (slower, for irregular files)."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    """The standard library's reader, which tracks physical lines (slower, for irregular files).
+
+    Every physical line ends up in exactly one record: the header, a blank line (empty or only
+    whitespace), a row, or a malformed row. A record that ends inside an open quote, or that spans
+    several lines without fitting the header, has swallowed lines: the file is refused, naming the
+    line where the quote opens (see _refuse_swallowed_lines for records that fit but fail a column).
+    """
+    text = data.decode("utf-8")
+    pulled: list[str] = []  # the physical lines of the record being read
+
+    def source():
+        for physical_line in io.StringIO(text, newline=""):
+            pulled.append(physical_line)
+            yield physical_line
+
+    reader = csv.reader(source())
     header: list[str] | None = None
-    header_line = 1
+    header_line = header_lines = 1
+    blank = 0
     rows: list[list[str]] = []
     lines: list[int] = []
+    ends: list[int] = []
     malformed: list[tuple[int, list[str]]] = []
     previous = 0
+    record = ""
     try:
         for fields in reader:
             line, previous = previous + 1, reader.line_num
-            if not fields:  # blank line
-                continue
-            if header is None:
-                header, header_line = fields, line
+            record = "".join(pulled)
+            pulled.clear()
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                blank += previous - line + 1
+            elif header is None:
+                header, header_line, header_lines = fields, line, previous - line + 1
             elif len(fields) != len(header):
+                if previous > line:
+                    if _ends_in_open_quote(record):
+                        raise _never_closes(path, line)
+                    raise _swallowed(path, line, previous, f"{len(fields)} fields, expected {len(header)}")
                 malformed.append((line, fields))
             else:
                 rows.append(fields)
                 lines.append(line)
-    except csv.Error:
-        raise ContractError(f"{path} line {previous + 1}: not readable as CSV") from None
+                ends.append(previous)
+    except csv.Error as error:
+        detail = "a field longer than the CSV limit starts here (probably a quote that never closes)" \
+            if "field larger" in str(error) else "not readable as CSV"
+        raise ContractError(f"{path} line {previous + 1}: {detail}") from None
+    if record and _ends_in_open_quote(record):
+        raise _never_closes(path, previous - _physical_lines(record.encode()) + 1)
     if header is None:
         raise ContractError(f"{path}: empty file (no header)")
     columns = [pa.chunked_array([pa.array([r[i] for r in rows], pa.large_string())]) for i in range(len(header))]
-    return _Raw(header, columns, np.array(lines, dtype=np.int64), encoding, header_line, malformed)
+    return _Raw(header, columns, np.array(lines, dtype=np.int64), encoding, header_line, malformed,
+                physical=_physical_lines(data), header_lines=header_lines, blank=blank,
+                ends=np.array(ends, dtype=np.int64))
 
 
 def _read_parquet(path: Path, source: Source) -> _Raw:
@@ -270,7 +441,10 @@ def _read_parquet(path: Path, source: Source) -> _Raw:
         _parquet_strings(path, i, name, table.column(i), month=lookup.get(_header_key(name)) in months)
         for i, name in enumerate(table.column_names)
     ]
-    return _Raw(list(table.column_names), columns, np.arange(2, table.num_rows + 2, dtype=np.int64), "parquet")
+    # Parquet has rows, not lines: the accounting counts rows (the "line" of a row is its
+    # position + 1, as if a header line came first, so messages read the same as for a CSV).
+    return _Raw(list(table.column_names), columns, np.arange(2, table.num_rows + 2, dtype=np.int64), "parquet",
+                physical=table.num_rows, header_lines=0, blank=0, unit="rows")
 
 
 def _parquet_strings(path: Path, i: int, name: str, column: pa.ChunkedArray, month: bool) -> pa.ChunkedArray:
