@@ -81,6 +81,12 @@ class Config:
         return self.custody / "releases"
 
     @property
+    def custody_quarantine(self) -> Path:
+        """Quarantined rows as delivered (identified), <custody>/quarantine/<month>/<source>.parquet;
+        the analyst zone's <work>/quarantine keeps only line numbers, reasons and pseudonyms."""
+        return self.custody / "quarantine"
+
+    @property
     def leakscan_cache(self) -> Path:
         """Identifier needles of each residents extract, so the leak guard reads only new ones."""
         return self.custody / "leakscan"

@@ -4,11 +4,17 @@ Identified values exist only in memory here; the lake, the quarantine and the de
 hold pseudonyms and derived fields only. A refused file (ContractError) or a failing critical
 expectation stops the month before anything is written, so the lake keeps its previous state.
 Rows failing a `quarantine` expectation (expectations/policy.py) join the contract's quarantined
-rows in <work>/quarantine/<month>/<source>.parquet, named with the checks they failed.
+rows, named with the checks they failed. A quarantined row may hold anything anywhere (a shifted
+row moves a name into any column), so its values stay in custody:
+
+    <custody>/quarantine/<month>/<source>.parquet   the rows as delivered (folders 0700, files 0600)
+    <work>/quarantine/<month>/<source>.parquet      pseudonyms (where the ID parsed), line, reason,
+                                                    expectation and the columns at fault only
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +32,8 @@ from pipelines.leakscan import keep_needles
 from pipelines.contract import SOURCES, Source
 from pipelines.months import age_on, month_end
 from pipelines.pseudonymise import key_id, pseudonymise
-from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source
+from pipelines.parsing import parse_ids
+from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source, record_texts
 from pipelines.storage import write_json, write_parquet
 
 ID_KINDS = {"resident_id": ("pid", "resident"), "household_id": ("hid", "household")}
@@ -42,6 +49,8 @@ class Delivery:
     lines: dict[str, np.ndarray] = field(default_factory=dict)
     # Physical lines each table row spans, so that rows moved to quarantine move their lines.
     spans: dict[str, np.ndarray] = field(default_factory=dict)
+    # Quarantined rows as delivered, for <custody>/quarantine (identified: never in the work zone).
+    custody: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 # (path, device, inode, size, mtime_ns, ctime_ns) -> SHA-256. `run --all` asks whether every
@@ -124,11 +133,53 @@ def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str
     return out.reset_index(drop=True)
 
 
+# Columns of the work zone's quarantine files, after the pseudonym columns of the source.
+WORK_QUARANTINE_COLUMNS = ["_line", "reason", "expectation", "columns"]
+
+
+def _fault_columns(reasons: pd.Series) -> pd.Series:
+    """The contract columns a row's reasons name ("amount_due: negative; duplicate key (a, b)" ->
+    "amount_due, a, b"); "*" for a malformed row, whose fields map to no column."""
+    def columns(text: str) -> str:
+        names: list[str] = []
+        for reason in str(text).split("; "):
+            if reason.startswith("malformed row"):
+                names.append("*")
+            elif reason.startswith("duplicate key ("):
+                names.extend(reason[len("duplicate key ("):].rstrip(")").split(", "))
+            else:
+                names.append(reason.split(": ", 1)[0])
+        return ", ".join(dict.fromkeys(names))
+    return pd.Series([columns(r) for r in reasons], index=reasons.index, dtype="str")
+
+
 def pseudonymise_quarantine(bad: pd.DataFrame, source: Source, key: bytes) -> pd.DataFrame:
-    """Quarantined rows keep their raw values for diagnosis, minus identifiers, IDs pseudonymised."""
-    out = _replace_ids(bad, key)
-    identifiers = [c.name for c in source.columns if c.identifier and c.name in out.columns]
-    return out.drop(columns=identifiers).reset_index(drop=True)
+    """The analyst zone's view of quarantined contract rows: no delivered value at all.
+
+    A quarantined row failed the contract, so nothing proves its values are what their column
+    says (a shifted row puts a name into `district` or a birth date into `sex`). What is kept is
+    safe whatever landed where: the keyed pseudonym of an ID that parsed as an ID (a name in the
+    ID column does not parse, and is not even hashed), the line, the reason and the columns at
+    fault. The row as delivered goes to custody (custody_quarantine).
+    """
+    out = pd.DataFrame(index=bad.index)
+    for column, (pseudo, kind) in ID_KINDS.items():
+        if column in [c.name for c in source.columns]:
+            ids = parse_ids(bad[column]) if column in bad.columns else pd.Series(pd.NA, index=bad.index, dtype="str")
+            out[pseudo] = pseudonymise(ids.astype("str"), key, kind)
+    out["_line"] = bad["_line"].to_numpy(dtype=np.int64) if len(bad) else np.zeros(0, dtype=np.int64)
+    out["reason"] = bad["reason"].astype("str") if "reason" in bad.columns else pd.Series(dtype="str")
+    out["expectation"] = pd.Series(pd.NA, index=bad.index, dtype="str")
+    out["columns"] = _fault_columns(out["reason"])
+    return out.reset_index(drop=True)
+
+
+def _custody_rows(bad: pd.DataFrame) -> pd.DataFrame:
+    """Contract-quarantined rows as delivered, for the custodian (text is added at commit)."""
+    out = bad.astype({c: "str" for c in bad.columns if c != "_line"}).reset_index(drop=True)
+    out["expectation"] = pd.Series(pd.NA, index=out.index, dtype="str")
+    out["_span"] = np.ones(len(out), dtype=np.int64)
+    return out
 
 
 def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
@@ -143,7 +194,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
                             + ", ".join(f"{name}.csv" for name in missing))
     known = {p.name for p in inputs.values()}
     stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
-    tables, quarantine, sources, lines, spans = {}, {}, {}, {}, {}
+    tables, quarantine, sources, lines, spans, custody = {}, {}, {}, {}, {}, {}
     for name, path in inputs.items():
         spec = SOURCES[name]
         read = read_source(path, spec, delivery_month=month)
@@ -153,6 +204,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
         lines[name] = read.rows["_line"].to_numpy(dtype=np.int64)
         spans[name] = read.spans
         quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key)
+        custody[name] = _custody_rows(read.quarantine)
         reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
                    if len(read.quarantine) else pd.Series(dtype=int))
         sources[name] = {
@@ -174,7 +226,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
         "absent_optional": sorted(s.name for s in SOURCES.values() if not s.required and s.name not in inputs),
         "stray_files": stray,
     }
-    return Delivery(month, tables, quarantine, summary, lines, spans)
+    return Delivery(month, tables, quarantine, summary, lines, spans, custody)
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -200,15 +252,28 @@ def quarantine_failed_rows(delivery: Delivery, moved: dict[str, pd.DataFrame]) -
         table, rows = delivery.tables[name], bad["row"].to_numpy(dtype=np.int64)
         keep = np.ones(len(table), dtype=bool)
         keep[rows] = False
-        failed = _as_text(table.iloc[rows]).reset_index(drop=True)
+        # Pseudonyms only, as for contract rows: a row that passed the contract but fails a check
+        # (a name in `district`, say) is just as suspect.
+        ids = [c for c in ("pid", "hid") if c in table.columns]
+        failed = _as_text(table.iloc[rows][ids]).reset_index(drop=True)
         failed["_line"] = delivery.lines[name][rows]
         failed["reason"] = pd.Series(bad["reason"].to_numpy(), dtype="str")
         failed["expectation"] = pd.Series(bad["expectation"].to_numpy(), dtype="str")
+        failed["columns"] = pd.Series([", ".join(dict.fromkeys(e.split(".", 2)[1] if e.count(".") >= 2 else e
+                                                                for e in str(x).split("; ")))
+                                       for x in failed["expectation"]], dtype="str")
         contract = delivery.quarantine[name]
         if len(contract):
-            contract = contract.assign(expectation=pd.Series(pd.NA, index=contract.index, dtype="str"))
             failed = pd.concat([contract, failed], ignore_index=True)
         delivery.quarantine[name] = failed.sort_values("_line", kind="stable", ignore_index=True)
+        spans = delivery.spans[name][rows] if name in delivery.spans else np.ones(len(rows), dtype=np.int64)
+        held = pd.DataFrame({"_line": delivery.lines[name][rows],
+                             "reason": pd.Series(bad["reason"].to_numpy(), dtype="str"),
+                             "expectation": pd.Series(bad["expectation"].to_numpy(), dtype="str"),
+                             "_span": spans.astype(np.int64)})
+        earlier = delivery.custody.get(name)
+        held = pd.concat([earlier, held], ignore_index=True) if earlier is not None and len(earlier) else held
+        delivery.custody[name] = held.sort_values("_line", kind="stable", ignore_index=True)
         delivery.tables[name] = table[keep].reset_index(drop=True)
         delivery.lines[name] = delivery.lines[name][keep]
         info = delivery.summary["sources"][name]
@@ -250,12 +315,41 @@ def is_ingested(cfg: Config, month: str, key: bytes) -> bool:
     return recorded == {name: file_fingerprint(path) for name, path in inputs.items()}
 
 
+def _custody_dir(cfg: Config, month: str) -> Path:
+    """<custody>/quarantine/<month>, each level created 0700 (mkdir(parents=True) ignores mode)."""
+    folder = cfg.custody
+    for part in (cfg.custody_quarantine.name, month):
+        folder = folder / part
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    return folder
+
+
+def commit_custody_quarantine(cfg: Config, delivery: Delivery) -> None:
+    """The quarantined rows as delivered (every column, plus the record's text) into custody."""
+    month = delivery.month
+    for name in SOURCES:
+        target = cfg.custody_quarantine / month / f"{name}.parquet"
+        held = delivery.custody.get(name)
+        if held is None or not len(held):
+            if target.exists():
+                target.unlink()
+            continue
+        info = delivery.summary["sources"][name]
+        texts = record_texts(cfg.inbox / month / info["file"], held["_line"].tolist(), held["_span"].tolist())
+        out = held.drop(columns=["_span"]).assign(text=pd.Series(texts, dtype="str"))
+        _custody_dir(cfg, month)
+        write_parquet(out, target)  # a mkstemp file: 0600 from creation
+        os.chmod(target, 0o600)
+
+
 def commit_delivery(cfg: Config, delivery: Delivery) -> None:
     """Write the month's lake files, replacing that month only; the record goes last."""
     month = delivery.month
     record = lake.record_file(cfg.lake, month)
     if record.exists():
         record.unlink()  # the month is in flux until the new record lands
+    commit_custody_quarantine(cfg, delivery)
     for name in SOURCES:
         target = lake.source_file(cfg.lake, name, month)
         if name in delivery.tables:

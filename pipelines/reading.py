@@ -15,6 +15,7 @@ import codecs
 import csv
 import gzip
 import io
+import json
 import re
 import unicodedata
 import zlib
@@ -215,6 +216,36 @@ def _swallowed(path: Path, start: int, end: int, what: str) -> ContractError:
         f"{path} line {start}: a quoted field opens here and runs to line {end}, and the record it makes "
         f"fails the contract ({what}); a quote (\") is probably missing or stray. The file is refused "
         "because the lines it swallowed cannot be told from the quoted text; fix the quote and deliver it again")
+
+
+def record_texts(path: Path, lines: list[int], spans: list[int] | None = None) -> list[str | None]:
+    """The delivered text of records, by first physical line and lines spanned (default 1).
+
+    For the custodian's quarantine: the raw record exactly as delivered (decoded, line ends
+    removed), whatever column its values landed in. Parquet rows come back as JSON of the row's
+    values as text ("line" n is row n - 1, as in read_source). None for a line not in the file.
+    """
+    path = Path(path)
+    spans = [1] * len(lines) if spans is None else list(spans)
+    if path.name.endswith(".parquet"):
+        table = pq.read_table(path)
+        out: list[str | None] = []
+        for line in lines:
+            if not 2 <= line < table.num_rows + 2:
+                out.append(None)
+                continue
+            row = table.slice(line - 2, 1).to_pylist()[0]
+            out.append(json.dumps({k: None if v is None else str(v) for k, v in row.items()}, ensure_ascii=False))
+        return out
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    data, _ = _to_utf8(path, data)
+    pieces = re.split(rb"(\r\n|\r|\n)", data)  # content, line end, content, line end, ...
+    contents = pieces[0::2]
+    physical = _physical_lines(data)
+    return [b"\n".join(contents[line - 1:line - 1 + span]).decode("utf-8", "replace")
+            if 1 <= line and line + span - 1 <= physical else None for line, span in zip(lines, spans)]
 
 
 # ------------------------------------------------------------------------------- decoding
