@@ -386,7 +386,9 @@ def _parse_csv_fast(data: bytes, encoding: str) -> _Raw | None:
     except pa.ArrowInvalid:
         return None
     physical = _physical_lines(data)
-    if invalid or table.num_rows != physical or not _simple_lines(data):
+    # One column: a line of spaces would be a row here and a blank line to the exact reader (with
+    # two or more, pyarrow rejects it as a short row). No contract source has a single column.
+    if invalid or table.num_rows != physical or table.num_columns < 2 or not _simple_lines(data):
         return None
     if any(not pa.types.is_large_string(t) for t in table.schema.types):
         return None
