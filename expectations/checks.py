@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 
 from expectations.suite_spec import DERIVED
 from pipelines import lake
-from pipelines.storage import read_parquet
 
 EarlierIds = Callable[[str], Iterator[pd.Series]]
 
@@ -39,9 +38,9 @@ def earlier_snapshot_ids(lake_dir: Path, month: str) -> EarlierIds:
     """column -> that column of each earlier residents snapshot, newest first, read lazily."""
     def ids(column: str) -> Iterator[pd.Series]:
         for m in earlier_months(lake_dir, month):
-            path = lake.source_file(lake_dir, "residents", m)
-            if path.exists():
-                yield read_parquet(path, columns=[column])[column]
+            snapshot = lake.read_snapshot(lake_dir, "residents", m, columns=[column])   # checked against its record
+            if snapshot is not None:
+                yield snapshot[column]
     return ids
 
 

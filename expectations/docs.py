@@ -17,12 +17,16 @@ navbar one with a timestamp and the context id in the URL), point at the site's 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from expectations.suite_spec import SUITES_DIR
 from pipelines.config import Config
@@ -116,6 +120,34 @@ def _postprocess(site: Path) -> None:
             image.unlink()
 
 
+class _DiskFullLogged(logging.Filter):
+    """GX's site builder logs a failed page write (a 30-line traceback on stderr) and goes on."""
+    seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "No space left on device" in record.getMessage():
+            self.seen = True
+            return False
+        return True
+
+
+@contextmanager
+def _disk_full_raised() -> Iterator[None]:
+    """A full disk while GX writes pages: no traceback printed, an ENOSPC raised (the CLI says it in one line)."""
+    catch = _DiskFullLogged()
+    loggers = [logging.getLogger(name) for name in ("great_expectations.render.renderer.site_builder",
+                                                    "great_expectations.data_context.store.html_site_store")]
+    for logger in loggers:
+        logger.addFilter(catch)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(catch)
+    if catch.seen:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "Data Docs")
+
+
 def build_data_docs(cfg: Config, month: str) -> Path:
     """(Re)build <work>/runs/<month>/data_docs from the month's result files; returns index.html.
 
@@ -151,7 +183,8 @@ def build_data_docs(cfg: Config, month: str) -> Path:
             key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=path.stem),
                                              run_id=run_id, batch_identifier=f"{month}-{path.stem}")
             context.validation_results_store.set(key, result)
-        context.build_data_docs(site_names=[SITE])
+        with _disk_full_raised():
+            context.build_data_docs(site_names=[SITE])
         _postprocess(build)
         os.chmod(build, 0o755)
         old = target.with_name(f".data_docs.old.{os.getpid()}")

@@ -12,17 +12,57 @@ written by both processes: the stages of month m start only after the helper has
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import queue
+import signal
+import threading
 import time
 from typing import Any
 
+from pipelines import faults
 from pipelines.config import Config
 from pipelines.resources import peak_rss, release_memory
 
 
-def _ingest_months(cfg: Config, months: list[str], reports: Any, stop: Any) -> None:
+PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Never outlive the process that started us (kill -9 of `run` must not leave a writer
+    behind, still committing months while the rerun holds the work lock).
+
+    Linux: the kernel sends us SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG; it fires
+    when the *thread* that started us ends, and IngestAhead is started from the batch's thread,
+    which lives as long as the batch). Elsewhere, and for the moment before prctl took effect,
+    a watcher thread checks that our parent is still the one that started us.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):   # not Linux: the watcher alone
+        pass
+    if os.getppid() != parent:   # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="mimamori-parent-watch", daemon=True).start()
+
+
+def _ingest_months(cfg: Config, months: list[str], reports: Any, stop: Any, parent: int | None = None) -> None:
     """The helper process: ingest `months` in order; report each; stop at the first failure."""
+    if parent is not None:
+        _die_with_parent(parent)
+    # Fault injection targets `run` itself (hit counts would differ between the two processes).
+    os.environ.pop(faults.KILL_VAR, None)
+    os.environ.pop(faults.ENOSPC_VAR, None)
+    os.environ.pop(faults.TRACE_VAR, None)
     from pipelines.ingest import ingest_month
     from pipelines.pseudonymise import load_key
 
@@ -52,9 +92,14 @@ class IngestAhead:
         self._reports = context.Queue()
         self._stop = context.Event()
         self._seen: dict[str, dict] = {}
-        self._process = context.Process(target=_ingest_months, args=(cfg, months, self._reports, self._stop),
+        self._process = context.Process(target=_ingest_months,
+                                        args=(cfg, months, self._reports, self._stop, os.getpid()),
                                         name="mimamori-ingest-ahead", daemon=True)
         self._process.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
 
     def _drain(self, timeout: float) -> bool:
         try:

@@ -282,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--month")
     g.add_argument("--all", action="store_true")
+    p.add_argument("--wait", action="store_true", help="if another command holds the work dir, wait for it instead of refusing")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("approve", help="record an approval of a month's list")
@@ -339,19 +340,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Which zones' locks a command holds while it runs (pipelines/locks.py): commands that write
+# (or may rebuild a cached table in) the work dir hold its lock; custody writers hold custody's.
+ZONE_LOCKS = {"run": ("work",), "ingest": ("work",), "validate": ("work",), "explain": ("work",),
+              "truth-check": ("work",), "scan-pii": ("work",), "rekey": ("work", "custody"),
+              "approve": ("custody",), "release": ("custody",), "purge": ("custody",)}
+
+
+def _locked(cfg: Config, args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from pipelines.locks import custody_lock, work_lock
+
+    with ExitStack() as stack:
+        for zone in ZONE_LOCKS.get(args.command, ()):
+            lock = work_lock if zone == "work" else custody_lock
+            stack.enter_context(lock(cfg, wait=bool(getattr(args, "wait", False))))
+        return args.func(cfg, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     from pipelines.ingest import ValidationFailed
+    from pipelines.locks import LockHeld
     from pipelines.pseudonymise import KeyProblem
     from pipelines.reading import ContractError
     from pipelines.release import ReleaseRefused
+    from pipelines.storage import DataDamaged, DiskFull, free_space_text, is_disk_full
 
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.inbox, args.work, args.custody)
     try:
-        return args.func(cfg, args)
-    except (ContractError, ValidationFailed, KeyProblem, ReleaseRefused, FileNotFoundError, ValueError) as exc:
+        return _locked(cfg, args)
+    except (ContractError, ValidationFailed, KeyProblem, ReleaseRefused, FileNotFoundError, ValueError,
+            DataDamaged, DiskFull, LockHeld) as exc:
         # Our errors are written to name files, lines and columns, never values.
         print(f"mimamori: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        # A full disk met outside our own writes (MLflow's SQLite store, a library's file): the
+        # write that failed left nothing we trust (our files are atomic), so a rerun is safe.
+        print(f"mimamori: error: the disk is full ({type(exc).__name__} while running `{args.command}`; "
+              f"work dir {cfg.work}, {free_space_text(cfg.work)}): free space on that disk and rerun the same command", file=sys.stderr)
         return 2
 
 

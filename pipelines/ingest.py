@@ -350,23 +350,26 @@ def commit_delivery(cfg: Config, delivery: Delivery) -> None:
     if record.exists():
         record.unlink()  # the month is in flux until the new record lands
     commit_custody_quarantine(cfg, delivery)
+    files: dict[str, str] = {}   # what the record vouches for: work-relative path -> SHA-256
     for name in SOURCES:
         target = lake.source_file(cfg.lake, name, month)
         if name in delivery.tables:
-            write_parquet(delivery.tables[name], target)
+            files[lake.recorded_name(cfg.lake, target)] = write_parquet(delivery.tables[name], target)
         elif target.exists():
             target.unlink()  # a corrected delivery without this source replaces it with nothing
         q_target = cfg.work / "quarantine" / month / f"{name}.parquet"
         if len(delivery.quarantine.get(name, ())):
-            write_parquet(delivery.quarantine[name], q_target)
+            files[lake.recorded_name(cfg.lake, q_target)] = write_parquet(delivery.quarantine[name], q_target)
         elif q_target.exists():
             q_target.unlink()
+    delivery.summary["files"] = dict(sorted(files.items()))
     write_json(delivery.summary, record)
 
 
 def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build_docs: bool = True) -> dict:
     """Ingest, pseudonymise and validate one delivery; a no-op if the lake already holds it."""
     if not force and is_ingested(cfg, month, key):
+        lake.verify_month(cfg.lake, month)   # DataDamaged if a committed file changed since
         return lake.delivery_record(cfg.lake, month) | {"status": "unchanged"}
     from expectations.validate import validate_delivery  # GX is slow to import; only when needed
 

@@ -5,6 +5,13 @@
 
 A delivery counts as ingested only when its record exists and names the same input
 fingerprints and key; anything else is re-ingested whole, so a crash midway is never trusted.
+
+The record's `files` maps each lake and quarantine file the commit wrote (path relative to the
+work dir, e.g. "lake/residents/2026-04.parquet") to the SHA-256 of its bytes. Every read checks
+the file against it (hashed once per process, pipelines/storage.file_sha256), so a truncated,
+altered, deleted or unrecorded file stops the batch with `DataDamaged` naming the file and the
+re-ingest that repairs it, instead of a raw Parquet error or, worse, a list from altered rows.
+Records written before fingerprints were recorded have no `files` and are read unchecked.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.contract import SOURCES
-from pipelines.storage import read_json, read_parquet
+from pipelines.storage import DataDamaged, file_sha256, read_json, read_parquet
 
 
 def source_file(lake: Path, source: str, month: str) -> Path:
@@ -37,10 +44,54 @@ def ingested_months(lake: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
 
 
+def _repair(month: str) -> str:
+    return f"re-ingest with `mimamori ingest --month {month} --force`"
+
+
+def recorded_name(lake: Path, path: Path) -> str:
+    """How a delivery record names a file of the work dir (relative to it, '/'-separated)."""
+    return path.relative_to(lake.parent).as_posix()
+
+
+def check_file(lake: Path, path: Path, month: str, record: dict | None = None, what: str = "lake file") -> bool:
+    """Whether the delivery record of `month` names `path`; raise DataDamaged if the file does
+    not match what the record says was committed (truncated, altered, deleted or unrecorded)."""
+    record = delivery_record(lake, month) if record is None else record
+    exists = path.exists()
+    if record is None:
+        if exists:
+            raise DataDamaged(f"{what} {path} has no delivery record for {month} (an interrupted ingest "
+                              f"or a file put there by hand): {_repair(month)}")
+        return False
+    files = record.get("files")
+    if files is None:   # a lake committed before fingerprints were recorded: nothing to check against
+        return exists
+    expected = files.get(recorded_name(lake, path))
+    if expected is None:
+        if exists:
+            raise DataDamaged(f"{what} {path} is not named by the delivery record {record_file(lake, month)} "
+                              f"(put there by hand or left by an older delivery): {_repair(month)}")
+        return False
+    if not exists:
+        raise DataDamaged(f"{what} {path} named by its delivery record is missing: {_repair(month)}")
+    if file_sha256(path) != expected:
+        raise DataDamaged(f"{what} {path} does not match its delivery record (truncated or altered): "
+                          f"{_repair(month)}")
+    return True
+
+
+def verify_month(lake: Path, month: str) -> None:
+    """Check every lake and quarantine file the month's record names (DataDamaged if any differs)."""
+    record = delivery_record(lake, month)
+    for name in (record or {}).get("files", {}):
+        check_file(lake, lake.parent / name, month, record,
+                   "quarantine file" if name.startswith("quarantine/") else "lake file")
+
+
 def read_snapshot(lake: Path, source: str, month: str, columns: list[str] | None = None) -> pd.DataFrame | None:
     """A snapshot source as delivered in `month` (None if that month did not deliver it)."""
     path = source_file(lake, source, month)
-    return read_parquet(path, columns=columns) if path.exists() else None
+    return read_parquet(path, columns=columns) if check_file(lake, path, month) else None
 
 
 def event_key(source: str) -> list[str]:
@@ -61,9 +112,12 @@ def read_events(lake: Path, source: str, as_of_month: str, columns: list[str] | 
     and the newest-wins rule picks the same row as without the filter.
     """
     folder = lake / source
-    if not folder.exists():
-        return None
-    paths = sorted(p for p in folder.glob("*.parquet") if p.stem <= as_of_month)
+    # Every month on disk or on record up to the as-of month: a file without a record, or a
+    # recorded file that is missing, is damage, never a month that simply had no events.
+    months = {p.stem for p in folder.glob("*.parquet")} if folder.exists() else set()
+    months |= set(ingested_months(lake))
+    paths = [source_file(lake, source, m) for m in sorted(months) if m <= as_of_month]
+    paths = [p for p in paths if check_file(lake, p, p.stem)]
     if not paths:
         return None
     key = event_key(source)
@@ -72,7 +126,11 @@ def read_events(lake: Path, source: str, as_of_month: str, columns: list[str] | 
     for path in paths:
         # ParquetFile.read: same table as pq.read_table, without its per-call dataset set-up
         # (which cost more than reading a small delivery's columns).
-        table = pq.ParquetFile(path).read(columns=wanted) if wanted is not None else pq.read_table(path)
+        try:
+            table = pq.ParquetFile(path).read(columns=wanted) if wanted is not None else pq.read_table(path)
+        except pa.ArrowInvalid as exc:   # a record without fingerprints cannot catch this earlier
+            raise DataDamaged(f"lake file {path} is not a readable Parquet file (truncated or damaged): "
+                              f"{_repair(path.stem)}") from exc
         tables.append(table.filter(where(table)) if where is not None else table)
     # Newest delivery per key in pandas: Arrow's multi-column group_by on string keys measured
     # several times slower than drop_duplicates here.

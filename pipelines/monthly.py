@@ -18,7 +18,7 @@ import pandas as pd
 from features.catalog import EXPLORATION
 from features.store import features_for, lake_fingerprint
 from models.train import TrainResult, score_model, train_month
-from pipelines import __version__, lake
+from pipelines import __version__, faults, lake
 from pipelines.config import Config
 from pipelines.ingest import ingest_month
 from pipelines.months import month_end
@@ -26,7 +26,7 @@ from pipelines.prioritise import capacity, eligible, exploration_slots, make_lis
 from pipelines.pseudonymise import key_id, load_key
 from pipelines.reading import delivery_file
 from pipelines.resources import peak_rss, release_memory
-from pipelines.storage import read_json, write_json, write_parquet
+from pipelines.storage import file_sha256, read_json, write_json, write_parquet
 
 Progress = Callable[[str], None]
 
@@ -49,6 +49,7 @@ class Manifest:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict]:
+        faults.checkpoint(f"stage:{name}")
         info: dict = {"status": "running"}
         self.data["stages"][name] = info
         start, cpu = time.perf_counter(), time.process_time()
@@ -108,6 +109,9 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
     months = [m for m in inbox_months(cfg) if m <= month]
     if month not in months:
         raise FileNotFoundError(f"no delivery for {month} in the inbox {cfg.inbox}")
+    # From here until the end the folder is in flux: its manifest says "running", so nothing
+    # (approve, release, a reader after a crash) trusts a half-rewritten run folder.
+    manifest.save()
 
     with manifest.stage("ingest") as info:
         results = {}
@@ -196,9 +200,32 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
         progress(f"report {month}")
         info["path"] = str(write_report(cfg, month, feats, listed, trained))
 
+    manifest.data["outputs"] = run_outputs(run_dir)
     manifest.data["status"] = "done"
     manifest.save()
     return manifest.data
+
+
+# The run folder's data outputs the manifest vouches for once the run is done.
+RUN_OUTPUTS = ("training.json", "scores.parquet", "list.parquet", "explanations.parquet", "report/index.html")
+
+
+def run_outputs(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of each data output present in the run folder (relative path -> digest)."""
+    return {name: file_sha256(run_dir / name) for name in RUN_OUTPUTS if (run_dir / name).exists()}
+
+
+def completed_run(cfg: Config, month: str) -> dict | None:
+    """The month's manifest if its run completed and every output it names still has the bytes
+    it had then; None for a run that is missing, running, failed, killed midway or altered since."""
+    manifest = read_manifest(cfg, month)
+    if manifest is None or manifest.get("status") != "done" or "outputs" not in manifest:
+        return None
+    run_dir = cfg.runs / month
+    for name, digest in manifest["outputs"].items():
+        if not (run_dir / name).exists() or file_sha256(run_dir / name) != digest:
+            return None
+    return manifest
 
 
 def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: None,
@@ -211,26 +238,28 @@ def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: No
     """
     from pipelines.ahead import IngestAhead
     from pipelines.ingest import is_ingested
+    from pipelines.locks import work_lock
 
-    key = load_key(cfg.key_file)
-    needed = [m for m in inbox_months(cfg) if m <= max(months) and not is_ingested(cfg, m, key)]
-    ahead = IngestAhead(cfg, needed) if cfg.get("scale", "ingest_ahead") and len(needed) > 1 else None
-    manifests = []
-    try:
-        for month in months:
-            reports = {}
+    with work_lock(cfg):   # re-entrant: the CLI already holds it; library callers take it here
+        key = load_key(cfg.key_file)
+        needed = [m for m in inbox_months(cfg) if m <= max(months) and not is_ingested(cfg, m, key)]
+        ahead = IngestAhead(cfg, needed) if cfg.get("scale", "ingest_ahead") and len(needed) > 1 else None
+        manifests = []
+        try:
+            for month in months:
+                reports = {}
+                if ahead is not None:
+                    for m in [m for m in needed if m <= month]:
+                        report = ahead.wait_for(m)
+                        if report is not None:
+                            reports[m] = report
+                    needed = [m for m in needed if m > month]
+                manifests.append(run_month(cfg, month, progress, ingested_ahead=reports))
+                done(manifests[-1])
+        finally:
             if ahead is not None:
-                for m in [m for m in needed if m <= month]:
-                    report = ahead.wait_for(m)
-                    if report is not None:
-                        reports[m] = report
-                needed = [m for m in needed if m > month]
-            manifests.append(run_month(cfg, month, progress, ingested_ahead=reports))
-            done(manifests[-1])
-    finally:
-        if ahead is not None:
-            ahead.close()
-    return manifests
+                ahead.close()
+        return manifests
 
 
 def read_manifest(cfg: Config, month: str) -> dict | None:
