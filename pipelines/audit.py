@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from pipelines.custody import private_dir
 from pipelines.pseudonymise import KeyProblem
 
 GENESIS = "0" * 64
@@ -51,24 +52,12 @@ def anchor_path(log: Path) -> Path:
     return log.with_suffix(".anchor")
 
 
-def _private_dir(path: Path) -> None:
-    """Create a custody folder (and missing parents) with mode 0700 whatever the umask."""
-    missing = []
-    for parent in [path, *path.parents]:
-        if parent.exists():
-            break
-        missing.append(parent)
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)
-
-
 def create_secret(log: Path) -> Path:
     """Write a new audit key (0600) if none exists; returns its path. Never overwrites."""
     path = secret_path(log)
     if path.exists():
         return path
-    _private_dir(path.parent)
+    private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:   # another process made it first
@@ -157,7 +146,7 @@ def _keyed(lines: list[bytes]) -> bool:
 
 def append(path: Path, event: str, **details: Any) -> dict:
     """Append one entry; details must hold no identifier (pseudonyms and counts only)."""
-    _private_dir(path.parent)
+    private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "r+b") as handle:
         # Two processes may append at once (ingest ahead, or two commands): the lock keeps
