@@ -144,6 +144,51 @@ def _keyed(lines: list[bytes]) -> bool:
     return any(_is_keyed(line) for line in lines)
 
 
+def _appendable(path: Path, lines: list[bytes], create: bool) -> bytes:
+    """The audit key, if an entry may be appended after `lines`; else AuditProblem naming why."""
+    secret = _load_secret(path)
+    if secret is None:
+        if _keyed(lines) or anchor_path(path).exists():
+            raise AuditProblem(f"the audit key {secret_path(path)} is missing but the audit log is keyed: "
+                               "restore the key from the custody backup (a new key would break the chain)")
+        if not create:
+            return b""
+        create_secret(path)
+        secret = _load_secret(path)
+        assert secret is not None
+    anchor = _read_anchor(path)
+    if anchor is None:
+        if _keyed(lines):
+            raise AuditProblem(f"the audit anchor {anchor_path(path)} is missing: run `mimamori audit verify` "
+                               "and restore the anchor from the custody backup before anything more is logged")
+        return secret   # a new or pre-anchor log: the anchor starts here (trust on first use)
+    n = anchor["entries"]
+    ok = (anchor["mac"] == _anchor_mac(secret, n, anchor["head"]) and 0 <= n <= len(lines)
+          and _head(lines[:n], secret) == anchor["head"])
+    if ok and len(lines) == n + 1:
+        # one entry past the anchor is a crash between the two writes of an append, if that
+        # entry is genuine (its MAC and link verify); a forged last line is not
+        try:
+            last = json.loads(lines[-1])
+            ok = (isinstance(last, dict) and last.get("prev") == anchor["head"]
+                  and hmac.compare_digest(str(last.get("mac")), _entry_mac(secret, last)))
+        except ValueError:
+            ok = False
+    elif ok:
+        ok = len(lines) == n
+    if not ok:
+        raise AuditProblem(f"the audit log {path} does not match its anchor {anchor_path(path)}: "
+                           "it was shortened, emptied or rewritten; run `mimamori audit verify` and "
+                           "restore both from the custody backup")
+    return secret
+
+
+def ready(path: Path) -> None:
+    """Raise AuditProblem now if an append would be refused, before a step does what it must log."""
+    lines = path.read_bytes().splitlines() if path.exists() else []
+    _appendable(path, lines, create=False)
+
+
 def append(path: Path, event: str, **details: Any) -> dict:
     """Append one entry; details must hold no identifier (pseudonyms and counts only)."""
     private_dir(path.parent)
@@ -154,29 +199,7 @@ def append(path: Path, event: str, **details: Any) -> dict:
         fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         lines = handle.read().splitlines()
-        secret = _load_secret(path)
-        if secret is None:
-            if _keyed(lines) or anchor_path(path).exists():
-                raise AuditProblem(f"the audit key {secret_path(path)} is missing but the audit log is keyed: "
-                                   "restore the key from the custody backup (a new key would break the chain)")
-            create_secret(path)
-            secret = _load_secret(path)
-        anchor = _read_anchor(path)
-        if anchor is None:
-            if _keyed(lines):
-                raise AuditProblem(f"the audit anchor {anchor_path(path)} is missing: run `mimamori audit verify` "
-                                   "and restore the anchor from the custody backup before anything more is logged")
-            # a new or pre-anchor log: the anchor starts here (trust on first use)
-        else:
-            # The log may be one entry ahead of its anchor (a crash between the two writes);
-            # anything else means the log was shortened or rewritten since the last append.
-            behind = len(lines) - anchor["entries"]
-            ok = (anchor["mac"] == _anchor_mac(secret, anchor["entries"], anchor["head"])
-                  and behind in (0, 1) and _head(lines[: anchor["entries"]], secret) == anchor["head"])
-            if not ok:
-                raise AuditProblem(f"the audit log {path} does not match its anchor {anchor_path(path)}: "
-                                   "it was shortened, emptied or rewritten; run `mimamori audit verify` and "
-                                   "restore both from the custody backup")
+        secret = _appendable(path, lines, create=True)
         entry = {
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "event": event,

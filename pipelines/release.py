@@ -104,14 +104,15 @@ def approve(cfg: Config, month: str, approver: str, basis: str, purpose: str) ->
     entry = {"month": month, "approver": " ".join(approver.split()), "approver_id": approver_identity(approver),
              "basis": basis.strip(), "purpose": purpose.strip(), **state,
              "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    # logged first: an approval the log does not hold must not count (a refused append stops here)
+    audit.append(cfg.audit_log, "approve", month=month, approver=entry["approver"], basis=entry["basis"],
+                 purpose=entry["purpose"], list_sha256=entry["list_sha256"],
+                 lake_fingerprint=entry["lake_fingerprint"], key_id=entry["key_id"])
     target = _approvals_file(cfg, month)
     private_dir(target.parent)
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    audit.append(cfg.audit_log, "approve", month=month, approver=entry["approver"], basis=entry["basis"],
-                 purpose=entry["purpose"], list_sha256=entry["list_sha256"],
-                 lake_fingerprint=entry["lake_fingerprint"], key_id=entry["key_id"])
     return entry
 
 
@@ -225,6 +226,7 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     if stale:
         raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
     extract = _check_extract(cfg, month, manifest)
+    audit.ready(cfg.audit_log)   # no named sheet is written that the log could not record
     columns = RECIPIENTS[recipient]
     named = reidentify(cfg, month, listed, key, extract).sort_values("rank")
     sheet = named[columns]
