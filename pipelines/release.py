@@ -132,15 +132,24 @@ def _void_reason(approval: dict, state: dict) -> str | None:
     return None
 
 
+def _approval_key(e: dict) -> tuple:
+    return (e.get("month"), e.get("approver"), e.get("list_sha256"), e.get("lake_fingerprint"), e.get("key_id"))
+
+
 def approval_status(cfg: Config, month: str, key: bytes) -> tuple[list[dict], list[str]]:
     """(approvals that still apply, why each other one is void)."""
     target = _approvals_file(cfg, month)
     if not target.exists() or not list_path(cfg, month).exists():
         return [], []
     state = _current_state(cfg, month, key)
+    # An approval counts only if the audit log, whose entries carry MACs, holds it too: a line
+    # added to the approvals file by hand is not an approval.
+    logged = {_approval_key(e) for e in audit.entries(cfg.audit_log) if e.get("event") == "approve"}
     valid, void = [], []
     for e in (json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()):
         reason = _void_reason(e, state)
+        if reason is None and _approval_key(e) not in logged:
+            reason = "the audit log does not hold it"
         if reason is None:
             valid.append(e)
         else:
@@ -226,7 +235,12 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     if stale:
         raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
     extract = _check_extract(cfg, month, manifest)
-    audit.ready(cfg.audit_log)   # no named sheet is written that the log could not record
+    # no named sheet is written while the log is damaged, or that the log could not record
+    problems = audit.verify(cfg.audit_log)
+    if problems:
+        raise ReleaseRefused(f"the audit log fails verification ({problems[0]}; {len(problems)} problem(s)): "
+                             "run `mimamori audit verify` and restore the log before releasing")
+    audit.ready(cfg.audit_log)
     columns = RECIPIENTS[recipient]
     named = reidentify(cfg, month, listed, key, extract).sort_values("rank")
     sheet = named[columns]

@@ -1,6 +1,6 @@
 """Faults of custody, keys, approvals and the audit log (issue 12, items 6–8), on one small ward.
 
-The ward (2,500 residents × 2 months) is run once per module with the CLI's umask; every
+The ward (1,500 residents × 2 months) is run once per module with the CLI's umask; every
 scenario works on its own copy of the three zones, so one scenario's damage never leaks into
 the next. Each asserts what a custodian would see: a named refusal, or outputs unchanged.
 """
@@ -62,7 +62,7 @@ def base(tmp_path_factory) -> Path:
         cfg = _config(root)
         create_key(cfg.key_file)
         audit.create_secret(cfg.audit_log)
-        generate_ward(cfg.inbox, residents=2500, months=2, end_month=MONTH, seed=9)
+        generate_ward(cfg.inbox, residents=1500, months=2, end_month=MONTH, seed=9)
         run_months(cfg, [MONTH])
     finally:
         os.umask(old)
@@ -157,6 +157,25 @@ def test_one_person_written_two_ways_is_one_approver(zones):
     approve(zones.cfg, MONTH, "Bob  Tanaka", BASIS, "見守り訪問")
     info = release(zones.cfg, MONTH)
     assert info["approvers"] == ["Bob Tanaka", "alice"]
+
+
+def test_an_approval_written_into_the_file_by_hand_does_not_count(zones):
+    approve(zones.cfg, MONTH, "承認者A", BASIS, "見守り訪問")
+    target = zones.cfg.approvals_dir / f"{MONTH}.jsonl"
+    forged = json.loads(target.read_text(encoding="utf-8").splitlines()[0]) | {"approver": "誰か", "approver_id": "誰か"}
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(forged, ensure_ascii=False) + "\n")
+    with pytest.raises(ReleaseRefused, match="誰か's approval .* is void: the audit log does not hold it"):
+        release(zones.cfg, MONTH)
+
+
+def test_a_damaged_audit_log_stops_a_release_before_any_sheet_is_written(zones):
+    _approve_twice(zones)
+    lines = _lines(zones.cfg)
+    _write(zones.cfg, [lines[1], lines[0], *lines[2:]])
+    with pytest.raises(ReleaseRefused, match="audit log fails verification"):
+        release(zones.cfg, MONTH)
+    assert not (zones.cfg.releases_dir / MONTH).exists()
 
 
 @pytest.mark.parametrize("damage", ["failed", "no report"])
