@@ -277,6 +277,9 @@ def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  {p}")
         return 1
+    if not cfg.audit_log.exists():
+        print(f"audit log {cfg.audit_log}: nothing logged yet (no anchor says otherwise)")
+        return 0
     print(f"audit log {cfg.audit_log}: chain intact")
     return 0
 
