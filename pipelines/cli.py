@@ -2,11 +2,98 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pipelines  # noqa: F401  (telemetry off first)
 from pipelines.config import Config, load_config
+
+# --- argument types: every value a user types is checked here, once, at parse time ----------
+
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_PID = re.compile(r"[0-9a-f]{32}")
+
+
+def month(text: str) -> str:
+    """YYYY-MM with a real month (a folder name, so nothing else: no `..`, no slashes)."""
+    match = _MONTH.fullmatch(text)
+    if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 2999:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month: write it as YYYY-MM, e.g. 2026-04")
+    return text
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 4294967295")
+    return value
+
+
+def pid(text: str) -> str:
+    if not _PID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pseudonym (32 lowercase hexadecimal characters)")
+    return text
+
+
+def name_text(text: str) -> str:
+    """A person's name or a legal basis: printable, not blank, one line."""
+    if not text.strip() or any(not ch.isprintable() for ch in text):
+        raise argparse.ArgumentTypeError("must be non-empty printable text on one line")
+    return text
+
+
+def folder(text: str) -> Path:
+    """A zone folder: it may not exist yet, but must not be a file."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError("an empty path")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file, not a folder")
+    return path
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{path} does not exist or is not a file")
+    return path
+
+
+class _Parser(argparse.ArgumentParser):
+    """A user's mistake is one line on stderr and exit 2 (argparse would add the usage block)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class UsageError(ValueError):
+    """A user's mistake found after parsing (e.g. a zone from the environment is a file); a
+    ValueError, so main prints it as one line and exits 2."""
+
+
+def _zone_is_folder(path: Path, name: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"the {name} {path} is a file, not a folder: move it away or choose another")
+
+
+# Commands that read or write the custody zone check its modes first (pipelines/custody.py).
+CUSTODY_COMMANDS = {"ingest", "validate", "run", "approve", "release", "purge", "rekey", "audit", "outcomes",
+                    "truth-check", "scan-pii"}
 
 
 def _console():
@@ -16,9 +103,19 @@ def _console():
 
 
 def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
-    from pipelines.pseudonymise import create_key
+    from pipelines import audit, lake
+    from pipelines.custody import check, private_dir
+    from pipelines.pseudonymise import KeyProblem, create_key
 
+    _zone_is_folder(cfg.custody, "custody zone")
+    if not cfg.key_file.exists() and lake.ingested_months(cfg.lake):
+        raise KeyProblem(f"the lake {cfg.lake} already holds pseudonyms made with a key: restore that "
+                         f"key to {cfg.key_file} from the custody backup (a new key would start a second population "
+                         "of pseudonyms; `mimamori rekey` is the way to change keys)")
+    check(cfg.custody)
+    private_dir(cfg.custody)
     create_key(cfg.key_file)
+    audit.create_secret(cfg.audit_log)
     print(f"created a 256-bit key at {cfg.key_file} (mode 0600). Keep it in the custody zone only.")
     return 0
 
@@ -26,6 +123,7 @@ def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.synth import generate_ward
 
+    _zone_is_folder(cfg.inbox, "inbox")
     if args.truth is not None and cfg.inbox.resolve() in Path(args.truth).resolve().parents:
         raise SystemExit("--truth must be outside the inbox: the latent state is not a delivery")
     summary = generate_ward(cfg.inbox, residents=args.residents, months=args.months, end_month=args.end_month,
@@ -119,11 +217,11 @@ def _leak_guard(cfg: Config, console) -> int:
 
 
 def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
-    from pipelines.release import approve, approvals
+    from pipelines.release import approvals, approve, distinct_approvers
 
-    approve(cfg, args.month, args.approver, args.basis, args.purpose)
-    n = len({a["approver"] for a in approvals(cfg, args.month)})
-    print(f"approval recorded for {args.month} by {args.approver}; {n} distinct approver(s) for the current list")
+    entry = approve(cfg, args.month, args.approver, args.basis, args.purpose)
+    n = len(distinct_approvers(approvals(cfg, args.month)))
+    print(f"approval recorded for {args.month} by {entry['approver']}; {n} distinct approver(s) for the current list")
     return 0
 
 
@@ -178,13 +276,20 @@ def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.audit import verify
+    from pipelines.storage import read_json
 
-    problems = verify(cfg.audit_log)
+    # release records seal the head of the log they saw: a log cut back below one is caught
+    seals = [(str(p), read_json(p)["audit_head"]) for p in sorted(cfg.releases_dir.glob("*/release*.json"))
+             if "audit_head" in read_json(p)]
+    problems = verify(cfg.audit_log, seals)
     if problems:
         print(f"audit log {cfg.audit_log} FAILED verification:")
         for p in problems:
             print(f"  {p}")
         return 1
+    if not cfg.audit_log.exists():
+        print(f"audit log {cfg.audit_log}: nothing logged yet (no anchor says otherwise)")
+        return 0
     print(f"audit log {cfg.audit_log}: chain intact")
     return 0
 
@@ -251,63 +356,63 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mimamori", description="見守り: monthly isolation-risk outreach lists")
-    parser.add_argument("--config", type=Path, help="a mimamori.toml (default: ./mimamori.toml if present)")
-    parser.add_argument("--inbox", type=Path, help="identified extracts (env MIMAMORI_INBOX)")
-    parser.add_argument("--work", type=Path, help="analyst zone (env MIMAMORI_WORK)")
-    parser.add_argument("--custody", type=Path, help="key, approvals, releases, audit log (env MIMAMORI_CUSTODY)")
+    parser = _Parser(prog="mimamori", description="見守り: monthly isolation-risk outreach lists")
+    parser.add_argument("--config", type=existing_file, help="a mimamori.toml (default: ./mimamori.toml if present)")
+    parser.add_argument("--inbox", type=folder, help="identified extracts (env MIMAMORI_INBOX)")
+    parser.add_argument("--work", type=folder, help="analyst zone (env MIMAMORI_WORK)")
+    parser.add_argument("--custody", type=folder, help="key, approvals, releases, audit log (env MIMAMORI_CUSTODY)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("keygen", help="create the 256-bit pseudonymisation key in the custody zone").set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("synth", help="write a synthetic ward's monthly extracts into the inbox")
-    p.add_argument("--residents", type=int, default=20000)
-    p.add_argument("--months", type=int, default=24)
-    p.add_argument("--end-month", required=True)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--residents", type=positive_int, default=20000)
+    p.add_argument("--months", type=positive_int, default=24)
+    p.add_argument("--end-month", type=month, required=True)
+    p.add_argument("--seed", type=seed, default=1)
     p.add_argument("--messy", action="store_true", help="CP932/BOM, Japanese headers, 和暦, full-width digits")
     p.add_argument("--truth", type=Path, help="write the last month's latent isolation state here (not the inbox)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("ingest", help="ingest, pseudonymise and validate one delivery")
-    p.add_argument("--month", required=True)
+    p.add_argument("--month", type=month, required=True)
     p.add_argument("--force", action="store_true", help="re-ingest even if the lake already holds this delivery")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("validate", help="validate one delivery without committing it; results and Data Docs")
-    p.add_argument("--month", required=True)
+    p.add_argument("--month", type=month, required=True)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run every stage for a month (or all months)")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--month")
+    g.add_argument("--month", type=month)
     g.add_argument("--all", action="store_true")
     p.add_argument("--wait", action="store_true", help="if another command holds the work dir, wait for it instead of refusing")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("approve", help="record an approval of a month's list")
-    p.add_argument("--month", required=True)
-    p.add_argument("--approver", required=True)
-    p.add_argument("--basis", required=True, help="legal basis, e.g. 個人情報保護法第69条第2項第2号")
-    p.add_argument("--purpose", default="見守り訪問（孤立の予防）")
+    p.add_argument("--month", type=month, required=True)
+    p.add_argument("--approver", type=name_text, required=True)
+    p.add_argument("--basis", type=name_text, required=True, help="legal basis, e.g. 個人情報保護法第69条第2項第2号")
+    p.add_argument("--purpose", type=name_text, default="見守り訪問（孤立の予防）")
     p.set_defaults(func=cmd_approve)
 
     p = sub.add_parser("release", help="write the named visiting sheets of an approved list (custody zone)")
-    p.add_argument("--month", required=True)
+    p.add_argument("--month", type=month, required=True)
     p.add_argument("--recipient", choices=["coordinator", "minsei", "nurse"], default="coordinator",
                    help="coordinator: the full sheet; minsei: name, address, age band, reasons; nurse: adds contact details")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("explain", help="an auditor's view of one listed person's reasons (no identifiers)")
-    p.add_argument("--month", required=True)
-    p.add_argument("--pid", required=True)
+    p.add_argument("--month", type=month, required=True)
+    p.add_argument("--pid", type=pid, required=True)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("outcomes", help="visit outcomes returned on the sheets")
     p.add_argument("action", choices=["import"])
-    p.add_argument("file", type=Path, help="the returned outreach.xlsx with 訪問日 and 訪問結果 filled in")
-    p.add_argument("--month", required=True, help="the month of the list the sheet came from")
-    p.add_argument("--into", help="delivery month to write into (default: the month after)")
+    p.add_argument("file", type=existing_file, help="the returned outreach.xlsx with 訪問日 and 訪問結果 filled in")
+    p.add_argument("--month", type=month, required=True, help="the month of the list the sheet came from")
+    p.add_argument("--into", type=month, help="delivery month to write into (default: the month after)")
     p.set_defaults(func=cmd_outcomes)
 
     sub.add_parser("purge", help="delete released sheets past their expiry (logged)").set_defaults(func=cmd_purge)
@@ -319,19 +424,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("truth-check", help="precision of a list against a synthetic ward's latent truth")
-    p.add_argument("--month", required=True)
-    p.add_argument("--truth", type=Path, required=True)
+    p.add_argument("--month", type=month, required=True)
+    p.add_argument("--truth", type=existing_file, required=True)
     p.set_defaults(func=cmd_truth_check)
 
     p = sub.add_parser("where", help="print where a month's outputs are")
-    p.add_argument("--month", required=True)
+    p.add_argument("--month", type=month, required=True)
     p.set_defaults(func=cmd_where)
 
     p = sub.add_parser("bench", help="time a synthetic ward's backfill and one incremental month")
-    p.add_argument("--residents", type=int, required=True)
-    p.add_argument("--months", type=int, default=24)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--dir", type=Path, default=Path("bench/tmp"), help="scratch folder for the ward (not kept)")
+    p.add_argument("--residents", type=positive_int, required=True)
+    p.add_argument("--months", type=positive_int, default=24)
+    p.add_argument("--seed", type=seed, default=1)
+    p.add_argument("--dir", type=folder, default=Path("bench/tmp"), help="scratch folder for the ward (not kept)")
     p.add_argument("--results", type=Path, default=Path("bench/results"))
     p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
     p.set_defaults(func=cmd_bench)
@@ -367,9 +472,16 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.release import ReleaseRefused
     from pipelines.storage import DataDamaged, DiskFull, free_space_text, is_disk_full
 
+    import os
+
+    from pipelines.custody import UMASK, check as check_custody
+
+    os.umask(UMASK)   # custody files 0600 and folders 0700 from creation (and so the rest)
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.inbox, args.work, args.custody)
     try:
+        if args.command in CUSTODY_COMMANDS:
+            check_custody(cfg.custody)
         return _locked(cfg, args)
     except (ContractError, ValidationFailed, KeyProblem, ReleaseRefused, FileNotFoundError, ValueError,
             DataDamaged, DiskFull, LockHeld) as exc:

@@ -73,6 +73,16 @@ class Config:
         return self.custody / "audit.jsonl"
 
     @property
+    def audit_key_file(self) -> Path:
+        """The audit log's HMAC key (pipelines/audit.secret_path), not the pseudonymisation key."""
+        return self.custody / "key" / "audit.key"
+
+    @property
+    def audit_anchor(self) -> Path:
+        """Count and head link of the audit log (pipelines/audit.anchor_path)."""
+        return self.custody / "audit.anchor"
+
+    @property
     def approvals_dir(self) -> Path:
         return self.custody / "approvals"
 

@@ -31,7 +31,7 @@ from pipelines.config import Config
 from pipelines.leakscan import keep_needles
 from pipelines.contract import SOURCES, Source
 from pipelines.months import age_on, month_end
-from pipelines.pseudonymise import key_id, pseudonymise
+from pipelines.pseudonymise import check_lake_key, key_id, pseudonymise
 from pipelines.parsing import parse_ids
 from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source, record_texts
 from pipelines.storage import write_json, write_parquet
@@ -308,6 +308,9 @@ def is_ingested(cfg: Config, month: str, key: bytes) -> bool:
     """True if the lake holds exactly this delivery, under this key."""
     record = lake.delivery_record(cfg.lake, month)
     month_dir = cfg.inbox / month
+    if record is not None and record.get("key_id") != key_id(key):
+        # never "not ingested, so re-ingest under this key": that is a second population of pids
+        check_lake_key(cfg.lake, key, cfg.key_file)
     if record is None or record.get("key_id") != key_id(key) or not month_dir.is_dir():
         return False
     inputs = delivery_inputs(month_dir)
@@ -347,6 +350,7 @@ def commit_delivery(cfg: Config, delivery: Delivery) -> None:
     """Write the month's lake files, replacing that month only; the record goes last."""
     month = delivery.month
     record = lake.record_file(cfg.lake, month)
+    replaced = keep_replaced_record(cfg, delivery)
     if record.exists():
         record.unlink()  # the month is in flux until the new record lands
     commit_custody_quarantine(cfg, delivery)
@@ -364,13 +368,43 @@ def commit_delivery(cfg: Config, delivery: Delivery) -> None:
             q_target.unlink()
     delivery.summary["files"] = dict(sorted(files.items()))
     write_json(delivery.summary, record)
+    if replaced is not None:
+        audit.append(cfg.audit_log, "redelivery", month=month, replaced_record=replaced["path"],
+                     old=replaced["old"], new=replaced["new"])
 
 
-def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build_docs: bool = True) -> dict:
-    """Ingest, pseudonymise and validate one delivery; a no-op if the lake already holds it."""
+def keep_replaced_record(cfg: Config, delivery: Delivery) -> dict | None:
+    """Before a corrected re-delivery replaces a month, keep the replaced delivery record.
+
+    The old record (with its input files' SHA-256) goes to lake/_deliveries/_replaced/<month>.<n>.json
+    (n = 1, 2, … in order of replacement), so what was replaced stays provable. Re-ingesting the
+    same bytes (a rerun, or `rekey`) replaces nothing and keeps nothing.
+    """
+    old = lake.delivery_record(cfg.lake, delivery.month)
+    if old is None:
+        return None
+    before = {n: s["sha256"] for n, s in old.get("sources", {}).items()}
+    after = {n: s["sha256"] for n, s in delivery.summary["sources"].items()}
+    if before == after:
+        return None
+    folder = lake.record_file(cfg.lake, delivery.month).parent / "_replaced"
+    n = 1 + sum(1 for _ in folder.glob(f"{delivery.month}.*.json")) if folder.is_dir() else 1
+    target = folder / f"{delivery.month}.{n}.json"
+    write_json(old | {"replaced_by": after}, target)
+    return {"path": str(target.relative_to(cfg.lake)), "old": before, "new": after}
+
+
+def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build_docs: bool = True,
+                 new_key: bool = False) -> dict:
+    """Ingest, pseudonymise and validate one delivery; a no-op if the lake already holds it.
+
+    The key must be the one the lake was made with; only `rekey` passes `new_key=True`.
+    """
     if not force and is_ingested(cfg, month, key):
         lake.verify_month(cfg.lake, month)   # DataDamaged if a committed file changed since
         return lake.delivery_record(cfg.lake, month) | {"status": "unchanged"}
+    if not new_key:
+        check_lake_key(cfg.lake, key, cfg.key_file)
     from expectations.validate import validate_delivery  # GX is slow to import; only when needed
 
     started = time.perf_counter()

@@ -29,7 +29,9 @@ def create_key(path: Path) -> None:
     if path.exists():
         raise KeyProblem(f"a key already exists at {path}; refusing to overwrite it "
                         "(rotating a key is `mimamori rekey`, which re-pseudonymises the lake)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise KeyProblem(f"{path.parent} is a file, not a folder: the custody zone must be a folder")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -37,12 +39,54 @@ def create_key(path: Path) -> None:
 
 
 def load_key(path: Path) -> bytes:
+    """Read the key; refuse one that is missing, malformed or readable by anyone but its owner."""
     if not path.exists():
-        raise KeyProblem(f"no pseudonymisation key at {path}: run `mimamori keygen` in the custody zone first")
-    key = bytes.fromhex(path.read_text().strip())
+        raise KeyProblem(f"no pseudonymisation key at {path}: for a new ward run `mimamori keygen`; if this "
+                         "ward's lake already exists, restore its key from the custody backup instead "
+                         "(a new key would start a second population of pseudonyms)")
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise KeyProblem(f"the key {path} has mode {mode:04o}, readable by others: `chmod 600 {path}` "
+                         "(and treat the key as exposed: consider `mimamori rekey`)")
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        key = b""
     if len(key) != KEY_BYTES:
-        raise KeyProblem(f"the key at {path} is not a 256-bit key")
+        raise KeyProblem(f"the key at {path} is not a 256-bit key: restore it from the custody backup")
     return key
+
+
+def check_lake_key(lake_dir: Path, key: bytes, key_file: Path, allowed: frozenset[str] = frozenset()) -> None:
+    """Refuse a key that is not the one the lake was made with (its delivery records' key_id).
+
+    Ingesting under another key would silently re-pseudonymise the lake: a second population of
+    pids, no longer linkable to earlier lists. Only `mimamori rekey` changes keys (it passes its
+    pending key in `allowed`).
+    """
+    from pipelines import lake
+
+    current = key_id(key)
+    found: dict[str, list[str]] = {}
+    for month in lake.ingested_months(lake_dir):
+        record = lake.delivery_record(lake_dir, month) or {}
+        found.setdefault(str(record.get("key_id")), []).append(month)
+    others = {k: v for k, v in found.items() if k != current and k not in allowed}
+    if not others:
+        return
+    pending = key_file.with_name("hmac.key.pending")
+    if pending.exists():
+        try:
+            pending_id = key_id(bytes.fromhex(pending.read_text().strip()))
+        except ValueError:
+            pending_id = ""
+        if set(others) == {pending_id}:
+            raise KeyProblem(f"a `mimamori rekey` was interrupted: {len(others[pending_id])} lake month(s) are "
+                             f"under the pending key {pending_id}; rerun `mimamori rekey` to finish it")
+    described = "; ".join(f"key id {k} for {v[0]}…{v[-1]} ({len(v)} months)" for k, v in sorted(others.items()))
+    raise KeyProblem(f"the key {key_file} (key id {current}) is not the key the lake was made with ({described}): "
+                     "restore the right key from the custody backup; `mimamori rekey` is the only way to "
+                     "change keys deliberately")
 
 
 def key_id(key: bytes) -> str:

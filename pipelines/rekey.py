@@ -19,7 +19,7 @@ from pipelines import audit
 from pipelines.config import Config
 from pipelines.ingest import ingest_month
 from pipelines.monthly import inbox_months
-from pipelines.pseudonymise import KeyProblem, create_key, key_id, load_key
+from pipelines.pseudonymise import KeyProblem, check_lake_key, create_key, key_id, load_key
 from pipelines.storage import read_json, write_json
 
 
@@ -61,6 +61,10 @@ def mark_retired(cfg: Config, old_key_id: str) -> dict:
 def rekey(cfg: Config, progress: Callable[[str], None] = lambda _: None) -> dict:
     old = load_key(cfg.key_file)
     pending = _pending(cfg)
+    # Rotation starts from the lake's own key (or resumes one interrupted under the pending key):
+    # rotating away from a wrong key would leave the lists made under the right one unmarked.
+    resumed = frozenset({key_id(load_key(pending))}) if pending.exists() else frozenset()
+    check_lake_key(cfg.lake, old, cfg.key_file, allowed=resumed)
     if not pending.exists():
         create_key(pending)
     new = load_key(pending)
@@ -69,7 +73,7 @@ def rekey(cfg: Config, progress: Callable[[str], None] = lambda _: None) -> dict
     months = inbox_months(cfg)
     for month in months:
         progress(f"re-pseudonymise {month}")
-        ingest_month(cfg, month, new, force=True)
+        ingest_month(cfg, month, new, force=True, new_key=True)
     retired = cfg.key_file.with_name(f"retired-{key_id(old)}.key")
     os.replace(cfg.key_file, retired)
     os.replace(pending, cfg.key_file)

@@ -7,13 +7,17 @@ hash-chained audit log with counts and digests, never identities.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import unicodedata
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from pipelines import audit
+from pipelines import audit, lake
+from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
 from pipelines.contract import SOURCES
 from pipelines.ingest import file_fingerprint
@@ -37,38 +41,152 @@ def _approvals_file(cfg: Config, month: str) -> Path:
     return cfg.approvals_dir / f"{month}.jsonl"
 
 
+def approver_identity(name: str) -> str:
+    """The form in which two approvals are compared: `alice` and `ALICE ` (or full-width
+    ａｌｉｃｅ) are one person. NFKC, stripped, inner whitespace collapsed, casefolded."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
+def _completed_manifest(cfg: Config, month: str) -> dict:
+    """The month's run manifest, if its run completed (every stage, the report included)."""
+    path = cfg.runs / month / "manifest.json"
+    manifest = read_json(path) if path.exists() else None
+    report = cfg.runs / month / "report" / "index.html"
+    if manifest is None or manifest.get("status") != "done" or not report.exists():
+        status = "no manifest" if manifest is None else f"status {manifest.get('status')!r}"
+        raise ReleaseRefused(f"the {month} run did not complete ({status}"
+                             + ("" if report.exists() else ", no report") +
+                             f"): rerun `mimamori run --month {month}` before approving or releasing its list")
+    return manifest
+
+
+def lake_months(cfg: Config, month: str) -> dict[str, str]:
+    """A digest per delivery the month's list depends on (every month up to it): its input
+    files' SHA-256 and key id, so a voided approval can say which delivery changed."""
+    out = {}
+    for m in lake.ingested_months(cfg.lake):
+        if m <= month:
+            record = lake.delivery_record(cfg.lake, m) or {}
+            body = {"s": {k: v["sha256"] for k, v in record.get("sources", {}).items()}, "k": record.get("key_id")}
+            out[m] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return out
+
+
+def _current_state(cfg: Config, month: str, key: bytes) -> dict:
+    from features.store import lake_fingerprint
+
+    return {"list_sha256": file_fingerprint(list_path(cfg, month)), "lake_fingerprint": lake_fingerprint(cfg.lake, month),
+            "key_id": key_id(key), "lake_months": lake_months(cfg, month)}
+
+
+def _stale_list(cfg: Config, month: str, manifest: dict, state: dict) -> str | None:
+    """Why the month's list no longer matches the lake and key it was made from, if it does not."""
+    if manifest.get("key_id") != state["key_id"] or manifest.get("key_retired"):
+        return f"the {month} list was made under key id {manifest.get('key_id')}, the current key is {state['key_id']}"
+    if manifest.get("lake_fingerprint") != state["lake_fingerprint"]:
+        return f"the lake under the {month} list has changed since its run (a delivery up to {month} was corrected)"
+    return None
+
+
 def approve(cfg: Config, month: str, approver: str, basis: str, purpose: str) -> dict:
-    """Record one approver's approval of this month's list, as it is now."""
+    """Record one approver's approval of this month's list, as it is now, with the lake and key it depends on."""
     path = list_path(cfg, month)
     if not path.exists():
         raise ReleaseRefused(f"there is no list for {month} to approve: run `mimamori run --month {month}` first")
-    if not approver.strip() or not basis.strip():
+    if not approver_identity(approver) or not basis.strip():
         raise ReleaseRefused("an approval needs the approver's name and the legal basis")
-    entry = {"month": month, "approver": approver.strip(), "basis": basis.strip(), "purpose": purpose.strip(),
-             "list_sha256": file_fingerprint(path),
+    manifest = _completed_manifest(cfg, month)
+    key = load_key(cfg.key_file)
+    state = _current_state(cfg, month, key)
+    stale = _stale_list(cfg, month, manifest, state)
+    if stale:
+        raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
+    entry = {"month": month, "approver": " ".join(approver.split()), "approver_id": approver_identity(approver),
+             "basis": basis.strip(), "purpose": purpose.strip(), **state,
              "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    target = _approvals_file(cfg, month)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    # logged first: an approval the log does not hold must not count (a refused append stops here)
     audit.append(cfg.audit_log, "approve", month=month, approver=entry["approver"], basis=entry["basis"],
-                 purpose=entry["purpose"], list_sha256=entry["list_sha256"])
+                 purpose=entry["purpose"], list_sha256=entry["list_sha256"],
+                 lake_fingerprint=entry["lake_fingerprint"], key_id=entry["key_id"])
+    target = _approvals_file(cfg, month)
+    private_dir(target.parent)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
     return entry
 
 
-def approvals(cfg: Config, month: str) -> list[dict]:
-    """Approvals that apply to the list as it is now (a recomputed list needs new approvals)."""
+def _void_reason(approval: dict, state: dict) -> str | None:
+    """What changed since this approval was given (None: it still applies)."""
+    if approval.get("list_sha256") != state["list_sha256"]:
+        return "the list was recomputed"
+    if "lake_fingerprint" not in approval or "key_id" not in approval:
+        return "it was given before approvals named the lake and key they depend on"
+    if approval["key_id"] != state["key_id"]:
+        return f"the key changed (key id {approval['key_id']} → {state['key_id']})"
+    if approval["lake_fingerprint"] != state["lake_fingerprint"]:
+        before, now = approval.get("lake_months", {}), state["lake_months"]
+        changed = sorted(m for m in set(before) | set(now) if before.get(m) != now.get(m))
+        return ("the lake changed (delivery " + ", ".join(changed) + " corrected or re-ingested)"
+                if changed else "the lake changed (its fingerprint differs)")
+    return None
+
+
+def _approval_key(e: dict) -> tuple:
+    return (e.get("month"), e.get("approver"), e.get("list_sha256"), e.get("lake_fingerprint"), e.get("key_id"))
+
+
+def approval_status(cfg: Config, month: str, key: bytes) -> tuple[list[dict], list[str]]:
+    """(approvals that still apply, why each other one is void)."""
     target = _approvals_file(cfg, month)
     if not target.exists() or not list_path(cfg, month).exists():
-        return []
-    digest = file_fingerprint(list_path(cfg, month))
-    entries = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [e for e in entries if e["list_sha256"] == digest]
+        return [], []
+    state = _current_state(cfg, month, key)
+    # An approval counts only if the audit log, whose entries carry MACs, holds it too: a line
+    # added to the approvals file by hand is not an approval.
+    logged = {_approval_key(e) for e in audit.entries(cfg.audit_log) if e.get("event") == "approve"}
+    valid, void = [], []
+    for e in (json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()):
+        reason = _void_reason(e, state)
+        if reason is None and _approval_key(e) not in logged:
+            reason = "the audit log does not hold it"
+        if reason is None:
+            valid.append(e)
+        else:
+            void.append(f"{e.get('approver')}'s approval of {e.get('time')} is void: {reason}")
+    return valid, void
 
 
-def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes) -> pd.DataFrame:
-    """Join the listed pseudonyms to the month's identified residents extract."""
+def approvals(cfg: Config, month: str) -> list[dict]:
+    """Approvals that apply to the list, lake and key as they are now."""
+    return approval_status(cfg, month, load_key(cfg.key_file))[0]
+
+
+def distinct_approvers(valid: list[dict]) -> list[str]:
+    """One display name per distinct approver (first form given), compared by approver_identity."""
+    people: dict[str, str] = {}
+    for a in valid:
+        people.setdefault(a.get("approver_id") or approver_identity(a["approver"]), a["approver"])
+    return sorted(people.values())
+
+
+def _check_extract(cfg: Config, month: str, manifest: dict) -> Path:
+    """The inbox residents extract, if it is the very one the list was made from."""
     path = delivery_file(cfg.inbox / month, "residents")
+    if path is None:
+        raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
+    recorded = manifest.get("inputs", {}).get("residents")
+    actual = file_fingerprint(path)
+    if recorded != actual:
+        raise ReleaseRefused(f"the residents extract {path} (SHA-256 {actual[:12]}…) is not the one the {month} list "
+                             f"was made from (SHA-256 {str(recorded)[:12]}…): restore the original extract, or "
+                             f"rerun `mimamori run --month {month}` and approve the new list")
+    return path
+
+
+def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes, path: Path | None = None) -> pd.DataFrame:
+    """Join the listed pseudonyms to the month's identified residents extract (release checks it first)."""
+    path = path or delivery_file(cfg.inbox / month, "residents")
     if path is None:
         raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
     residents = read_source(path, SOURCES["residents"], delivery_month=month).rows
@@ -99,19 +217,34 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     if recipient not in RECIPIENTS:
         raise ReleaseRefused(f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}")
     key = load_key(cfg.key_file)
-    valid = approvals(cfg, month)
-    people = sorted({a["approver"] for a in valid})
-    needed = cfg.get("release", "approvers_required")
-    if len(people) < needed:
-        raise ReleaseRefused(f"release of {month} needs approvals from {needed} different people for the "
-                             f"current list; it has {len(people)}" + (f" ({', '.join(people)})" if people else ""))
+    if not list_path(cfg, month).exists():
+        raise ReleaseRefused(f"there is no list for {month}: run `mimamori run --month {month}` first")
+    manifest = _completed_manifest(cfg, month)
     listed = read_parquet(list_path(cfg, month))
     if set(listed["key_id"]) != {key_id(key)}:
         raise ReleaseRefused(f"the {month} list was made under another key; rerun the month under the current key")
+    valid, void = approval_status(cfg, month, key)
+    people = distinct_approvers(valid)
+    needed = cfg.get("release", "approvers_required")
+    if len(people) < needed:
+        raise ReleaseRefused(f"release of {month} needs approvals from {needed} different people for the "
+                             f"current list, lake and key; it has {len(people)}"
+                             + (f" ({', '.join(people)})" if people else "")
+                             + (f"; {len(void)} void: " + "; ".join(void[:3]) if void else ""))
+    stale = _stale_list(cfg, month, manifest, _current_state(cfg, month, key))
+    if stale:
+        raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
+    extract = _check_extract(cfg, month, manifest)
+    # no named sheet is written while the log is damaged, or that the log could not record
+    problems = audit.verify(cfg.audit_log)
+    if problems:
+        raise ReleaseRefused(f"the audit log fails verification ({problems[0]}; {len(problems)} problem(s)): "
+                             "run `mimamori audit verify` and restore the log before releasing")
+    audit.ready(cfg.audit_log)
     columns = RECIPIENTS[recipient]
-    named = reidentify(cfg, month, listed, key).sort_values("rank")
+    named = reidentify(cfg, month, listed, key, extract).sort_values("rank")
     sheet = named[columns]
-    out_dir = cfg.releases_dir / month
+    out_dir = private_dir(cfg.releases_dir / month)
     csv_path = out_dir / f"outreach{_suffix(recipient)}.csv"
     xlsx_path = out_dir / f"outreach{_suffix(recipient)}.xlsx"
     _write_csv(sheet, csv_path)
@@ -122,7 +255,11 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "approvers": people,
             "bases": sorted({a["basis"] for a in valid}), "purposes": sorted({a["purpose"] for a in valid}),
             "list_sha256": valid[0]["list_sha256"], "released": released.isoformat(timespec="seconds"),
-            "files": {p.name: file_fingerprint(p) for p in (csv_path, xlsx_path)}, "expires": expires}
+            "files": {p.name: file_fingerprint(private_file(p)) for p in (csv_path, xlsx_path)}, "expires": expires,
+            "lake_fingerprint": valid[0]["lake_fingerprint"], "key_id": key_id(key),
+            "residents_sha256": manifest["inputs"]["residents"],
+            # the audit log's head as this release saw it: `audit verify` checks the log still holds it
+            "audit_head": audit.head(cfg.audit_log)}
     write_json(info, out_dir / f"release{_suffix(recipient)}.json")
     audit.append(cfg.audit_log, "release", **info)
     return info | {"dir": str(out_dir)}

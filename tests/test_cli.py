@@ -53,3 +53,99 @@ def test_audit_verify_exit_code_follows_the_chain(tmp_path, capsys):
     entry = json.loads(lines[0]); entry["month"] = "2026-08"
     log.write_text(json.dumps(entry) + "\n" + lines[1] + "\n")
     assert main(_env(tmp_path) + ["audit", "verify"]) == 1
+
+
+# --- every argument validated (issue 12, item 9) ---------------------------------------------
+
+import re  # noqa: E402
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings, strategies as st  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _keep_umask():
+    """main() sets the CLI's umask 077 for its process; the test process gets its own back."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield
+    os.umask(old)
+
+
+def _outcome(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:     # argparse reports a bad argument by exiting 2
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def _one_line_error(code, err):
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("mimamori") and "error:" in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["ingest", "--month", "2026-13"], "is not a month"),
+    (["ingest", "--month", "2026-00"], "is not a month"),
+    (["ingest", "--month", "../x"], "is not a month"),
+    (["validate", "--month", "2026-4"], "is not a month"),
+    (["run", "--month", "2026-04/../2026-04"], "is not a month"),
+    (["approve", "--month", "2026-04/../2026-04", "--approver", "A", "--basis", "b"], "is not a month"),
+    (["release", "--month", "202604"], "is not a month"),
+    (["synth", "--end-month", "202604"], "is not a month"),
+    (["synth", "--end-month", "2026-10", "--residents", "0"], "at least 1"),
+    (["synth", "--end-month", "2026-10", "--months", "-3"], "at least 1"),
+    (["synth", "--end-month", "2026-10", "--residents", "many"], "not a whole number"),
+    (["synth", "--end-month", "2026-10", "--seed", "-1"], "between 0"),
+    (["bench", "--residents", "0"], "at least 1"),
+    (["explain", "--month", "2026-10", "--pid", "0123"], "not a pseudonym"),
+    (["explain", "--month", "2026-10", "--pid", "0123456789ABCDEF0123456789ABCDEF"], "not a pseudonym"),
+    (["release", "--month", "2026-10", "--recipient", "press"], "invalid choice"),
+    (["approve", "--month", "2026-10", "--approver", "  ", "--basis", "b"], "non-empty"),
+    (["approve", "--month", "2026-10", "--approver", "a\nb", "--basis", "b"], "one line"),
+    (["approve", "--month", "2026-10", "--approver", "a", "--basis", ""], "non-empty"),
+    (["outcomes", "import", "no-such-sheet.xlsx", "--month", "2026-10"], "not a file"),
+    (["outcomes", "import", sys.executable, "--month", "2026-10", "--into", "2026/10"], "is not a month"),
+    (["--config", "no-such.toml", "keygen"], "not a file"),
+])
+def test_a_bad_argument_is_one_line_and_exit_2(tmp_path, capsys, argv, says):
+    code, err = _outcome(_env(tmp_path) + argv, capsys)
+    _one_line_error(code, err)
+    assert says in err
+    assert not (tmp_path / "custody").exists() and not (tmp_path / "inbox").exists()
+
+
+@pytest.mark.parametrize("zone, command", [("inbox", ["synth", "--end-month", "2026-10", "--residents", "5"]),
+                                           ("custody", ["keygen"])])
+def test_a_zone_that_is_a_file_is_refused_in_one_line(tmp_path, capsys, monkeypatch, zone, command):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    code, err = _outcome([f"--{zone}", str(a_file), *command], capsys)      # on the command line
+    _one_line_error(code, err)
+    assert "is a file, not a folder" in err
+    monkeypatch.setenv(f"MIMAMORI_{zone.upper()}", str(a_file))             # or from the environment
+    others = [a for z in ("inbox", "work", "custody") if z != zone for a in (f"--{z}", str(tmp_path / z))]
+    code, err = _outcome(others + command, capsys)
+    _one_line_error(code, err)
+    assert "is a file, not a folder" in err and a_file.read_text() == "not a folder"
+
+
+MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=24) | st.from_regex(r"\A[0-9./-]{4,12}\Z"))
+def test_any_string_that_is_not_a_month_is_refused_at_parse_time(tmp_path, capsys, text):
+    assume(not (MONTH_RE.fullmatch(text) and 1900 <= int(text[:4]) <= 2999))
+    code, err = _outcome(_env(tmp_path) + ["ingest", f"--month={text}"], capsys)
+    _one_line_error(code, err)
+    assert not (tmp_path / "work").exists()
+
+
+def test_the_valid_months_parse(tmp_path):
+    from pipelines.cli import build_parser
+
+    for text in ("1999-01", "2026-04", "2026-12"):
+        assert build_parser().parse_args(["ingest", "--month", text]).month == text
