@@ -497,10 +497,10 @@ def _listing(cfg: Config, features: pd.DataFrame, listed: pd.DataFrame, eligible
     for district, cap in sorted(caps.items()):
         n = int(per_district.get(district, 0))
         if cap and n == 0:
-            notes.append(Notice("cohort", f"地区 {district} には掲載できる人がいないため、訪問枠{cap}人に対して掲載は0人です。",
+            notes.append(Notice("cohort", f"{district}には掲載できる人がいないため、訪問枠{cap}人に対して掲載は0人です。",
                                 f"Nobody in district {district} is eligible, so none of its {cap} visits is listed."))
         elif cap > n:
-            notes.append(Notice("cohort", f"地区 {district} は掲載できる人が訪問枠{cap}人より少ないため、"
+            notes.append(Notice("cohort", f"{district}は掲載できる人が訪問枠{cap}人より少ないため、"
                                 f"全員（{_count(n, threshold)}人）を掲載しました。",
                                 f"District {district} has fewer eligible people than its {cap} visits, so all of them "
                                 f"({_count(n, threshold)}) are listed."))
