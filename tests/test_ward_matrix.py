@@ -194,10 +194,11 @@ FULL_CELLS = list(itertools.product(SIZES, HISTORIES, (False, True)))
 
 
 @pytest.mark.matrix
-@pytest.mark.skipif(not FULL, reason="the full ward matrix runs with MIMAMORI_FULL_MATRIX=1 (make matrix)")
 @pytest.mark.parametrize("residents,months,messy", FULL_CELLS,
                          ids=[f"{r}x{m}{'-messy' if x else ''}" for r, m, x in FULL_CELLS])
-def test_full_matrix(residents, months, messy, tmp_path):
+def test_full_matrix(residents, months, messy, tmp_path, request):
+    if not FULL and "matrix" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("the full ward matrix runs with MIMAMORI_FULL_MATRIX=1 or -m matrix (make matrix)")
     built = build(tmp_path, residents, months, messy)
     for manifest in built.manifests:
         listed = check_run_folder(built.cfg, manifest["month"])
