@@ -44,8 +44,8 @@ from pipelines.synth import generate_ward
 
 END, SEED = "2026-10", 11
 FULL = os.environ.get("MIMAMORI_FULL_MATRIX") == "1"
-# single-threaded, deterministic and cheap: no second ingest process for these small wards
-BASE_SETTINGS = "[scale]\ningest_ahead = false\n"
+# the defaults, as `mimamori run --all` uses them (ingest-ahead helper included)
+BASE_SETTINGS = ""
 
 # ------------------------------------------------------------------------------ the words
 
