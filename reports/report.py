@@ -206,9 +206,10 @@ def _evaluation(cfg: Config, month: str, trained, threshold: int) -> tuple[Evalu
     held = evaluation.holdout(cfg, month, trained) if trained.evaluation else None
     labelled = int(held.frame["label"].notna().sum()) if held is not None else 0
     no_holdout = None if held is not None else Notice(
-        "model", "検証に使える基準月がまだない（訪問結果を待つ期間が終わっていない）ため、モデルとルールの比較はできません。",
-        f"No holdout month yet (no {cfg.get('labels', 'timespan_days')}-day label window has closed), "
-        "so the rankers cannot be compared.")
+        "model", f"学習用と検証用の両方の月について訪問結果を待つ期間（{cfg.get('labels', 'timespan_days')}日）が"
+        "まだ過ぎていないため、検証月がなく、モデルとルールの比較はできません。",
+        f"No holdout month yet (the {cfg.get('labels', 'timespan_days')}-day label windows of a training month and "
+        "a later holdout month have not both closed), so the rankers cannot be compared.")
     no_precision = None
     if held is not None and labelled == 0:
         no_precision = Notice("model", "検証用の訪問結果がまだないため、精度は計算できません。",

@@ -50,7 +50,7 @@ BASE_SETTINGS = ""
 # ------------------------------------------------------------------------------ the words
 
 # What the report must say, in words, when something was not possible (reports/report.py).
-NO_HOLDOUT = "検証に使える基準月がまだない"
+NO_HOLDOUT = "検証月がなく、モデルとルールの比較はできません"
 NO_WINDOW = "訪問結果を待つ期間"
 TOO_FEW_LABELS = "に足りないため、モデルは学習できません"
 NO_SPLIT_PLOT = "学習・較正・検証の期間の図はありません"
