@@ -54,8 +54,9 @@ def make_list(scored: pd.DataFrame, caps: dict[str, int], explore: dict[str, int
     explore = explore or {}
     ordered = scored.sort_values(["score", "pid"], ascending=[False, True], kind="stable")
     within = ordered.groupby("district", sort=False).cumcount().to_numpy()
-    # built as an int array: on an empty frame a mapped Series would have the districts' str dtype
-    limit = np.array([caps.get(d, 0) - explore.get(d, 0) for d in ordered["district"]], dtype="int64")
+    # as an int array: on an empty frame a mapped Series keeps the districts' str dtype and cannot be compared
+    limits = {d: caps.get(d, 0) - explore.get(d, 0) for d in ordered["district"].unique()}
+    limit = ordered["district"].map(limits).to_numpy(dtype="int64") if len(ordered) else np.zeros(0, dtype="int64")
     chosen = ordered[within < limit].assign(exploration=False)
     rest = ordered[within >= limit]
     rng = np.random.default_rng(seed)
