@@ -1,6 +1,7 @@
 # mimamori: the two commands of the README.
 #   make demo   set up .venv, then run a whole synthetic ward month by month, release the newest list
 #   make test   set up .venv with the dev extras, then run the test suite
+#   make matrix the full ward matrix (slow; before every release)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ DEMO_END ?= 2026-10
 DEMO_SEED ?= 7
 MIMAMORI := MIMAMORI_INBOX=$(DEMO)/inbox MIMAMORI_WORK=$(DEMO)/work MIMAMORI_CUSTODY=$(DEMO)/custody $(BIN)/mimamori
 
-.PHONY: demo test acceptance install install-dev clean
+.PHONY: demo test matrix acceptance install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,11 @@ demo: install
 
 test: install-dev
 	$(BIN)/python -m pytest -q
+
+# The full ward matrix (issue 12): every size (500, 2,000, 6,000 residents) × history (1, 3, 8, 14
+# months) × clean/messy, end to end through release and audit verify. Slow; run before every release.
+matrix: install-dev
+	MIMAMORI_FULL_MATRIX=1 $(BIN)/python -m pytest -q -m matrix tests/test_ward_matrix.py
 
 # Issue 5's acceptance: a 50k-resident ward over 30 months; the champion's precision against the
 # latent truth next to the three rules at the same capacity (about 6 minutes on 2 cores).

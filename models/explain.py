@@ -75,8 +75,19 @@ def grouped(values: np.ndarray) -> tuple[list[str], np.ndarray]:
     return names, out
 
 
+REASON_COLUMNS = ["pid", "reason_features", "reason_contributions", "reasons", "reasons_en"]
+
+
+def _reason_frame(rows: list[dict]) -> pd.DataFrame:
+    # an empty list (capacity 0, nobody eligible) still has the columns the list is merged on
+    return pd.DataFrame(rows, columns=REASON_COLUMNS) if rows else pd.DataFrame(
+        {c: pd.Series(dtype="str" if c in ("pid", "reasons", "reasons_en") else "object") for c in REASON_COLUMNS})
+
+
 def reasons(features: pd.DataFrame, values: np.ndarray, top: int = TOP) -> pd.DataFrame:
     """Top risk-raising reasons per row: feature names, contributions and phrases (ja, en)."""
+    if not len(features):
+        return _reason_frame([])
     names, contrib = grouped(values)
     rows = []
     for i in range(len(features)):
@@ -90,7 +101,7 @@ def reasons(features: pd.DataFrame, values: np.ndarray, top: int = TOP) -> pd.Da
             "reasons": "、".join(p[0] for p in phrases),
             "reasons_en": "; ".join(p[1] for p in phrases),
         })
-    return pd.DataFrame(rows)
+    return _reason_frame(rows)
 
 
 def rule_reasons(features: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -108,7 +119,7 @@ def rule_reasons(features: pd.DataFrame, baseline: str) -> pd.DataFrame:
             names = ["months_since_checkup", "care_level", "age"]
         rows.append({"pid": row["pid"], "reason_features": names, "reason_contributions": [],
                      "reasons": "、".join(ja), "reasons_en": "; ".join(en)})
-    return pd.DataFrame(rows)
+    return _reason_frame(rows)
 
 
 # ------------------------------------------------------------------- stored explanations
@@ -117,8 +128,12 @@ def explanation_table(chosen: pd.DataFrame, model, model_version: str) -> pd.Dat
     """pid, model_version, base_value, log_odds (the model's decision function), shap_<feature> …"""
     from models.candidates import log_odds as model_log_odds
 
-    values, base = shap_values(model, chosen)
-    log_odds = model_log_odds(model, chosen[MODEL_FEATURES].to_numpy(dtype="float64"))
+    if not len(chosen):   # an empty list (capacity 0): a table with its columns and no rows
+        values, base = np.zeros((0, len(MODEL_FEATURES))), float("nan")
+        log_odds = np.zeros(0)
+    else:
+        values, base = shap_values(model, chosen)
+        log_odds = model_log_odds(model, chosen[MODEL_FEATURES].to_numpy(dtype="float64"))
     table = pd.DataFrame({"pid": chosen["pid"].to_numpy(), "model_version": str(model_version or ""),
                           "base_value": base, "log_odds": np.asarray(log_odds, dtype="float64")})
     for j, name in enumerate(MODEL_FEATURES):

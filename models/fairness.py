@@ -42,6 +42,8 @@ def audit(frame: pd.DataFrame, selected: np.ndarray, low: float = 0.8, high: flo
     """frame: features with a `label` column (1/0/NaN); selected: boolean top-k mask."""
     labels = frame["label"].to_numpy(dtype="float64")
     rows: list[dict] = []
+    if not len(frame):   # nobody in the holdout cohort (e.g. min_age above everyone): no groups to compare
+        return rows
     for attribute, groups in audit_groups(frame).items():
         groups = pd.Series(groups, index=frame.index)
         stats = {g: _rates(selected[(groups == g).to_numpy()], labels[(groups == g).to_numpy()])

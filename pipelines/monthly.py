@@ -92,6 +92,21 @@ def recently_visited(cfg: Config, month: str) -> set[str]:
     return set(visits.loc[visits["visit_date"] > cutoff, "pid"])
 
 
+def prioritise_month(cfg: Config, month: str, feats: pd.DataFrame, scored: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """(the month's list, what the manifest records): capacity per district, eligibility, the
+    exploration slots and the cut. Total over the ward space: capacity 0, a district with nobody
+    eligible or an exploration share of 0 or 1 give a (possibly empty) list, never an error."""
+    caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
+    excluded, visited = excluded_pids(cfg, month), recently_visited(cfg, month)
+    ok = eligible(feats, excluded, visited, cfg.get("prioritise", "min_age"))
+    explore = exploration_slots(caps, cfg.get("prioritise", "exploration_share"))
+    seed = cfg.get("training", "seed") + int(month.replace("-", ""))
+    listed = make_list(scored[ok.to_numpy()], caps, explore, seed)
+    return listed, {"capacity": caps, "excluded": int(feats["pid"].isin(excluded).sum()),
+                    "recently_visited": int(feats["pid"].isin(visited).sum()), "listed": len(listed),
+                    "exploration": int(listed["exploration"].sum())}
+
+
 def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
               ingested_ahead: dict[str, dict] | None = None) -> dict:
     """Run every stage for one month; earlier months missing from the lake are ingested first.
@@ -165,23 +180,18 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
         info["scored"] = len(scored)
 
     with manifest.stage("prioritise") as info:
-        caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
-        excluded, visited = excluded_pids(cfg, month), recently_visited(cfg, month)
-        ok = eligible(feats, excluded, visited, cfg.get("prioritise", "min_age"))
-        explore = exploration_slots(caps, cfg.get("prioritise", "exploration_share"))
-        seed = cfg.get("training", "seed") + int(month.replace("-", ""))
-        listed = make_list(scored[ok.to_numpy()], caps, explore, seed)
-        info.update(capacity=caps, excluded=int(feats["pid"].isin(excluded).sum()),
-                    recently_visited=int(feats["pid"].isin(visited).sum()), listed=len(listed),
-                    exploration=int(listed["exploration"].sum()))
+        listed, figures = prioritise_month(cfg, month, feats, scored)
+        info.update(figures)
 
     with manifest.stage("explain") as info:
         progress(f"explain {month}")
         chosen = feats.set_index("pid").loc[listed["pid"]].reset_index()
-        if trained.mode == "model":
+        if trained.mode == "model" and len(chosen):
             values, base = shap_values(trained.model, chosen)
             why = reasons(chosen, values)
             info["base_value"] = base
+        elif trained.mode == "model":   # nobody listed (capacity 0 or nobody eligible): nothing to explain
+            why = reasons(chosen, np.zeros((0, 0)))
         else:
             why = rule_reasons(chosen, trained.baseline)
         listed = listed.merge(why, on="pid", how="left", validate="one_to_one")

@@ -53,8 +53,10 @@ def make_list(scored: pd.DataFrame, caps: dict[str, int], explore: dict[str, int
     """
     explore = explore or {}
     ordered = scored.sort_values(["score", "pid"], ascending=[False, True], kind="stable")
-    within = ordered.groupby("district", sort=False).cumcount()
-    limit = ordered["district"].map(lambda d: caps.get(d, 0) - explore.get(d, 0))
+    within = ordered.groupby("district", sort=False).cumcount().to_numpy()
+    # as an int array: on an empty frame a mapped Series keeps the districts' str dtype and cannot be compared
+    limits = {d: caps.get(d, 0) - explore.get(d, 0) for d in ordered["district"].unique()}
+    limit = ordered["district"].map(limits).to_numpy(dtype="int64") if len(ordered) else np.zeros(0, dtype="int64")
     chosen = ordered[within < limit].assign(exploration=False)
     rest = ordered[within >= limit]
     rng = np.random.default_rng(seed)
@@ -62,6 +64,7 @@ def make_list(scored: pd.DataFrame, caps: dict[str, int], explore: dict[str, int
                                                               replace=False))]
              for d, group in rest.groupby("district", sort=True) if explore.get(d, 0) > 0]
     listed = pd.concat([chosen] + [p.assign(exploration=True) for p in picks], ignore_index=True)
+    listed["exploration"] = listed["exploration"].astype(bool)
     listed = listed.sort_values(["score", "pid"], ascending=[False, True], kind="stable").reset_index(drop=True)
     listed.insert(1, "rank", np.arange(1, len(listed) + 1))
     return listed

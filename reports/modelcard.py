@@ -19,6 +19,7 @@ from models.candidates import CANDIDATES
 from pipelines.config import Config
 from pipelines.contract import SOURCES
 from pipelines.storage import write_text
+from reports.context import ReportContext
 
 TO_FILL = "（区が記入 / to be filled in by the ward）"
 CARD_DEFAULTS = {
@@ -48,29 +49,29 @@ def _kind(trained) -> str:
     return getattr(trained, "challenger", None) or "hgb"
 
 
-def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
+def card_sections(cfg: Config, month: str, trained, context: ReportContext) -> list[tuple[str, list[tuple[str, str | Table]]]]:
     """The card's content: [(section title, [(field, text or (header, rows))])]."""
     s = _settings(cfg)
     t = cfg.settings["training"]
     share = float(cfg.settings.get("prioritise", {}).get("exploration_share", 0) or 0)
     version = trained.model_version
     serving = trained.mode == "model"
-    threshold = context["threshold"]
+    threshold = context.threshold
     features: Table = (["feature", "名称 / label", "source", "window", "imputation"],
                        [[name, f"{f.label_ja} / {f.label_en}", f.source, f.window,
                          f.imputation + (f" (flag `{name}_imp`: {f.imputed_en})" if name in FLAGGED else "")]
                         for name, f in CATALOG.items()])
     performance: Table = (["ranker", "k", "precision@k", "recall@k", "ROC AUC", "average precision", "Brier"],
-                          [[r["name"], str(r["k"]), r["precision"], r["recall"], r["roc_auc"], r["average_precision"],
-                            r["brier"]] for r in context["evaluation"]])
+                          [[r.name, str(r.k), r.precision, r.recall, r.roc_auc, r.average_precision,
+                            r.brier] for r in context.evaluation.rows])
     fairness_rows = [[t_["attribute"], r["group"], r["selection_rate"], r["selection_ratio"], r["recall"], r["precision"],
-                      "; ".join(r["flags"]) or "—"] for t_ in context["fairness"]["computed"] for r in t_["rows"]]
+                      "; ".join(r["flags"]) or "—"] for t_ in context.fairness.computed for r in t_["rows"]]
     fairness: Table = (["attribute", "group", "selection rate", "ratio to overall", "holdout recall@k",
                         "holdout precision@k", "flags"], fairness_rows)
     sources: Table = (["source", "名称", "kind", "required"],
                       [[n, src.title_ja, src.kind, "yes" if src.required else "no"] for n, src in SOURCES.items()])
     labels = trained.label_counts or {}
-    shap_rows = context["shap"]["rows"]
+    shap_rows = context.shap.rows
     top_features = ", ".join(r["label"] for r in shap_rows[:5]) if shap_rows else "—"
     status = ("champion: serves the monthly list" if serving else
               f"registered but not serving: {trained.reason}")
@@ -88,7 +89,7 @@ def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple
             ("Model", f"mimamori-risk version {version} (MLflow run {trained.run_id or '—'})"),
             ("Batch month it was trained in", month),
             ("Status", status),
-            ("Config hash / code", f"{context['meta']['rows'][1][1]} / {context['meta']['rows'][2][1]}"),
+            ("Config hash / code", f"{context.meta.rows[1][1]} / {context.meta.rows[2][1]}"),
         ]),
         ("Tier 1 — Overview / 概要", [
             ("Name", "mimamori（見守り）孤立リスクの訪問優先リスト / isolation-risk outreach priority list"),
@@ -180,7 +181,7 @@ def card_sections(cfg: Config, month: str, trained, context: dict) -> list[tuple
         ]),
         ("Tier 2 — Risks, mitigations and impact", [
             *[(f"Fairness audit at training (holdout, TPR/FDR ratios): {t_['title']}", (t_["header"], t_["rows"]))
-              for t_ in context["fairness"].get("stored", [])],
+              for t_ in context.fairness.stored],
             ("Fairness on the holdout and this month's list (computed by the report)", fairness),
             ("Limitations", "Selective labels (above); small numbers of labelled people make holdout metrics noisy; "
              "the model cannot see isolation that leaves no administrative trace; drift in source systems changes "
@@ -244,7 +245,7 @@ def card_dir(cfg: Config, version: str) -> Path:
     return cfg.work / "model_cards" / f"v{version}"
 
 
-def write_model_card(cfg: Config, month: str, trained, context: dict, log_to_mlflow: bool = True) -> dict[str, Path]:
+def write_model_card(cfg: Config, month: str, trained, context: ReportContext, log_to_mlflow: bool = True) -> dict[str, Path]:
     """Write model_card.md and model_card.html for the month's registered version; log them to MLflow."""
     title = f"Model card: mimamori-risk v{trained.model_version} ({month})"
     sections = card_sections(cfg, month, trained, context)

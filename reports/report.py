@@ -12,6 +12,7 @@ model card of the month's registered model version (reports/modelcard.py).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -25,6 +26,8 @@ from pipelines.config import Config
 from pipelines.contract import SOURCES
 from pipelines.months import shift
 from pipelines.storage import read_json, read_parquet, write_text
+from reports.context import (Calibration, Coverage, DataQuality, Drift, Evaluation, Fairness, Figure, Images,
+                             ListSection, Metadata, MetricRow, ModelTables, Notice, ReportContext, Shap, Training)
 from reports.disclosure import AGE_BANDS, age_band, suppress, suppressed_total
 
 SEX_JA = {"male": "男性", "female": "女性", "other": "その他・不明"}
@@ -71,7 +74,7 @@ def district_table(features: pd.DataFrame, listed: pd.Series, caps: dict[str, in
 
 # ------------------------------------------------------------------------------ sections
 
-def _metadata(cfg: Config, month: str, manifest: dict, trained) -> dict:
+def _metadata(cfg: Config, month: str, manifest: dict, trained) -> Metadata:
     from models.train import _code_version
 
     meta = [("対象月 / month", month), ("設定ハッシュ / config hash", manifest["config_hash"]),
@@ -86,7 +89,7 @@ def _metadata(cfg: Config, month: str, manifest: dict, trained) -> dict:
               for name, digest in sorted(manifest.get("inputs", {}).items())]
     stages = [{"name": name, "status": s.get("status"), "seconds": s.get("seconds")}
               for name, s in manifest.get("stages", {}).items()]
-    return {"rows": meta, "inputs": inputs, "stages": stages}
+    return Metadata(tuple(meta), tuple(inputs), tuple(stages))
 
 
 def _made_by(trained) -> str:
@@ -109,7 +112,7 @@ def _with_feature_checks(record: dict, manifest: dict) -> dict:
     return record | {"validation": validation}
 
 
-def _data_quality(cfg: Config, month: str, record: dict) -> dict:
+def _data_quality(cfg: Config, month: str, record: dict) -> DataQuality:
     sources = [{"name": n, "title": SOURCES[n].title_ja if n in SOURCES else n, "file": s.get("file"),
                 "encoding": s.get("encoding"), "rows": s.get("rows"), "accepted": s.get("accepted"),
                 "quarantined": s.get("quarantined"), "reasons": s.get("quarantine_reasons", {}),
@@ -135,13 +138,16 @@ def _data_quality(cfg: Config, month: str, record: dict) -> dict:
         report_dir = (cfg.runs / month / "report").resolve()
         docs_link = Path(*([".."] * len(report_dir.relative_to(cfg.work.resolve()).parts)), target.relative_to(
             cfg.work.resolve())).as_posix() if target.is_relative_to(cfg.work.resolve()) else str(target)
-    return {"sources": sources, "absent": record.get("absent_optional", []), "stray": record.get("stray_files", []),
-            "per_source": [{"name": n, "expectations": v.get("expectations", 0), "failed": v.get("failed", 0)}
-                           for n, v in sorted(per_source.items())],
-            "expectations": sum(v.get("expectations", 0) for v in per_source.values()),
-            "failed": sum(v.get("failed", 0) for v in per_source.values()),
-            "critical": entries("critical_failures"), "quarantined": entries("quarantined"),
-            "warnings": entries("warnings"), "data_docs": docs_link}
+    return DataQuality(
+        sources=tuple(sources), absent=tuple(record.get("absent_optional", [])),
+        stray=tuple(record.get("stray_files", [])),
+        per_source=tuple({"name": n, "expectations": v.get("expectations", 0), "failed": v.get("failed", 0)}
+                         for n, v in sorted(per_source.items())),
+        expectations=sum(v.get("expectations", 0) for v in per_source.values()),
+        failed=sum(v.get("failed", 0) for v in per_source.values()),
+        critical=tuple(entries("critical_failures")), quarantined=tuple(entries("quarantined")),
+        warnings=tuple(entries("warnings")), data_docs=docs_link,
+        empty_sources=tuple(s["name"] for s in sources if not s["rows"]))
 
 
 def ranker_title(who: str, trained) -> str:
@@ -160,7 +166,7 @@ def ranker_title(who: str, trained) -> str:
     return f"ルール：{ja} / rule: {en}"
 
 
-def _metric_row(name: str, m: dict, threshold: int, used: bool = False) -> dict:
+def _metric_row(name: str, m: dict, threshold: int, used: bool = False) -> MetricRow:
     """One ranker's figures at k, with any count that would reveal 1..threshold-1 people suppressed."""
     def at_k(suffix: str) -> tuple[str, str]:
         positives = m.get(f"positives_in_top_k{suffix}") or 0
@@ -171,47 +177,83 @@ def _metric_row(name: str, m: dict, threshold: int, used: bool = False) -> dict:
     precision, recall = at_k("")
     worst, _ = at_k("_worst")
     best, _ = at_k("_best")
-    return {"name": name, "used": used, "k": m.get("k"),
-            "labelled": _count(m.get("labelled_in_top_k") or 0, threshold),
-            "positives": _count(m.get("positives_in_top_k") or 0, threshold),
-            "precision": precision, "recall": recall, "precision_ties": f"{worst} – {best}",
-            "roc_auc": _fmt(m.get("roc_auc")), "average_precision": _fmt(m.get("average_precision")),
-            "brier": _fmt(m.get("brier"))}
+    return MetricRow(name=name, used=used, k=m.get("k"),
+                     labelled=_count(m.get("labelled_in_top_k") or 0, threshold),
+                     positives=_count(m.get("positives_in_top_k") or 0, threshold),
+                     precision=precision, recall=recall, precision_ties=f"{worst} – {best}",
+                     roc_auc=_fmt(m.get("roc_auc")), average_precision=_fmt(m.get("average_precision")),
+                     brier=_fmt(m.get("brier")))
 
 
-def _evaluation(cfg: Config, month: str, trained, threshold: int):
-    """(table rows, holdout, plots, calibration, extra tables) for the model-vs-baselines section."""
+def _evaluation(cfg: Config, month: str, trained, threshold: int) -> tuple[Evaluation, object, Images, Calibration,
+                                                                      ModelTables]:
+    """(evaluation, holdout, plots, calibration, extra tables) for the model-vs-baselines section.
+
+    Each part that cannot be computed this month is None (or empty) with a Notice saying why."""
     from models.baselines import describe_points
     from reports import evaluation, plots
 
     serving = evaluation.serving_ranker(trained)
     order = ["model", "champion", *BASELINES]
-    rows = [_metric_row(ranker_title(who, trained), trained.evaluation[who], threshold, who == serving)
-            for who in order if who in trained.evaluation]
-    candidates = [_metric_row(ranker_title(name, trained) + (" ✦" if name == trained.challenger else ""), m,
-                              threshold) for name, m in sorted(getattr(trained, "candidates", {}).items())]
+    rows = tuple(_metric_row(ranker_title(who, trained), trained.evaluation[who], threshold, who == serving)
+                 for who in order if who in trained.evaluation)
+    candidates = tuple(_metric_row(ranker_title(name, trained) + (" ✦" if name == trained.challenger else ""), m,
+                                   threshold) for name, m in sorted(getattr(trained, "candidates", {}).items()))
     districts = []
     for who in dict.fromkeys([serving, "alone_75"]):
         for district, m in sorted(((trained.evaluation.get(who) or {}).get("districts") or {}).items()):
             districts.append(_metric_row(f"{district}: {RANKER_TITLES.get(who, who)}", m, threshold))
     held = evaluation.holdout(cfg, month, trained) if trained.evaluation else None
-    images = {}
-    calibration = {"bins": [], "brier": None}
+    labelled = int(held.frame["label"].notna().sum()) if held is not None else 0
+    no_holdout = None if held is not None else Notice(
+        "model", f"学習用と検証用の両方の月について訪問結果を待つ期間（{cfg.get('labels', 'timespan_days')}日）が"
+        "まだ過ぎていないため、検証月がなく、モデルとルールの比較はできません。",
+        f"No holdout month yet (the {cfg.get('labels', 'timespan_days')}-day label windows of a training month and "
+        "a later holdout month have not both closed), so the rankers cannot be compared.")
+    no_precision = None
+    if held is not None and labelled == 0:
+        no_precision = Notice("model", "検証用の訪問結果がまだないため、精度は計算できません。",
+                              "No holdout labels yet, so precision cannot be measured.")
+    elif held is not None and not any((m.get("labelled_in_top_k") or 0) for m in trained.evaluation.values()):
+        no_precision = Notice("model", "上位k人の中に訪問結果のある人がいないため、上位k人の適合率は計算できません。",
+                              "Nobody in any ranker's top k has a known outcome, so precision@k cannot be measured.")
+
     if getattr(trained, "split_plot", None):
-        images["splits"] = plots.data_uri(trained.split_plot)
-    if held is not None:
+        splits = Figure(plots.data_uri(trained.split_plot))
+    else:
+        splits = Figure(None, Notice("model", "今月はモデルを学習していないため、学習・較正・検証の期間の図はありません。",
+                                     "No model was trained this month, so there is no plot of the training, "
+                                     "calibration and holdout windows."))
+    calibration = Calibration((), None)
+    if held is None:
+        pr_at_k = Figure(None, Notice("model", "検証結果がないため、上位k人の適合率・再現率の曲線はありません。",
+                                      "No holdout evaluation, so there are no precision and recall curves at k."))
+    elif labelled < threshold:
+        pr_at_k = Figure(None, Notice(
+            "model", f"検証月に訪問結果のある人が{threshold}人未満のため、上位k人の適合率・再現率の曲線は描けません（少数の秘匿）。",
+            f"Fewer than {threshold} holdout people have a known outcome, so the precision and recall curves "
+            "cannot be drawn (small cells are not shown)."))
+    else:
         curves = evaluation.curves(held, threshold)
         names = evaluation.RANKER_NAMES | {"model": f"challenger ({trained.challenger})",
                                            "champion": f"champion v{trained.champion_version}"}
-        images["pr_at_k"] = plots.data_uri(plots.precision_recall_at_k(curves, held.k, names))
+        pr_at_k = Figure(plots.data_uri(plots.precision_recall_at_k(curves, held.k, names)))
+    if held is None or "model" not in held.rankers:
+        calibration_figure = Figure(None, Notice(
+            "model", "今月はモデルを検証していないため、較正図はありません。",
+            "No model was evaluated on the holdout this month, so there is no calibration plot."))
+    else:
         bins, brier = evaluation.calibration_bins(held, threshold)
-        calibration = {"bins": bins, "brier": brier}
-        if bins:
-            images["calibration"] = plots.data_uri(plots.calibration(bins, brier))
-    extra = {"candidates": candidates, "districts": districts,
-             "points": describe_points(cfg.settings["baselines"]),
-             "points_min": cfg.settings["baselines"]["points_min"]}
-    return rows, held, images, calibration, extra
+        calibration = Calibration(tuple(bins), brier)
+        calibration_figure = Figure(plots.data_uri(plots.calibration(bins, brier))) if bins else Figure(None, Notice(
+            "model", f"検証月に訪問結果のある人が{threshold}人未満のため、較正図は描けません（少数の秘匿）。",
+            f"Fewer than {threshold} holdout people have a known outcome, so there is no calibration plot "
+            "(small cells are not shown)."))
+    extra = ModelTables(candidates=candidates, districts=tuple(districts),
+                        points=tuple(describe_points(cfg.settings["baselines"])),
+                        points_min=cfg.settings["baselines"]["points_min"])
+    return (Evaluation(rows if held is not None else (), no_holdout, no_precision), held,
+            Images(splits, pr_at_k, calibration_figure), calibration, extra)
 
 
 def _explaining_model(cfg: Config, trained):
@@ -232,7 +274,7 @@ def _explaining_model(cfg: Config, trained):
         return None, False
 
 
-def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataFrame, threshold: int) -> dict:
+def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataFrame, threshold: int) -> Shap:
     from models.explain import grouped, shap_values
     from reports import plots
 
@@ -243,10 +285,15 @@ def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataF
     shown = suppress(reason_counts, threshold)
     reasons = [{"feature": n, "label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}", "listed": shown[n]}
                for n in reason_counts.sort_values(ascending=False, kind="stable").index]
-    section = {"reasons": reasons, "image": None, "serving": False, "version": trained.model_version, "rows": []}
     model, serving = _explaining_model(cfg, trained)
     if model is None or not len(eligible):
-        return section
+        why = (Notice("reasons", "今月はモデルがないため、SHAP の全体像はありません（理由はルールの条件です）。",
+                      "No model this month, so no SHAP summary (the reasons are the rule's criteria).")
+               if model is None else
+               Notice("reasons", "掲載可能な住民がいないため、SHAP の全体像はありません。",
+                      "Nobody is eligible this month, so there is no SHAP summary."))
+        return Shap(reasons=tuple(reasons), image=None, serving=False, version=trained.model_version, rows=(),
+                    base=None, n=None, why_not=why)
     sample = eligible.sort_values("pid", kind="stable")
     if len(sample) > SHAP_SAMPLE:
         sample = sample.sample(SHAP_SAMPLE, random_state=0).sort_values("pid", kind="stable")
@@ -256,13 +303,13 @@ def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataF
     labels = [plots.text(CATALOG[n].label_ja, CATALOG[n].label_en) for n in group_names]
     title = plots.text("SHAP 寄与の全体像", "Global SHAP summary") + \
         f" — {len(sample)} eligible residents, model v{trained.model_version}" + ("" if serving else " (not serving)")
-    section.update(image=plots.data_uri(plots.shap_summary(contrib, data, labels, title)), serving=serving,
-                   base=base, n=len(sample),
-                   rows=[{"label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}",
-                          "mean_abs": float(np.abs(contrib[:, j]).mean()),
-                          "share_raising": float((contrib[:, j] > 0).mean())}
-                         for j, n in sorted(enumerate(group_names), key=lambda t: -np.abs(contrib[:, t[0]]).mean())])
-    return section
+    rows = tuple({"label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}",
+                  "mean_abs": float(np.abs(contrib[:, j]).mean()),
+                  "share_raising": float((contrib[:, j] > 0).mean())}
+                 for j, n in sorted(enumerate(group_names), key=lambda t: -np.abs(contrib[:, t[0]]).mean()))
+    return Shap(reasons=tuple(reasons), image=plots.data_uri(plots.shap_summary(contrib, data, labels, title)),
+                serving=serving, version=trained.model_version, rows=rows, base=float(base), n=len(sample),
+                why_not=None)
 
 
 def _previous_features(cfg: Config, month: str) -> pd.DataFrame | None:
@@ -277,7 +324,7 @@ def _previous_features(cfg: Config, month: str) -> pd.DataFrame | None:
     return None
 
 
-def _drift_section(cfg: Config, month: str, features: pd.DataFrame) -> dict:
+def _drift_section(cfg: Config, month: str, features: pd.DataFrame) -> Drift:
     from reports import evaluation
 
     previous = _previous_features(cfg, month)
@@ -293,18 +340,29 @@ def _drift_section(cfg: Config, month: str, features: pd.DataFrame) -> dict:
         for row in score:
             row["label"] = "スコア / score (the list ranker's output; moves when a new model version serves)"
         rows += score
-    return {"previous": shift(month, -1) if previous is not None else None, "rows": rows,
-            "flagged": sum(r["flag"] for r in rows), "threshold": evaluation.PSI_FLAG}
+    why = None
+    if previous is None:
+        why = Notice("drift", f"前月（{shift(month, -1)}）のデータがないため、ドリフトは比較できません。",
+                     f"No data for the previous month ({shift(month, -1)}), so drift cannot be measured.")
+    elif not rows:
+        why = Notice("drift", "前月と今月に共通の特徴量がないため、ドリフトは比較できません。",
+                     "The previous month shares no feature with this month, so drift cannot be measured.")
+    return Drift(previous=shift(month, -1) if previous is not None else None, rows=tuple(rows),
+                 flagged=sum(r["flag"] for r in rows), threshold=evaluation.PSI_FLAG, why_not=why)
 
 
 def _fairness_section(trained_json: dict, held, listed: pd.DataFrame, eligible: pd.DataFrame,
-                      threshold: int) -> dict:
+                      threshold: int) -> Fairness:
     from reports import evaluation
 
     stored = trained_json.get("fairness") if isinstance(trained_json, dict) else None
-    return {"computed": evaluation.group_results(held, listed, eligible, threshold),
-            "stored": _generic_tables(stored, threshold) if stored else [],
-            "ratio": evaluation.FAIRNESS_RATIO}
+    why = None if held is not None else Notice(
+        "fairness", "検証結果がないため、グループ別の検証月の再現率・適合率は示せません（今月の掲載率のみ示します）。",
+        "No holdout evaluation, so per-group holdout recall and precision cannot be shown "
+        "(only this month's selection rates).")
+    return Fairness(computed=tuple(evaluation.group_results(held, listed, eligible, threshold)),
+                    stored=tuple(_generic_tables(stored, threshold) if stored else []),
+                    ratio=evaluation.FAIRNESS_RATIO, holdout_why_not=why)
 
 
 COUNT_WORDS = ("labelled", "positives", "true_positives", "selected", "count", "n", "people", "listed")
@@ -386,8 +444,87 @@ def _eligible(cfg: Config, month: str, features: pd.DataFrame) -> tuple[pd.DataF
 
 # ------------------------------------------------------------------------------ the report
 
-def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> dict:
-    """Everything the report and the model card show, as plain data."""
+def _training(cfg: Config, trained) -> Training:
+    t = cfg.settings["training"]
+    counts = dict(trained.label_counts or {})
+    coverage = (Coverage(int(counts["holdout_cohort"]), int(counts.get("holdout_labelled", 0)),
+                         float(counts.get("holdout_coverage_pct", 0.0))) if "holdout_cohort" in counts else None)
+    why = None
+    if trained.challenger is None and not trained.train_months:
+        why = Notice("model", f"訪問結果を待つ期間（{cfg.get('labels', 'timespan_days')}日）が学習と検証に足りるだけ"
+                     "まだ過ぎていないため、モデルは学習できません。今のルールでリストを作りました。",
+                     f"No {cfg.get('labels', 'timespan_days')}-day label window has closed early enough to train "
+                     "and hold out, so no model could be trained; today's rule made the list.")
+    elif trained.challenger is None:
+        why = Notice("model", f"学習月の訪問結果が{counts.get('train_labelled', 0)}件（うち要支援"
+                     f"{counts.get('train_positive', 0)}件）で、必要な{t['min_labelled']}件（要支援{t['min_positive']}件）"
+                     "に足りないため、モデルは学習できません。ルールでリストを作りました。",
+                     f"The training months hold {counts.get('train_labelled', 0)} labelled rows "
+                     f"({counts.get('train_positive', 0)} positive); at least {t['min_labelled']} "
+                     f"({t['min_positive']} positive) are needed, so no model could be trained; a rule made the list.")
+    calibration_months = tuple(getattr(trained, "calibration_months", []) or [])
+    train_months = tuple(trained.train_months or [])
+    return Training(
+        mode=trained.mode, reason=trained.reason, holdout_month=trained.holdout_month, train_months=train_months,
+        fit_months=train_months[:len(train_months) - len(calibration_months)], calibration_months=calibration_months,
+        label_counts=counts, baseline=trained.baseline, model_version=trained.model_version,
+        calibration=getattr(trained, "calibration", None), criterion=getattr(trained, "criterion", None),
+        serving=getattr(trained, "serving", None), challenger_version=getattr(trained, "challenger_version", None),
+        champion_version=getattr(trained, "champion_version", None), coverage=coverage, why_not=why)
+
+
+def _listing(cfg: Config, features: pd.DataFrame, listed: pd.DataFrame, eligible: pd.DataFrame, counts: dict,
+             caps: dict[str, int], threshold: int) -> ListSection:
+    """Cohort counts, and in words every district whose capacity the list could not fill."""
+    min_age = cfg.get("prioritise", "min_age")
+    cohort = [("住民（スコア対象）/ residents scored", _count(len(features), threshold)),
+              (f"{min_age}歳以上 / aged {min_age}+", _count(counts["min_age_cohort"], threshold)),
+              ("除外（申出・支援中・入院入所）/ excluded", _count(counts["excluded"], threshold)),
+              ("180日以内に訪問済み / visited in the last 180 days", _count(counts["visited"], threshold)),
+              ("掲載可能 / eligible", _count(counts["eligible"], threshold)),
+              ("訪問枠 / capacity", str(sum(caps.values()))),
+              ("掲載 / listed", str(len(listed)))]
+    if "exploration" in listed.columns:
+        cohort.append(("うち探索枠（無作為抽出）/ of which exploration picks (random)",
+                       str(int(listed["exploration"].fillna(False).astype(bool).sum()))))
+    notes = []
+    if not sum(caps.values()):
+        share = cfg.get("capacity", "share_of_residents")
+        notes.append(Notice("cohort", f"訪問枠が0人のため（住民の{share:.2%}、capacity.share_of_residents = {share}）、"
+                            "今月のリストは空です。",
+                            f"The visiting capacity is 0 (capacity.share_of_residents = {share} of "
+                            f"{len(features)} residents), so this month's list is empty."))
+    per_district = eligible["district"].value_counts()
+    for district, cap in sorted(caps.items()):
+        n = int(per_district.get(district, 0))
+        if cap and n == 0:
+            notes.append(Notice("cohort", f"{district}には掲載できる人がいないため、訪問枠{cap}人に対して掲載は0人です。",
+                                f"Nobody in district {district} is eligible, so none of its {cap} visits is listed."))
+        elif cap > n:
+            notes.append(Notice("cohort", f"{district}は掲載できる人が訪問枠{cap}人より少ないため、"
+                                f"全員（{_count(n, threshold)}人）を掲載しました。",
+                                f"District {district} has fewer eligible people than its {cap} visits, so all of them "
+                                f"({_count(n, threshold)}) are listed."))
+    return ListSection(cohort=tuple(cohort), capacity=int(sum(caps.values())), listed=len(listed), why_not=tuple(notes))
+
+
+def _delivery_notices(quality: DataQuality) -> tuple[Notice, ...]:
+    notes = []
+    if quality.absent:
+        names = ", ".join(quality.absent)
+        notes.append(Notice("quality", f"今月は任意の情報源（{names}）が届いていません。これらに基づく特徴量は、"
+                            "前月までに届いた記録だけで計算しています。",
+                            f"Optional sources not delivered this month: {names}. Features from them use only the "
+                            "records delivered in earlier months."))
+    if quality.empty_sources:
+        names = ", ".join(quality.empty_sources)
+        notes.append(Notice("quality", f"今月届いたファイルのうち、{names} には行がありませんでした。",
+                            f"Delivered this month without any rows: {names}."))
+    return tuple(notes)
+
+
+def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> ReportContext:
+    """Everything the report and the model card show, as one typed structure (reports/context.py)."""
     run_dir = cfg.runs / month
     manifest = read_json(run_dir / "manifest.json")
     record = lake.delivery_record(cfg.lake, month) or {}
@@ -397,45 +534,26 @@ def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.Da
     caps = prioritise.get("capacity") or {}
     eligible, counts = _eligible(cfg, month, features)
     listed_attrs = features.set_index("pid").loc[listed["pid"]]
-    tables = [
+    tables = (
         district_table(features, listed_attrs["district"], caps, threshold),
         makeup_table("年齢区分別 / by age band (90+ top-coded)", age_band(features["age"]),
                      age_band(listed_attrs["age"]), [b[2] for b in AGE_BANDS], threshold),
         makeup_table("性別 / by sex", features["sex"].map(SEX_JA), listed_attrs["sex"].map(SEX_JA),
                      list(SEX_JA.values()), threshold),
-    ]
-    evaluation_rows, held, images, calibration, model_tables = _evaluation(cfg, month, trained, threshold)
-    cohort = [("住民（スコア対象）/ residents scored", _count(len(features), threshold)),
-              (f"{cfg.get('prioritise', 'min_age')}歳以上 / aged {cfg.get('prioritise', 'min_age')}+",
-               _count(counts["min_age_cohort"], threshold)),
-              ("除外（申出・支援中・入院入所）/ excluded", _count(counts["excluded"], threshold)),
-              ("180日以内に訪問済み / visited in the last 180 days", _count(counts["visited"], threshold)),
-              ("掲載可能 / eligible", _count(counts["eligible"], threshold)),
-              ("訪問枠 / capacity", str(sum(caps.values()))),
-              ("掲載 / listed", str(len(listed)))]
-    if "exploration" in listed.columns:
-        cohort.append(("うち探索枠（無作為抽出）/ of which exploration picks (random)",
-                       str(int(listed["exploration"].fillna(False).astype(bool).sum()))))
-    return {
-        "month": month, "threshold": threshold, "meta": _metadata(cfg, month, manifest, trained),
-        "quality": _data_quality(cfg, month, _with_feature_checks(record, manifest)),
-        "training": {"mode": trained.mode, "reason": trained.reason, "holdout_month": trained.holdout_month,
-                     "train_months": trained.train_months, "label_counts": trained.label_counts,
-                     "baseline": trained.baseline, "model_version": trained.model_version,
-                     "calibration_months": getattr(trained, "calibration_months", []),
-                     "calibration": getattr(trained, "calibration", None),
-                     "criterion": getattr(trained, "criterion", None),
-                     "serving": getattr(trained, "serving", None),
-                     "challenger_version": getattr(trained, "challenger_version", None),
-                     "champion_version": getattr(trained, "champion_version", None)},
-        "evaluation": evaluation_rows, "model_tables": model_tables, "holdout": held, "images": images, "calibration": calibration,
-        "cohort": cohort, "tables": tables,
-        "fairness": _fairness_section(trained_json, held, listed, eligible, threshold),
-        "shap": _shap_section(cfg, trained, eligible, listed, threshold),
-        "drift": _drift_section(cfg, month, features),
-        "list_path": run_dir / "list.parquet", "mlflow_uri": f"sqlite:///{cfg.mlflow_db}",
-        "settings": cfg.settings,
-    }
+    )
+    evaluation, held, images, calibration, model_tables = _evaluation(cfg, month, trained, threshold)
+    quality = _data_quality(cfg, month, _with_feature_checks(record, manifest))
+    return ReportContext(
+        month=month, threshold=threshold, meta=_metadata(cfg, month, manifest, trained),
+        quality=quality, delivery_notes=_delivery_notices(quality), training=_training(cfg, trained),
+        evaluation=evaluation, model_tables=model_tables, holdout=held, images=images, calibration=calibration,
+        listing=_listing(cfg, features, listed, eligible, counts, caps, threshold), tables=tables,
+        fairness=_fairness_section(trained_json, held, listed, eligible, threshold),
+        shap=_shap_section(cfg, trained, eligible, listed, threshold),
+        drift=_drift_section(cfg, month, features),
+        list_path=run_dir / "list.parquet", mlflow_uri=f"sqlite:///{cfg.mlflow_db}",
+        settings=cfg.settings,
+    )
 
 
 def write_report(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> Path:
@@ -450,8 +568,8 @@ def write_report(cfg: Config, month: str, features: pd.DataFrame, listed: pd.Dat
         write_text(card["html"].read_text(encoding="utf-8"), report_dir / "model_card.html")
     else:
         (report_dir / "model_card.html").unlink(missing_ok=True)
-    html = _ENV.get_template("report.html.j2").render(
-        **context, explanations=explanations, model_card="model_card.html" if card else None)
+    context = replace(context, explanations=explanations, model_card="model_card.html" if card else None)
+    html = _ENV.get_template("report.html.j2").render(**context.template_vars())
     path = report_dir / "index.html"
     write_text(html, path)
     return path

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import CATALOG, EXPLORATION, FLAGGED, MODEL_FEATURES, describe
+from models.candidates import base_pipeline, fit_candidate, log_odds
 from models.estimator import make_model
 from models.explain import (EXPLANATIONS, additivity_error, contributions, explain_person, explanation_table,
                             grouped, reasons)
@@ -59,8 +60,7 @@ def test_contributions_plus_base_equal_the_log_odds_and_reasons_come_from_the_ca
     listed = frame.iloc[:50]
     table = explanation_table(listed, model, "7")
     assert additivity_error(table) < 1e-6
-    np.testing.assert_allclose(table["log_odds"], model.decision_function(listed[MODEL_FEATURES].to_numpy()),
-                               atol=1e-12)
+    np.testing.assert_allclose(table["log_odds"], log_odds(model, listed[MODEL_FEATURES].to_numpy()), atol=1e-12)
     assert set(table["model_version"]) == {"7"}
     why = reasons(listed, contributions(table))
     _check_phrases(listed, why)
@@ -70,6 +70,41 @@ def test_contributions_plus_base_equal_the_log_odds_and_reasons_come_from_the_ca
         assert all(c > 0 for c in r["reason_contributions"])
         assert r["reason_contributions"] == sorted(r["reason_contributions"], reverse=True)
         assert len(r["reason_features"]) <= 3
+
+
+def _calibrated(frame: pd.DataFrame, name: str):
+    """A candidate as training serves it: fitted on one part, Platt-calibrated on another."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    import tomllib
+
+    from pipelines.config import DEFAULTS
+
+    rng = np.random.default_rng(2)
+    logit = (frame["age"] - 80) / 8 + frame["care_arrears_months"] + frame["months_since_contact_imp"] - 1
+    y = (rng.random(len(frame)) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = frame[MODEL_FEATURES].to_numpy(dtype="float64")
+    training = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))["training"] | {"max_iter": 40}
+    model, note = fit_candidate(name, training, X[:500], y[:500], X[500:], y[500:])
+    assert isinstance(model, CalibratedClassifierCV), note
+    return model
+
+
+@pytest.mark.parametrize("name", ["hgb", "logit"])
+def test_a_calibrated_models_explanations_add_up_to_its_pipelines_log_odds(name):
+    frame = _frame(900, seed=4)
+    model = _calibrated(frame, name)
+    assert not hasattr(model, "decision_function")   # why the explanations cannot call it directly
+    listed = frame.iloc[:40]
+    X = listed[MODEL_FEATURES].to_numpy(dtype="float64")
+    table = explanation_table(listed, model, "9")
+    assert additivity_error(table) < 1e-6
+    np.testing.assert_allclose(table["log_odds"], base_pipeline(model).decision_function(X), atol=1e-12)
+    np.testing.assert_allclose(table["log_odds"], log_odds(model, X), atol=1e-12)
+    # calibration is monotone in those log-odds, so the reasons explain the served ranking too
+    served = model.predict_proba(X)[:, 1]
+    order = np.argsort(table["log_odds"].to_numpy(), kind="stable")
+    assert np.all(np.diff(served[order]) >= -1e-12)
 
 
 def test_a_feature_and_its_no_record_flag_are_one_reason():
@@ -114,8 +149,10 @@ def test_stored_explanations_add_up_to_the_registered_models_log_odds(ward):
     model = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{listed['model_version'].iloc[0]}")
     features = read_parquet(ward.cfg.features_dir / f"{ward.month}.parquet").set_index("pid").loc[listed["pid"]]
     X = features[MODEL_FEATURES].to_numpy(dtype="float64")
-    np.testing.assert_allclose(contributions(table).sum(axis=1) + table["base_value"], model.decision_function(X),
-                               atol=1e-6)
+    # log_odds, not model.decision_function: a calibrated model (CalibratedClassifierCV over a
+    # FrozenEstimator) has no decision_function; the reasons explain its pipeline's log-odds
+    np.testing.assert_allclose(contributions(table).sum(axis=1) + table["base_value"],
+                               log_odds(model, X), atol=1e-6)
     np.testing.assert_allclose(listed["score"], model.predict_proba(X)[:, 1], atol=1e-6)
     # the stored reasons are the largest grouped contributions, worded by the catalogue
     names, grouped_phi = grouped(contributions(table))

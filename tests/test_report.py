@@ -126,3 +126,61 @@ def test_the_report_renders_in_headless_chromium_without_overflow(ward, tmp_path
     assert image[:, :1100].std() > 20                      # something was drawn
     # the page is centred at 1100 px: nothing may spill into the right margin (a too-wide table or image)
     assert image[:, 1230:].min() > 240, "content overflows the page width"
+
+
+# ------------------------------------------------------------------ the typed context (issue 12)
+
+def _bare_context(**changes):
+    """A context where nothing could be computed: every optional part None with its reason."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from reports.context import (Calibration, DataQuality, Drift, Evaluation, Fairness, Figure, Images, ListSection,
+                                 Metadata, ModelTables, Notice, ReportContext, Shap, Training)
+
+    def why(section, word):
+        return Notice(section, f"{word}は計算できません。", f"{word} cannot be computed.")
+
+    context = ReportContext(
+        month="2026-10", threshold=10, meta=Metadata((("対象月 / month", "2026-10"),), (), ()),
+        quality=DataQuality((), ("welfare_contacts",), (), (), 0, 0, (), (), (), None, ("checkups",)),
+        delivery_notes=(why("quality", "配達"),),
+        training=Training("baseline", "cold start", None, (), (), (), {}, "alone_75", None, None, None, "alone_75",
+                          None, None, None, why("model", "学習")),
+        evaluation=Evaluation((), why("model", "比較"), None), model_tables=ModelTables((), (), (), 3),
+        images=Images(Figure(None, why("model", "分割図")), Figure(None, why("model", "曲線")),
+                      Figure(None, why("model", "較正図"))),
+        calibration=Calibration((), None),
+        listing=ListSection((("掲載 / listed", "0"),), 0, 0, (why("cohort", "訪問枠"),)), tables=(),
+        fairness=Fairness((), (), 0.8, why("fairness", "公平性")),
+        shap=Shap((), None, False, None, (), None, None, why("reasons", "SHAP")),
+        drift=Drift(None, (), 0, 0.2, why("drift", "ドリフト")),
+        list_path=Path("list.parquet"), mlflow_uri="sqlite:///x.db", settings={})
+    return replace(context, **changes)
+
+
+def test_the_template_renders_a_month_where_nothing_could_be_computed_and_says_why_for_each_part():
+    from reports.report import _ENV
+
+    context = _bare_context()
+    html = _ENV.get_template("report.html.j2").render(**context.template_vars())
+    words = ["配達", "学習", "比較", "訪問枠", "公平性", "SHAP", "ドリフト"]
+    top = html[html.index('id="not-possible"'):html.index("<nav>")]
+    for word in words:       # each reason once in the summary at the top and once in its section
+        assert f"{word}は計算できません。" in top
+        assert html.count(f"{word}は計算できません。") == 2, word
+        assert f"{word} cannot be computed." in html
+    assert [n.section for n in context.notices] == ["quality", "model", "model", "model", "model", "model", "cohort",
+                                                    "fairness", "reasons", "drift"]
+    for notice in context.notices:
+        assert f'href="#{notice.section}"' in top and f'id="{notice.section}"' in html
+
+
+def test_a_figure_has_an_image_or_a_reason_never_both_nor_neither():
+    from reports.context import Figure, Notice
+
+    why = Notice("model", "図はありません。", "No plot.")
+    assert Figure("data:image/png;base64,xx").why_not is None and Figure(None, why).uri is None
+    for bad in [lambda: Figure(None), lambda: Figure("data:image/png;base64,xx", why)]:
+        with pytest.raises(ValueError):
+            bad()
