@@ -44,8 +44,9 @@ demo: install
 	$(MIMAMORI) audit verify
 	@$(MIMAMORI) where --month $(DEMO_END)
 
+# Two workers: the suite is single-threaded Python for most of its time, and CI has 2 cores.
 test: install-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The full ward matrix (issue 12): every size (500, 2,000, 6,000 residents) × history (1, 3, 8, 14
 # months) × clean/messy, end to end through release and audit verify. Slow; run before every release.
