@@ -112,11 +112,28 @@ def _with_feature_checks(record: dict, manifest: dict) -> dict:
     return record | {"validation": validation}
 
 
+LINE_TERMS = (("header", "見出し", "header"), ("blank", "空行", "blank"), ("accepted", "採用", "accepted"),
+              ("quarantined", "隔離", "quarantined"), ("refused", "拒否", "refused"))
+
+
+def _line_accounting(lines: dict | None) -> dict | None:
+    """The delivery record's count of every physical line (Parquet: row) as a sentence per language.
+
+    Ingest refuses to commit a month whose counts do not add up, so the sum shown is exact."""
+    if not lines:
+        return None
+    unit_ja, unit_en = ("行", "rows") if lines.get("unit") == "rows" else ("物理行", "physical lines")
+    parts = [(ja, en, int(lines.get(kind, 0))) for kind, ja, en in LINE_TERMS if int(lines.get(kind, 0))]
+    return {"physical": int(lines["physical"]),
+            "ja": f"{unit_ja} {int(lines['physical']):,} ＝ " + " ＋ ".join(f"{ja} {n:,}" for ja, _, n in parts),
+            "en": f"{int(lines['physical']):,} {unit_en} = " + " + ".join(f"{n:,} {en}" for _, en, n in parts)}
+
+
 def _data_quality(cfg: Config, month: str, record: dict) -> DataQuality:
     sources = [{"name": n, "title": SOURCES[n].title_ja if n in SOURCES else n, "file": s.get("file"),
                 "encoding": s.get("encoding"), "rows": s.get("rows"), "accepted": s.get("accepted"),
                 "quarantined": s.get("quarantined"), "reasons": s.get("quarantine_reasons", {}),
-                "unknown": s.get("unknown_columns", [])}
+                "unknown": s.get("unknown_columns", []), "lines": _line_accounting(s.get("lines"))}
                for n, s in record.get("sources", {}).items()]
     validation = record.get("validation") or {}
     per_source = validation.get("sources") or {}
