@@ -280,6 +280,17 @@ def test_a_missing_key_over_an_existing_lake_says_restore_and_keygen_refuses(zon
     assert "already holds pseudonyms" in err and not zones.cfg.key_file.exists()
 
 
+def test_an_interrupted_rekey_is_named_and_not_finished_by_a_run(zones, capsys):
+    pending = zones.cfg.key_file.with_name("hmac.key.pending")
+    create_key(pending)
+    record_path = lake.record_file(zones.cfg.lake, EARLIER)
+    record = read_json(record_path) | {"key_id": key_id(load_key(pending))}   # re-ingested under the new key
+    write_json(record, record_path)
+    assert zones.cli("run", "--month", MONTH) == 2
+    assert "`mimamori rekey` was interrupted" in capsys.readouterr().err
+    assert read_json(record_path)["key_id"] == key_id(load_key(pending))
+
+
 def test_a_world_readable_key_is_refused_before_anything_runs(zones, capsys):
     os.chmod(zones.cfg.key_file, 0o644)
     manifest = (zones.cfg.runs / MONTH / "manifest.json").read_bytes()
