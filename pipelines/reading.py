@@ -103,7 +103,7 @@ class SourceRead:
     quarantine: pd.DataFrame
     unknown_columns: list[str]  # header names not in the contract (their columns are dropped)
     encoding: str  # "utf-8", "utf-8-sig", "cp932" or "parquet"
-    # Every physical line of the file counted once (see _accounting): unit ("lines", or "rows"
+    # Every physical line of the file counted once (see read_source): unit ("lines", or "rows"
     # for Parquet), physical, header, blank, accepted, quarantined, refused, multiline_records.
     lines: dict = field(default_factory=dict)
     # Physical lines each good row spans (1 unless a quoted cell holds a line break), aligned
