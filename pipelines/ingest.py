@@ -133,10 +133,6 @@ def pseudonymise_rows(rows: pd.DataFrame, source: Source, key: bytes, month: str
     return out.reset_index(drop=True)
 
 
-# Columns of the work zone's quarantine files, after the pseudonym columns of the source.
-WORK_QUARANTINE_COLUMNS = ["_line", "reason", "expectation", "columns"]
-
-
 def _fault_columns(reasons: pd.Series) -> pd.Series:
     """The contract columns a row's reasons name ("amount_due: negative; duplicate key (a, b)" ->
     "amount_due, a, b"); "*" for a malformed row, whose fields map to no column."""

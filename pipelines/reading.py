@@ -103,7 +103,7 @@ class SourceRead:
     quarantine: pd.DataFrame
     unknown_columns: list[str]  # header names not in the contract (their columns are dropped)
     encoding: str  # "utf-8", "utf-8-sig", "cp932" or "parquet"
-    # Every physical line of the file counted once (see _accounting): unit ("lines", or "rows"
+    # Every physical line of the file counted once (see read_source): unit ("lines", or "rows"
     # for Parquet), physical, header, blank, accepted, quarantined, refused, multiline_records.
     lines: dict = field(default_factory=dict)
     # Physical lines each good row spans (1 unless a quoted cell holds a line break), aligned
@@ -241,11 +241,23 @@ def record_texts(path: Path, lines: list[int], spans: list[int] | None = None) -
     if path.name.endswith(".gz"):
         data = gzip.decompress(data)
     data, _ = _to_utf8(path, data)
-    pieces = re.split(rb"(\r\n|\r|\n)", data)  # content, line end, content, line end, ...
-    contents = pieces[0::2]
     physical = _physical_lines(data)
-    return [b"\n".join(contents[line - 1:line - 1 + span]).decode("utf-8", "replace")
-            if 1 <= line and line + span - 1 <= physical else None for line, span in zip(lines, spans)]
+    if data.count(b"\r") == data.count(b"\r\n"):
+        # LF or CRLF: line starts from the positions of LF (an int array, not a million strings)
+        breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        starts = np.concatenate([[0], breaks + 1])
+        stops = np.concatenate([breaks, [len(data)]])
+
+        def text(line: int, span: int) -> str:
+            chunk = data[starts[line - 1]:stops[line + span - 2]]
+            return chunk.replace(b"\r\n", b"\n").rstrip(b"\r").decode("utf-8", "replace")
+    else:
+        contents = re.split(rb"\r\n|\r|\n", data)
+
+        def text(line: int, span: int) -> str:
+            return b"\n".join(contents[line - 1:line - 1 + span]).decode("utf-8", "replace")
+    return [text(line, span) if 1 <= line and line + span - 1 <= physical else None
+            for line, span in zip(lines, spans)]
 
 
 # ------------------------------------------------------------------------------- decoding

@@ -234,3 +234,46 @@ def test_rows_moved_by_validation_keep_pseudonyms_only_and_their_raw_line_in_cus
     bills = pd.read_csv(cfg.inbox / MONTH / "care_premiums.csv", dtype=str, keep_default_na=False)
     assert raw["text"].tolist() == [",".join(bills.iloc[3])]
     assert not (cfg.custody_quarantine / PREVIOUS / "care_premiums.parquet").exists()
+
+
+@pytest.mark.parametrize("data", [b'h\n1,a\n2,"b\nc"\n3\n', b'h\r\n1,a\r\n2,"b\r\nc"\r\n3', b'h\r1,a\r2,"b\rc"\r3\r'])
+def test_the_custodian_gets_each_record_as_delivered_whatever_the_line_ends(tmp_path, data):
+    from pipelines.reading import record_texts
+
+    (tmp_path / "x.csv").write_bytes(data)
+    assert record_texts(tmp_path / "x.csv", [2, 3, 5, 6], [1, 2, 1, 1]) == ["1,a", '2,"b\nc"', "3", None]
+
+
+def _welfare(tmp_path: Path, data: bytes):
+    path = tmp_path / "welfare_contacts.csv"
+    path.write_bytes(data)
+    return read_source(path, SOURCES["welfare_contacts"], MONTH)
+
+
+_WELFARE = ["resident_id,contact_date,channel", "0011,2026-10-01,visit", "0012,2026-10-02,phone",
+            "0013,2026-10-03,counter"]
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_lf_crlf_and_cr_only_files_read_alike_line_for_line(tmp_path, ending):
+    read = _welfare(tmp_path, ending.join(_WELFARE).encode())
+    assert read.rows["_line"].tolist() == [2, 3, 4] and read.quarantine.empty
+    assert read.lines == {"unit": "lines", "physical": 4, "header": 1, "blank": 0, "accepted": 3,
+                          "quarantined": 0, "refused": 0, "multiline_records": 0}
+
+
+def test_an_embedded_nul_costs_its_own_line_only(tmp_path):
+    lines = list(_WELFARE)
+    lines[2] = lines[2].replace("phone", "ph\x00one")
+    read = _welfare(tmp_path, "\n".join(lines).encode())
+    assert read.rows["_line"].tolist() == [2, 4]
+    assert dict(zip(read.quarantine["_line"], read.quarantine["reason"])) == {3: "channel: unknown value"}
+    assert (read.lines["accepted"], read.lines["quarantined"]) == (2, 1)
+
+
+def test_a_quote_opened_mid_file_and_closed_later_refuses_naming_where_it_opens(tmp_path):
+    lines = list(_WELFARE)
+    lines[1] = lines[1].replace(",visit", ',"visit')
+    lines[2] = lines[2].replace(",phone", ',phone"')
+    with pytest.raises(ContractError, match=r"line 2: a quoted field opens here and runs to line 3"):
+        _welfare(tmp_path, "\n".join(lines).encode())
