@@ -61,11 +61,20 @@ def needle_groups(read: SourceRead) -> tuple[Groups, bool]:
     """Needle groups of one residents extract as read, and whether a row was refused as "in the
     future" (rows read without a delivery month: today's date decided them, see _NeedleCache)."""
     rows = read.rows
+    # A quarantined row's person is as identifiable as an accepted one's: search for its raw
+    # identifiers too (they are kept in custody, and must appear nowhere in the work zone).
+    held = read.quarantine if len(read.quarantine) else None
     groups: Groups = []
     for column, kind in _ID_COLUMNS:
+        values = rows[column].dropna().astype("str")
+        if held is not None and column in held.columns:
+            # Raw cells of a malformed row may hold a shifted fragment ("1", "男"): only values
+            # long enough to identify someone are searched, so a short code cannot raise alarms.
+            raw = held[column].dropna().astype("str").str.strip()
+            values = pd.concat([values, raw[raw.str.len() >= 3]], ignore_index=True)
         # Distinct first, then squashed: same values in the same first-occurrence order as
         # squashing every row, at a fraction of the cost.
-        distinct = pc.unique(pa.array(rows[column].dropna().astype("str").array))
+        distinct = pc.unique(pa.array(values.array))
         # Arrow's literal replace: the same strings as _squash, without a Python call per value
         squashed = pc.replace_substring(pc.replace_substring(distinct, " ", ""), "\u3000", "")
         groups.append((kind, list(dict.fromkeys(squashed.to_pylist()))))

@@ -38,3 +38,23 @@ def test_where_birth_dates_cover_every_day_a_date_alone_is_not_flagged():
     # in a small ward the rule still finds them
     few = births[::40]
     assert _date_column_leaks(_column(few), frozenset(few))
+
+
+def test_the_guard_searches_for_the_identifiers_of_a_quarantined_residents_row(tmp_path):
+    """A row quarantined for a bad birth date is still a person: their name, address and phone
+    must be needles, or a leak of exactly the rows that went wrong would pass unseen."""
+    from pipelines.contract import SOURCES
+    from pipelines.leakscan import _squash, needle_groups
+    from pipelines.reading import read_source
+
+    header = "resident_id,household_id,name,name_kana,birth_date,sex,address,district,relationship,moved_in_date,phone"
+    good = "0010811509,5100085657,佐藤　聡子,サトウ　サトコ,1981-04-15,2,東京都みまもり区新田2丁目4番14号,新田地区,世帯主,2015-02-14,080-8603-9587"
+    bad = "0010811511,5100085664,佐藤　信也,サトウ　シンヤ,1984-13-45,1,東京都みまもり区西原1丁目7番4号,西原地区,世帯主,2010-09-02,03-3923-4015"
+    path = tmp_path / "residents.csv"
+    path.write_text("\n".join([header, good, bad]) + "\n", encoding="utf-8")
+    read = read_source(path, SOURCES["residents"], delivery_month="2026-10")
+    assert len(read.rows) == 1 and len(read.quarantine) == 1
+    needles = {kind: set(values) for kind, values in needle_groups(read)[0]}
+    for kind, value in [("name", "佐藤　信也"), ("address", "東京都みまもり区西原1丁目7番4号"), ("phone", "03-3923-4015"),
+                        ("name", "佐藤　聡子")]:
+        assert _squash(value) in needles[kind], kind
