@@ -57,6 +57,28 @@ BIRTH = "birth date"
 Groups = list[tuple[str, list[str]]]  # (kind, distinct values in order of first occurrence)
 
 
+QUARANTINED = "identifier of a malformed residents row"
+_NOT_AN_IDENTIFIER = re.compile(r"\d{1,9}|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}")   # codes, counts, dates
+
+
+def _malformed_fields(read: SourceRead, held: pd.DataFrame, ordinary: set[str]) -> list[str]:
+    """Fields of rows too malformed to split into columns (a wrong field count): any of them may
+    be a name or an address, so each that could identify someone is a needle."""
+    from pipelines.reading import record_texts   # only when a delivery had such rows
+
+    ids = [c for c, _ in _ID_COLUMNS if c in held.columns]
+    malformed = held[held[ids].isna().all(axis=1)] if ids else held
+    if not len(malformed):
+        return []
+    fields: dict[str, None] = {}
+    for text in record_texts(read.path, malformed["_line"].astype(int).tolist()):
+        for field in (text or "").split(","):
+            field = _squash(field.strip().strip('"'))
+            if len(field) >= 3 and field not in ordinary and not _NOT_AN_IDENTIFIER.fullmatch(field):
+                fields[field] = None
+    return list(fields)
+
+
 def needle_groups(read: SourceRead) -> tuple[Groups, bool]:
     """Needle groups of one residents extract as read, and whether a row was refused as "in the
     future" (rows read without a delivery month: today's date decided them, see _NeedleCache)."""
@@ -64,6 +86,10 @@ def needle_groups(read: SourceRead) -> tuple[Groups, bool]:
     # A quarantined row's person is as identifiable as an accepted one's: search for its raw
     # identifiers too (they are kept in custody, and must appear nowhere in the work zone).
     held = read.quarantine if len(read.quarantine) else None
+    # ...except what a shifted row carried over from a column that names no one (a district
+    # name landing under `address` would otherwise flag every report that names districts).
+    ordinary = ({str(v) for c in ("district", "relationship", "sex") if c in rows.columns
+                 for v in rows[c].dropna().unique()} if held is not None else set())
     groups: Groups = []
     for column, kind in _ID_COLUMNS:
         values = rows[column].dropna().astype("str")
@@ -71,13 +97,15 @@ def needle_groups(read: SourceRead) -> tuple[Groups, bool]:
             # Raw cells of a malformed row may hold a shifted fragment ("1", "男"): only values
             # long enough to identify someone are searched, so a short code cannot raise alarms.
             raw = held[column].dropna().astype("str").str.strip()
-            values = pd.concat([values, raw[raw.str.len() >= 3]], ignore_index=True)
+            values = pd.concat([values, raw[(raw.str.len() >= 3) & ~raw.isin(ordinary)]], ignore_index=True)
         # Distinct first, then squashed: same values in the same first-occurrence order as
         # squashing every row, at a fraction of the cost.
         distinct = pc.unique(pa.array(values.array))
         # Arrow's literal replace: the same strings as _squash, without a Python call per value
         squashed = pc.replace_substring(pc.replace_substring(distinct, " ", ""), "\u3000", "")
         groups.append((kind, list(dict.fromkeys(squashed.to_pylist()))))
+    if held is not None:
+        groups.append((QUARANTINED, _malformed_fields(read, held, ordinary)))
     births = rows["birth_date"].dropna().dt.strftime("%Y-%m-%d").unique()
     groups.append((BIRTH, [str(b) for b in births]))
     future = bool(len(read.quarantine)) and bool(read.quarantine["reason"].str.contains(": in the future").any())

@@ -50,11 +50,18 @@ def test_the_guard_searches_for_the_identifiers_of_a_quarantined_residents_row(t
     header = "resident_id,household_id,name,name_kana,birth_date,sex,address,district,relationship,moved_in_date,phone"
     good = "0010811509,5100085657,佐藤　聡子,サトウ　サトコ,1981-04-15,2,東京都みまもり区新田2丁目4番14号,新田地区,世帯主,2015-02-14,080-8603-9587"
     bad = "0010811511,5100085664,佐藤　信也,サトウ　シンヤ,1984-13-45,1,東京都みまもり区西原1丁目7番4号,西原地区,世帯主,2010-09-02,03-3923-4015"
+    # the sex field left out: everything after it shifts left and the district lands under `address`
+    shifted = "0010811512,5100085671,鈴木　一郎,スズキ　イチロウ,1950-01-02,東京都みまもり区新田1丁目1番1号,新田地区,世帯主,2001-01-01,03-1111-2222"
     path = tmp_path / "residents.csv"
-    path.write_text("\n".join([header, good, bad]) + "\n", encoding="utf-8")
+    path.write_text("\n".join([header, good, bad, shifted]) + "\n", encoding="utf-8")
     read = read_source(path, SOURCES["residents"], delivery_month="2026-10")
-    assert len(read.rows) == 1 and len(read.quarantine) == 1
+    assert len(read.rows) == 1 and len(read.quarantine) == 2
     needles = {kind: set(values) for kind, values in needle_groups(read)[0]}
     for kind, value in [("name", "佐藤　信也"), ("address", "東京都みまもり区西原1丁目7番4号"), ("phone", "03-3923-4015"),
                         ("name", "佐藤　聡子")]:
         assert _squash(value) in needles[kind], kind
+    # the malformed row's fields are needles whatever column they were meant for...
+    for value in ["鈴木　一郎", "東京都みまもり区新田1丁目1番1号", "03-1111-2222"]:
+        assert _squash(value) in needles["identifier of a malformed residents row"]
+    # ...but not what names no one: a district, a relationship, a date
+    assert not {"新田地区", "世帯主", "2001-01-01"} & {v for values in needles.values() for v in values}
