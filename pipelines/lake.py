@@ -53,10 +53,28 @@ def recorded_name(lake: Path, path: Path) -> str:
     return path.relative_to(lake.parent).as_posix()
 
 
+# (record path, inode, size, mtime_ns, ctime_ns) -> {"files": ...} of that record: features read
+# every month's record once per source and partition; this process parses each version once.
+_RECORDS: dict[tuple, dict] = {}
+
+
+def _record_for_checks(lake: Path, month: str) -> dict | None:
+    path = record_file(lake, month)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    stamp = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if stamp not in _RECORDS:
+        record = read_json(path)
+        _RECORDS[stamp] = {"files": record["files"]} if "files" in record else {}
+    return _RECORDS[stamp]
+
+
 def check_file(lake: Path, path: Path, month: str, record: dict | None = None, what: str = "lake file") -> bool:
     """Whether the delivery record of `month` names `path`; raise DataDamaged if the file does
     not match what the record says was committed (truncated, altered, deleted or unrecorded)."""
-    record = delivery_record(lake, month) if record is None else record
+    record = _record_for_checks(lake, month) if record is None else record
     exists = path.exists()
     if record is None:
         if exists:

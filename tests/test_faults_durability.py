@@ -27,7 +27,7 @@ import pytest
 from pipelines import lake
 from pipelines.config import Config, load_config
 from pipelines.ingest import ingest_month
-from pipelines.locks import LOCK_NAME, custody_lock, holder, work_lock
+from pipelines.locks import LOCK_NAME, LockHeld, custody_lock, holder, work_lock
 from pipelines.monthly import completed_run, inbox_months, run_month, run_months
 from pipelines.pseudonymise import create_key, load_key
 from pipelines.storage import DataDamaged
@@ -103,9 +103,11 @@ def reference(seed, tmp_path_factory) -> tuple[Config, dict[str, str]]:
 
 # Kill points in the order a run reaches them; each kill leaves the state the next run starts
 # from (the counts are those of that next run: a month already ingested writes nothing).
+SOURCES_DELIVERED = 10   # the synthetic ward delivers every source each month (checked below)
 CHAIN = [
     "written:2026-02.parquet#4",    # ingest: 4 of the month's 10 lake files renamed, no delivery record yet
-    "written:2026-02.parquet#11",   # the month re-ingested; its feature table renamed, its sidecar not yet written
+    f"written:2026-02.parquet#{SOURCES_DELIVERED + 1}",   # the month re-ingested (10 lake files); its
+                                    # feature table renamed, its sidecar not yet written
     "ENOSPC:writing:scores.parquet#1",  # the disk fills up while the scores are written
     "writing:index.html#1",         # the report complete in its temporary file, not renamed; list already replaced
 ]
@@ -113,6 +115,7 @@ CHAIN = [
 
 def test_kill_9_at_any_point_of_run_then_a_rerun_gives_byte_identical_outputs(seed, reference, tmp_path):
     cfg = zones(seed, tmp_path / "w")
+    assert len(list((cfg.inbox / MONTH).iterdir())) == SOURCES_DELIVERED
     for point in CHAIN:
         if point.startswith("ENOSPC:"):
             line = one_line_error(cli(cfg, "run", "--month", MONTH, MIMAMORI_ENOSPC_AT=point[len("ENOSPC:"):]))
@@ -213,6 +216,27 @@ def test_a_second_run_on_the_same_work_dir_refuses_naming_the_first(seed, tmp_pa
     # its process is dead: the lock it left is stale and is taken at once
     with work_lock(cfg):
         assert holder(cfg.work / LOCK_NAME)["pid"] == os.getpid()
+
+
+def test_with_wait_a_batch_queues_behind_the_holder_instead_of_refusing(seed, tmp_path):
+    cfg = zones(seed, tmp_path / "w")
+    script = ("import time\nfrom pathlib import Path\nfrom pipelines.locks import zone_lock\n"
+              f"with zone_lock(Path({str(cfg.work)!r}), 'work dir'):\n"
+              "    print('held', flush=True)\n    time.sleep(3)\n")
+    other = subprocess.Popen([sys.executable, "-c", script], env=environment(), stdout=subprocess.PIPE)
+    try:
+        assert other.stdout.readline().strip() == b"held"
+        with pytest.raises(LockHeld, match=f"pid {other.pid} "):
+            with work_lock(cfg):
+                pass
+        started = time.monotonic()
+        with work_lock(cfg, wait=True):          # what `mimamori run --wait` does
+            waited = time.monotonic() - started
+            assert other.poll() is not None or holder(cfg.work / LOCK_NAME)["pid"] == os.getpid()
+    finally:
+        other.kill()
+        other.wait()
+    assert waited > 0.5
 
 
 def test_custody_commands_refuse_while_another_holds_the_custody_zone(seed, tmp_path):
