@@ -449,7 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
 # (or may rebuild a cached table in) the work dir hold its lock; custody writers hold custody's.
 ZONE_LOCKS = {"run": ("work",), "ingest": ("work",), "validate": ("work",), "explain": ("work",),
               "truth-check": ("work",), "scan-pii": ("work",), "rekey": ("work", "custody"),
-              "approve": ("custody",), "release": ("custody",), "purge": ("custody",)}
+              # approve and release read the run folder: a `run` rewriting it must not be under way
+              "approve": ("work", "custody"), "release": ("work", "custody"), "purge": ("custody",),
+              "outcomes": ("custody",)}   # writes the next delivery into the inbox
 
 
 def _locked(cfg: Config, args: argparse.Namespace) -> int:

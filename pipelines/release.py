@@ -48,12 +48,16 @@ def approver_identity(name: str) -> str:
 
 
 def _completed_manifest(cfg: Config, month: str) -> dict:
-    """The month's run manifest, if its run completed (every stage, the report included)."""
-    path = cfg.runs / month / "manifest.json"
-    manifest = read_json(path) if path.exists() else None
-    report = cfg.runs / month / "report" / "index.html"
-    if manifest is None or manifest.get("status") != "done" or not report.exists():
-        status = "no manifest" if manifest is None else f"status {manifest.get('status')!r}"
+    """The month's run manifest, if its run completed (every stage, the report included) and
+    every output it names still has the bytes it had then."""
+    from pipelines.monthly import completed_run, read_manifest   # the runner is heavy to import
+
+    manifest = completed_run(cfg, month)
+    if manifest is None:
+        found = read_manifest(cfg, month)
+        report = cfg.runs / month / "report" / "index.html"
+        status = ("no manifest" if found is None else f"status {found.get('status')!r}"
+                  if found.get("status") != "done" else "its outputs changed since it finished")
         raise ReleaseRefused(f"the {month} run did not complete ({status}"
                              + ("" if report.exists() else ", no report") +
                              f"): rerun `mimamori run --month {month}` before approving or releasing its list")
