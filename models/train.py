@@ -330,17 +330,17 @@ def _log_to_mlflow(cfg: Config, model, result: TrainResult, train_frame: pd.Data
         info = mlflow.sklearn.log_model(
             model, name="model", signature=infer_signature(X.head(50), score_model(model, train_frame.head(50))),
             pyfunc_predict_fn="predict_proba", skops_trusted_types=trusted,
-            pip_requirements=["scikit-learn==1.9.1", "skops==0.16.0"],
-            registered_model_name=REGISTERED_MODEL)
+            pip_requirements=["scikit-learn==1.9.1", "skops==0.16.0"])
         result.run_id = run.info.run_id
-    client = mlflow.MlflowClient()
-    version = str(info.registered_model_version)
-    for tag, value in provenance.items():
-        client.set_model_version_tag(REGISTERED_MODEL, version, tag, value)
-    client.set_model_version_tag(REGISTERED_MODEL, version, "candidate", result.challenger or "")
-    client.set_model_version_tag(REGISTERED_MODEL, version, "promoted", str(promoted).lower())
+    # The version is created with its tags in one registry transaction: a process killed here
+    # leaves either no version (the rerun registers the same number) or a tagged one that
+    # `_reusable` finds — never an untagged version that would push the rerun's number up.
+    registered = mlflow.register_model(
+        info.model_uri, REGISTERED_MODEL,
+        tags=provenance | {"candidate": result.challenger or "", "promoted": str(promoted).lower()})
+    version = str(registered.version)
     if promoted:
-        _promote(client, month, version)
+        _promote(mlflow.MlflowClient(), month, version)
     result.challenger_version = version
 
 
@@ -416,6 +416,8 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
     if reused is not None:
         final, version = reused
         result.challenger_version, result.run_id = str(version.version), version.run_id
+        if version.tags.get("promoted") == "true":   # a run killed before it moved the alias
+            _promote(_client(cfg), month, result.challenger_version)
     else:
         everything = pd.concat([train, holdout_features.merge(holdout_labels, on="pid")], ignore_index=True)
         final, result.calibration = fit_months(cfg, challenger, everything, final_cal)

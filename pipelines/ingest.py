@@ -390,6 +390,21 @@ def keep_replaced_record(cfg: Config, delivery: Delivery) -> dict | None:
     return {"path": str(target.relative_to(cfg.lake)), "old": before, "new": after}
 
 
+def _log_ingest(cfg: Config, record: dict, recovered: bool = False) -> None:
+    extra = {"recovered": True} if recovered else {}
+    audit.append(cfg.audit_log, "ingest", month=record["month"], key_id=record["key_id"],
+                 files={n: s["sha256"] for n, s in record["sources"].items()},
+                 rows={n: s["accepted"] for n, s in record["sources"].items()},
+                 quarantined={n: s["quarantined"] for n, s in record["sources"].items()}, **extra)
+
+
+def _logged(cfg: Config, record: dict) -> bool:
+    """Whether the audit log holds the ingest of exactly this delivery under this key."""
+    files = {n: s["sha256"] for n, s in record["sources"].items()}
+    return any(e.get("event") == "ingest" and e.get("month") == record["month"] and e.get("files") == files
+               and e.get("key_id") == record["key_id"] for e in audit.entries(cfg.audit_log))
+
+
 def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build_docs: bool = True,
                  new_key: bool = False) -> dict:
     """Ingest, pseudonymise and validate one delivery; a no-op if the lake already holds it.
@@ -398,7 +413,10 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     """
     if not force and is_ingested(cfg, month, key):
         lake.verify_month(cfg.lake, month)   # DataDamaged if a committed file changed since
-        return lake.delivery_record(cfg.lake, month) | {"status": "unchanged"}
+        record = lake.delivery_record(cfg.lake, month)
+        if not _logged(cfg, record):   # committed by a process killed before it could log it
+            _log_ingest(cfg, record, recovered=True)
+        return record | {"status": "unchanged"}
     if not new_key:
         check_lake_key(cfg.lake, key, cfg.key_file)
     from expectations.validate import validate_delivery  # GX is slow to import; only when needed
@@ -413,8 +431,5 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     quarantine_failed_rows(delivery, {name: check.moved(name) for name in delivery.tables})
     check_accounting(delivery)  # a line not accounted for is a bug: stop before anything is committed
     commit_delivery(cfg, delivery)  # the record holds no timings: same delivery, same bytes
-    audit.append(cfg.audit_log, "ingest", month=month, key_id=delivery.summary["key_id"],
-                 files={n: s["sha256"] for n, s in delivery.summary["sources"].items()},
-                 rows={n: s["accepted"] for n, s in delivery.summary["sources"].items()},
-                 quarantined={n: s["quarantined"] for n, s in delivery.summary["sources"].items()})
+    _log_ingest(cfg, delivery.summary)
     return delivery.summary | {"status": "ingested", "seconds": round(time.perf_counter() - started, 2)}

@@ -322,3 +322,31 @@ def test_a_full_disk_is_one_line_and_the_rerun_after_freeing_space_completes(see
         assert outputs(cfg) == reference[1]
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_an_ingest_killed_between_its_commit_and_its_audit_entry_is_logged_by_the_rerun(seed, tmp_path, monkeypatch):
+    """The delivery record lands before the audit entry; a process dying between the two must not
+    leave a month in the lake that the audit log never mentions."""
+    from pipelines import audit
+
+    cfg = zones(seed, tmp_path)
+    key = load_key(cfg.key_file)
+    real_append = audit.append
+
+    def killed(path, event, **details):
+        if event == "ingest":
+            raise KeyboardInterrupt   # stands in for SIGKILL: nothing after this line runs
+        return real_append(path, event, **details)
+
+    monkeypatch.setattr(audit, "append", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_month(cfg, FIRST, key, build_docs=False)
+    monkeypatch.setattr(audit, "append", real_append)
+    assert not [e for e in audit.entries(cfg.audit_log) if e["event"] == "ingest"]
+    assert ingest_month(cfg, FIRST, key, build_docs=False)["status"] == "unchanged"
+    logged = [e for e in audit.entries(cfg.audit_log) if e["event"] == "ingest"]
+    assert [(e["month"], e.get("recovered")) for e in logged] == [(FIRST, True)]
+    assert logged[0]["files"] == {n: s["sha256"] for n, s in lake.delivery_record(cfg.lake, FIRST)["sources"].items()}
+    ingest_month(cfg, FIRST, key, build_docs=False)   # logged once, not on every later run
+    assert len([e for e in audit.entries(cfg.audit_log) if e["event"] == "ingest"]) == 1
+    assert audit.verify(cfg.audit_log) == []
