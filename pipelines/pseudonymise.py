@@ -31,7 +31,12 @@ def create_key(path: Path) -> None:
                         "(rotating a key is `mimamori rekey`, which re-pseudonymises the lake)")
     if path.parent.exists() and not path.parent.is_dir():
         raise KeyProblem(f"{path.parent} is a file, not a folder: the custody zone must be a folder")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Every folder this creates is 0700, the custody zone's own folder included: mkdir's mode
+    # applies only to the last folder of the path, and the umask of a library caller may be open.
+    for folder in reversed([path.parent, *path.parent.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700)
+            os.chmod(folder, 0o700)
     os.chmod(path.parent, 0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
