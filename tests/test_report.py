@@ -184,3 +184,46 @@ def test_a_figure_has_an_image_or_a_reason_never_both_nor_neither():
     for bad in [lambda: Figure(None), lambda: Figure("data:image/png;base64,xx", why)]:
         with pytest.raises(ValueError):
             bad()
+
+
+def _trained_without_holdout_labels(split_plot: bytes | None):
+    """A month with a challenger, the rules and a holdout frame in which nobody has a known outcome."""
+    from models import metrics
+    from models.baselines import BASELINES
+    from models.train import TrainResult
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"pid": [f"p{i:04d}" for i in range(n)], "age": rng.integers(65, 100, n).astype(float),
+                          "sex": rng.choice(["male", "female"], n), "district": rng.choice(["北地区", "南地区"], n),
+                          "living_alone": rng.integers(0, 2, n).astype(float), "label": np.nan})
+    scores = {name: rng.random(n) for name in ["model", *BASELINES]}
+    evaluation_ = {name: metrics.evaluate(s, frame, 12) for name, s in scores.items()}
+    return TrainResult("baseline", "the challenger is not promoted", serving="alone_75", challenger="hgb",
+                       holdout_month="2026-04", train_months=["2026-01", "2026-02", "2026-03"],
+                       evaluation=evaluation_, holdout_k=12, split_plot=split_plot,
+                       holdout_frame=frame.assign(**{f"score_{k}": v for k, v in scores.items()}),
+                       label_counts={"holdout_cohort": n, "holdout_labelled": 0, "holdout_coverage_pct": 0.0})
+
+
+@pytest.mark.parametrize("split_plot", [None, "png"])
+def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_path, split_plot):
+    from pipelines.config import load_config
+    from reports.plots import splits
+    from reports.report import _evaluation
+
+    cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
+    png = splits([{"month": "2026-01", "role": "fit", "start": pd.Timestamp("2026-01-31"),
+                   "end": pd.Timestamp("2026-07-30")}], "2026-10") if split_plot else None
+    found, held, images, calibration, _ = _evaluation(cfg, "2026-10", _trained_without_holdout_labels(png), 10)
+    assert held is not None and found.rows and found.why_not is None
+    assert found.precision_why_not.ja == "検証用の訪問結果がまだないため、精度は計算できません。"
+    assert found.precision_why_not.en == "No holdout labels yet, so precision cannot be measured."
+    assert all(row.precision == "—" and row.labelled == "0" for row in found.rows)
+    assert images.pr_at_k.uri is None and "曲線は描けません" in images.pr_at_k.why_not.ja
+    assert images.calibration.uri is None and "較正図は描けません" in images.calibration.why_not.ja
+    assert calibration.bins == () and calibration.brier is None
+    if split_plot:
+        assert images.splits.uri.startswith("data:image/png;base64,") and images.splits.why_not is None
+    else:
+        assert images.splits.uri is None and "期間の図はありません" in images.splits.why_not.ja

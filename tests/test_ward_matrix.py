@@ -7,10 +7,10 @@ wards of other shapes end to end: synth → every month (run --all) → two appr
 audit verify, and checks the run folder, the list size against the capacity rule, the release
 against the list and the report's "why not" sentences.
 
-The in-suite matrix is a sample chosen so that every size (500, 2,000, 6,000 residents), every
-history class (1, 3, 8, 14 months) and both clean and messy extracts appear at least once; the
-6,000 × 14 cell is the session's shared test ward (tests/conftest.py), already built for the
-other tests. The FULL matrix (every size × history × cleanliness) runs with
+The in-suite matrix is a sample: every size (500, 2,000, 6,000 residents), the history classes
+1, 3 and 14 months and both clean and messy extracts appear at least once (the 6,000 × 14 cell is
+the session's shared test ward, tests/conftest.py, already built for the other tests; 8 months
+only in the full matrix, for time). The FULL matrix (every size × history × cleanliness) runs with
 MIMAMORI_FULL_MATRIX=1 or `-m matrix` (`make matrix`, before every release).
 
 Config variations (capacity share including 0, min_age, exploration share including 0 and 1,
@@ -44,8 +44,9 @@ from pipelines.synth import generate_ward
 
 END, SEED = "2026-10", 11
 FULL = os.environ.get("MIMAMORI_FULL_MATRIX") == "1"
-# the defaults, as `mimamori run --all` uses them (ingest-ahead helper included)
-BASE_SETTINGS = ""
+# In-suite wards ingest in this process: on a busy 2-core machine the ingest-ahead helper only adds
+# a second interpreter's start-up. The full matrix runs with the defaults, as `run --all` does.
+BASE_SETTINGS = "" if FULL else "[scale]\ningest_ahead = false\n"
 
 # ------------------------------------------------------------------------------ the words
 
@@ -135,7 +136,7 @@ def approve_release_verify(cfg: Config, month: str, listed: pd.DataFrame) -> Non
 
 def check_cold_start_words(cfg: Config, built: Built) -> None:
     """Every month whose list a rule made says why no model, and each missing part says why."""
-    first = built.manifests[0]["month"]
+    first = inbox_months(cfg)[0]
     for manifest in built.manifests:
         month, train = manifest["month"], manifest["stages"]["train"]
         text = report_text(cfg, month)
@@ -155,7 +156,11 @@ def check_cold_start_words(cfg: Config, built: Built) -> None:
 # ------------------------------------------------------------------------------ the sampled matrix
 
 SIZES, HISTORIES = (500, 2000, 6000), (1, 3, 8, 14)
-SAMPLE = [(500, 1, False), (2000, 3, True), (500, 8, False)]   # + 6000 × 14 clean: the session ward
+# (residents, months, messy) + 6000 × 14 clean: the session ward (tests/conftest.py). The 8-month
+# history class is left to the full matrix: at 500 residents its eight GX-validated months alone
+# cost more than this file's whole budget on 2 cores; the one-month class is also run by
+# test_a_first_month_with_empty_required_sources_and_no_optional_ones.
+SAMPLE = [(500, 1, False), (2000, 3, True)]
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +175,7 @@ def test_a_sampled_ward_runs_every_month_to_a_complete_folder_and_release(reside
     built = request.getfixturevalue("lake2000") if (residents, months, messy) == (2000, 3, True) else \
         build(tmp_path, residents, months, messy)
     cfg = built.cfg
-    assert [m["month"] for m in built.manifests] == inbox_months(cfg)[-months:]
+    assert [m["month"] for m in built.manifests] == inbox_months(cfg) and len(built.manifests) == months
     for manifest in built.manifests:
         listed = check_run_folder(cfg, manifest["month"])
     check_cold_start_words(cfg, built)
@@ -263,6 +268,7 @@ def test_a_first_month_with_empty_required_sources_and_no_optional_ones(lake2000
     for words in (NO_DRIFT, NO_HOLDOUT, NO_WINDOW, NO_SHAP, NOT_DELIVERED, EMPTY_SOURCE, NO_SPLIT_PLOT):
         assert words in text, words
     assert "checkups, care_premiums" in text or "care_premiums, checkups" in text
+    approve_release_verify(cfg, END, listed)
 
 
 # ------------------------------------------------------------------------------ config variations
@@ -282,7 +288,7 @@ def _varied(cfg: Config, share: float, min_age: int, explore: float, districts: 
     return replace(cfg, settings=settings_)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(share=st.one_of(st.just(0.0), st.floats(0.0, 0.08)), min_age=st.integers(0, 105),
        explore=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)), fixed=st.integers(-1, 30))
 def test_list_invariants_hold_for_any_capacity_min_age_and_exploration(lake2000, month_inputs, share, min_age,
@@ -336,7 +342,7 @@ def _toml(value) -> str:
     return str(value)
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(policy=LABEL_POLICIES, share=st.sampled_from([0.0, 0.004, 0.02]), explore=st.sampled_from([0.0, 0.3, 1.0]),
        min_age=st.sampled_from([0, 65, 80]))
 def test_a_month_reruns_after_ingest_under_any_label_policy_and_list_setting(lake2000, tmp_path_factory, policy,
