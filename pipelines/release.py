@@ -225,6 +225,10 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
         raise ReleaseRefused(f"there is no list for {month}: run `mimamori run --month {month}` first")
     manifest = _completed_manifest(cfg, month)
     listed = read_parquet(list_path(cfg, month))
+    if not len(listed):
+        caps = manifest.get("stages", {}).get("prioritise", {}).get("capacity", {})
+        raise ReleaseRefused(f"the {month} list is empty (capacity {sum(caps.values()) if caps else 0}; "
+                             "see the report's section on the list for why): there is nobody to release")
     if set(listed["key_id"]) != {key_id(key)}:
         raise ReleaseRefused(f"the {month} list was made under another key; rerun the month under the current key")
     valid, void = approval_status(cfg, month, key)

@@ -226,6 +226,14 @@ def test_capacity_zero_gives_an_empty_list_and_says_why(lake2000, tmp_path):
     assert len(listed) == 0
     text = report_text(copy.cfg, END)
     assert CAPACITY_ZERO in text and "so this month's list is empty" in text
+    # approvers may approve an empty list, but a release has nobody to name and says so
+    from pipelines.release import ReleaseRefused, approve, release
+
+    approve(copy.cfg, END, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve(copy.cfg, END, "承認者B", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused, match="list is empty"):
+        release(copy.cfg, END)
+    assert not (copy.cfg.releases_dir / END).exists()
 
 
 def test_a_district_with_nobody_eligible_is_named_and_the_rest_filled(lake2000, tmp_path):
