@@ -6,6 +6,9 @@ are lowered in the ward's mimamori.toml so that the model path is exercised at t
 """
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +53,62 @@ def make_ward(root: Path, messy: bool, key_from: Path | None = None) -> Ward:
     return Ward(root, cfg, END, truth, result)
 
 
+def _shared(tmp_path_factory) -> Path:
+    """One folder for the whole test session: under pytest-xdist every worker has its own
+    basetemp below a common parent, so the session wards are built once, not once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "session-wards"
+
+
+def _build(shared: Path, name: str, messy: bool, wait: bool) -> bool:
+    """Build the named ward into `shared` unless it is built; False if another worker is
+    building it and `wait` is False. Built wards are marked complete only once run through."""
+    shared.mkdir(parents=True, exist_ok=True)
+    with (shared / f"{name}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        if not (shared / f"{name}.done").exists():
+            shutil.rmtree(shared / name, ignore_errors=True)   # a build a crashed worker left
+            built = make_ward(shared / name, messy, key_from=_key(shared))
+            # run_month's result as returned, in stage order (manifest.json sorts its keys)
+            (shared / f"{name}.done").write_text(json.dumps(built.result, default=str), encoding="utf-8")
+    return True
+
+
+def _key(shared: Path) -> Path:
+    """The session's one key: the clean and messy wards must share it (same pseudonyms)."""
+    with (shared / "key.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = shared / "key" / "hmac.key"
+        if not path.exists():
+            create_key(path)
+    return path
+
+
+def _copy(shared: Path, name: str, into: Path) -> Ward:
+    """This worker's own copy of a built ward, so no test races another worker's on its files.
+    (MLflow's artifact location still names the shared copy, which nobody writes after the build.)"""
+    root = into / name
+    shutil.copytree(shared / name, root, symlinks=True)
+    cfg = load_config(root / "mimamori.toml", root / "inbox", root / "work", root / "custody", environ={})
+    return Ward(root, cfg, END, root / "truth.csv", json.loads((shared / f"{name}.done").read_text(encoding="utf-8")))
+
+
 @pytest.fixture(scope="session")
 def ward(tmp_path_factory) -> Ward:
-    return make_ward(tmp_path_factory.mktemp("clean"), messy=False)
+    shared = _shared(tmp_path_factory)
+    if not _build(shared, "clean", messy=False, wait=False):
+        # Another worker is building the clean ward: build its messy twin meanwhile, so the
+        # two cores build both at once.
+        _build(shared, "messy", messy=True, wait=False)
+        _build(shared, "clean", messy=False, wait=True)
+    return _copy(shared, "clean", tmp_path_factory.mktemp("ward"))
 
 
 @pytest.fixture(scope="session")
 def messy_ward(tmp_path_factory, ward) -> Ward:
-    return make_ward(tmp_path_factory.mktemp("messy"), messy=True, key_from=ward.cfg.key_file)
+    shared = _shared(tmp_path_factory)
+    _build(shared, "messy", messy=True, wait=True)
+    return _copy(shared, "messy", tmp_path_factory.mktemp("messy-ward"))
