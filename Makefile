@@ -51,7 +51,7 @@ test: install-dev
 # The full ward matrix (issue 12): every size (500, 2,000, 6,000 residents) × history (1, 3, 8, 14
 # months) × clean/messy, end to end through release and audit verify. Slow; run before every release.
 matrix: install-dev
-	MIMAMORI_FULL_MATRIX=1 $(BIN)/python -m pytest -q -m matrix tests/test_ward_matrix.py
+	MIMAMORI_FULL_MATRIX=1 $(BIN)/python -m pytest -q -n 2 -m matrix tests/test_ward_matrix.py
 
 # Issue 5's acceptance: a 50k-resident ward over 30 months; the champion's precision against the
 # latent truth next to the three rules at the same capacity (about 6 minutes on 2 cores).

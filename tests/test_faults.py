@@ -760,3 +760,29 @@ def test_a_lost_audit_key_stops_logging_rather_than_starting_a_new_chain(custody
         approve(custody_zones.cfg, C_MONTH, "承認者A", BASIS, "見守り訪問")
     assert not custody_zones.cfg.audit_key_file.exists() and not (custody_zones.cfg.approvals_dir / f"{C_MONTH}.jsonl").exists()
     assert any("audit key" in p for p in audit.verify(custody_zones.cfg.audit_log))
+
+
+@pytest.mark.parametrize("kill_at", ["written:outreach.csv", "written:outreach.xlsx", "written:release.json"])
+def test_a_release_killed_midway_is_completed_by_the_rerun_with_the_same_sheet(custody_zones, tmp_path, kill_at):
+    """kill -9 during `release` (after the CSV, after the workbook, after the record but before the
+    audit entry): the rerun writes the same sheet as an uninterrupted release and logs it once."""
+    _approve_twice(custody_zones)
+    twin = tmp_path / "twin"
+    shutil.copytree(custody_zones.root, twin, symlinks=True)
+    uninterrupted = _custody_config(twin)
+    release(uninterrupted, C_MONTH)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")}
+    args = [sys.executable, "-m", "pipelines.cli", "--inbox", str(custody_zones.cfg.inbox), "--work",
+            str(custody_zones.cfg.work), "--custody", str(custody_zones.cfg.custody), "release", "--month", C_MONTH]
+    killed = subprocess.run(args, env=env | {"PYTHONPATH": str(ROOT), "MIMAMORI_KILL_AT": kill_at},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not [e for e in audit.entries(custody_zones.cfg.audit_log) if e["event"] == "release"]
+    rerun = subprocess.run(args, env=env | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    sheets = custody_zones.cfg.releases_dir / C_MONTH
+    assert (sheets / "outreach.csv").read_bytes() == (uninterrupted.releases_dir / C_MONTH / "outreach.csv").read_bytes()
+    assert not list(sheets.glob(".*.tmp"))
+    assert [e["event"] for e in audit.entries(custody_zones.cfg.audit_log)].count("release") == 1
+    assert audit.verify(custody_zones.cfg.audit_log) == []
