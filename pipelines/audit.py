@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pipelines.custody import private_dir
-from pipelines.pseudonymise import KeyProblem
+from pipelines.pseudonymise import KeyProblem, read_secret
 
 GENESIS = "0" * 64
 SECRET_BYTES = 32
@@ -73,16 +73,7 @@ def _load_secret(log: Path) -> bytes | None:
     path = secret_path(log)
     if not path.exists():
         return None
-    if os.stat(path).st_mode & 0o077:
-        raise AuditProblem(f"the audit key {path} is readable by others (mode "
-                           f"{oct(os.stat(path).st_mode & 0o777)}): `chmod 600 {path}`, and treat it as exposed")
-    try:
-        secret = bytes.fromhex(path.read_text().strip())
-    except ValueError:
-        secret = b""
-    if len(secret) != SECRET_BYTES:
-        raise AuditProblem(f"the audit key {path} is not a 256-bit key: restore it from the custody backup")
-    return secret
+    return read_secret(path, "audit key", AuditProblem)
 
 
 def _link(secret: bytes, line: bytes) -> str:

@@ -49,17 +49,23 @@ def load_key(path: Path) -> bytes:
         raise KeyProblem(f"no pseudonymisation key at {path}: for a new ward run `mimamori keygen`; if this "
                          "ward's lake already exists, restore its key from the custody backup instead "
                          "(a new key would start a second population of pseudonyms)")
+    return read_secret(path, "key", KeyProblem, "consider `mimamori rekey`")
+
+
+def read_secret(path: Path, what: str, problem: type[KeyProblem], exposed: str = "") -> bytes:
+    """A 256-bit secret of the custody zone (hex), refused as `problem` when others may read it
+    or it is malformed: one reader for the pseudonymisation key and the audit key."""
     mode = os.stat(path).st_mode & 0o777
     if mode & 0o077:
-        raise KeyProblem(f"the key {path} has mode {mode:04o}, readable by others: `chmod 600 {path}` "
-                         "(and treat the key as exposed: consider `mimamori rekey`)")
+        raise problem(f"the {what} {path} has mode {mode:04o}, readable by others: `chmod 600 {path}` "
+                      f"(and treat it as exposed{': ' + exposed if exposed else ''})")
     try:
-        key = bytes.fromhex(path.read_text().strip())
+        secret = bytes.fromhex(path.read_text().strip())
     except ValueError:
-        key = b""
-    if len(key) != KEY_BYTES:
-        raise KeyProblem(f"the key at {path} is not a 256-bit key: restore it from the custody backup")
-    return key
+        secret = b""
+    if len(secret) != KEY_BYTES:
+        raise problem(f"the {what} at {path} is not a 256-bit key: restore it from the custody backup")
+    return secret
 
 
 def check_lake_key(lake_dir: Path, key: bytes, key_file: Path, allowed: frozenset[str] = frozenset()) -> None:
