@@ -45,6 +45,15 @@ class Ward:
     result: dict
 
 
+@pytest.fixture(autouse=True)
+def _keep_umask():
+    """The CLI's main() sets umask 077 for its process; every test gets the test process's own back."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield
+    os.umask(old)
+
+
 def make_ward(root: Path, messy: bool, key_from: Path | None = None) -> Ward:
     root.mkdir(parents=True, exist_ok=True)
     (root / "mimamori.toml").write_text(TEST_SETTINGS, encoding="utf-8")

@@ -63,15 +63,6 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings, strategies as st  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _keep_umask():
-    """main() sets the CLI's umask 077 for its process; the test process gets its own back."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield
-    os.umask(old)
-
-
 def _outcome(argv, capsys):
     try:
         code = main(argv)

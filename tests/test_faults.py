@@ -386,15 +386,6 @@ def _custody_config(root: Path) -> Config:
     return load_config(None, root / "inbox", root / "work", root / "custody", environ={})
 
 
-@pytest.fixture(autouse=True)
-def _umask():
-    """main() sets the CLI's umask for its process; give the test process its own back."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield
-    os.umask(old)
-
-
 @pytest.fixture(scope="module")
 def custody_ward(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("custody_ward")
