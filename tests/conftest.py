@@ -7,6 +7,7 @@ are lowered in the ward's mimamori.toml so that the model path is exercised at t
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -93,14 +94,34 @@ def _build(shared: Path, name: str, messy: bool, wait: bool) -> bool:
     return True
 
 
+# The session's one key, fixed so that the golden run (tests/golden.py) can compare digests of
+# pseudonymous outputs across runs and code versions. A test key, not a secret.
+GOLDEN_KEY = hashlib.sha256(b"mimamori golden test key").hexdigest()
+
+
+def write_test_key(path: Path) -> Path:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(GOLDEN_KEY + "\n")
+    return path
+
+
 def _key(shared: Path) -> Path:
     """The session's one key: the clean and messy wards must share it (same pseudonyms)."""
     with (shared / "key.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = shared / "key" / "hmac.key"
         if not path.exists():
-            create_key(path)
+            write_test_key(path)
     return path
+
+
+def build_golden_ward(into: Path) -> Path:
+    """The golden run's ward (the session's messy ward under the fixed key), built from scratch."""
+    key = write_test_key(into / "key" / "hmac.key")
+    return make_ward(into / "messy", messy=True, key_from=key).root
 
 
 def _copy(shared: Path, name: str, into: Path) -> Ward:
