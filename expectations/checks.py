@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from expectations.suite_spec import DERIVED
-from pipelines import lake
+from pipelines.catalog import lake
 
 EarlierIds = Callable[[str], Iterator[pd.Series]]
 

@@ -30,8 +30,8 @@ from typing import Iterator
 
 from expectations.suite_spec import SUITES_DIR
 from pipelines.config import Config
-from pipelines.months import month_end
-from pipelines.storage import read_json, write_json
+from contract.months import month_end
+from contract.storage import read_json, write_json
 
 SITE = "mimamori"
 # Result keys that can hold values or row labels; COMPLETE/exclude_unexpected_values leaves only

@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 
 from features.catalog import FLAGGED, MODEL_FEATURES
-from pipelines.contract import SOURCES
+from contract.sources import SOURCES
 
 SUITES_DIR = Path(__file__).with_name("suites")
 PSEUDONYM = r"^[0-9a-f]{32}$"

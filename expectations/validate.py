@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
-import pipelines  # noqa: F401  (telemetry off before GX is imported)
+from contract import telemetry  # noqa: F401  (telemetry off before GX is imported)
 from expectations import checks, docs
 from expectations.policy import Outcome, ValidationFailed, Verdict, failure_message, judge, outcome, summarise
 from expectations.suite_spec import FEATURE_MEANS, FEATURES, SUITES_DIR
-from pipelines import lake
+from pipelines.catalog import lake
 from pipelines.config import Config
-from pipelines.contract import SOURCES
-from pipelines.months import month_end
-from pipelines.storage import read_json
+from contract.sources import SOURCES
+from contract.months import month_end
+from contract.storage import read_json
 
 RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True,
                  "return_unexpected_index_query": False, "partial_unexpected_count": 0}

@@ -155,7 +155,7 @@ def additivity_error(table: pd.DataFrame) -> float:
 
 def write_explanations(cfg, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> Path | None:
     """Store the listed people's contributions; None (and no stale file) when a rule made the list."""
-    from pipelines.storage import write_parquet
+    from contract.storage import write_parquet
 
     path = cfg.runs / month / EXPLANATIONS
     if trained.mode != "model" or trained.model is None:
@@ -182,7 +182,7 @@ def _value_text(name: str, value: float) -> str:
 
 def _rows_of(path: Path, pid: str, missing: str, absent: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(whole table, the person's rows) of a run file, with a clear error when either is missing."""
-    from pipelines.storage import read_parquet
+    from contract.storage import read_parquet
 
     if not path.exists():
         raise FileNotFoundError(missing)
@@ -204,10 +204,10 @@ def explain_person(cfg, month: str, pid: str) -> tuple[str, Path | None]:
                            f"no list for {month}: run `mimamori run --month {month}` first",
                            f"{pid} is not on the {month} list (only listed people are explained)")
     person = row.iloc[0]
-    from features.store import features_for
+    from pipelines.catalog.features import month_features
 
     # the store reuses the cached table only while the lake it came from is unchanged
-    feats = features_for(cfg.work, month)
+    feats = month_features(cfg.work, month)
     values = feats.set_index("pid").loc[pid]
     by_model = str(person["source"]).startswith("model")
     # a rule's score encodes the exact age (age/120), so it is shown only for the model's lists

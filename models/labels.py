@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines import lake
-from pipelines.months import month_end
+from pipelines.catalog import lake
+from contract.months import month_end
 
 
 def window_closed(as_of_month: str, current_month: str, timespan_days: int) -> bool:

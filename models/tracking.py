@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pipelines  # noqa: F401  (switches telemetry off before mlflow is imported)
+from contract import telemetry  # noqa: F401  (switches telemetry off before mlflow is imported)
 
 EXPERIMENT = "mimamori"
 REGISTERED_MODEL = "mimamori-risk"

@@ -25,7 +25,7 @@ from models.estimator import one_thread
 from models.fairness import audit
 from models.labels import Outcomes, labels, window_closed
 from pipelines.config import Config
-from pipelines.months import month_end, shift
+from contract.months import month_end, shift
 from pipelines.prioritise import capacity
 
 FeaturesFor = Callable[..., pd.DataFrame]   # (month, pids=None) -> the month's feature rows (of those pids)

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from pipelines import faults
+from contract import faults
 from pipelines.config import Config
 from pipelines.resources import peak_rss, release_memory
 

@@ -25,7 +25,7 @@ from pipelines.leakscan import scan
 from pipelines.monthly import inbox_months, run_months
 from pipelines.pseudonymise import create_key
 from pipelines.resources import peak_rss
-from pipelines.storage import write_json, write_text
+from contract.storage import write_json, write_text
 
 STAGES = ["ingest", "features", "validate", "train", "score", "prioritise", "explain", "report"]
 VERSIONS = ["pandas", "pyarrow", "numpy", "scikit-learn", "great-expectations", "mlflow", "shap"]

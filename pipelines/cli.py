@@ -103,7 +103,8 @@ def _console():
 
 
 def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
-    from pipelines import audit, lake
+    from pipelines import audit
+    from pipelines.catalog import lake
     from pipelines.custody import check, private_dir
     from pipelines.pseudonymise import KeyProblem, create_key
 
@@ -276,7 +277,7 @@ def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.audit import verify
-    from pipelines.storage import read_json
+    from contract.storage import read_json
 
     # release records seal the head of the log they saw: a log cut back below one is caught
     seals = [(str(p), read_json(p)["audit_head"]) for p in sorted(cfg.releases_dir.glob("*/release*.json"))
@@ -472,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.pseudonymise import KeyProblem
     from pipelines.reading import ContractError
     from pipelines.release import ReleaseRefused
-    from pipelines.storage import DataDamaged, DiskFull, free_space_text, is_disk_full
+    from contract.storage import DataDamaged, DiskFull, free_space_text, is_disk_full
 
     import os
 

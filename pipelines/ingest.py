@@ -26,15 +26,16 @@ import pyarrow.compute as pc
 
 # ValidationFailed lives with the policy (features raise it too) and is re-exported here.
 from expectations.policy import ValidationFailed, failure_message  # noqa: F401  (no GX import)
-from pipelines import audit, lake
+from pipelines import audit
+from pipelines.catalog import lake
 from pipelines.config import Config
 from pipelines.leakscan import keep_needles
-from pipelines.contract import SOURCES, Source
-from pipelines.months import age_on, month_end
+from contract.sources import SOURCES, Source
+from contract.months import age_on, month_end
 from pipelines.pseudonymise import check_lake_key, key_id, pseudonymise
 from pipelines.parsing import parse_ids
 from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source, record_texts
-from pipelines.storage import write_json, write_parquet
+from contract.storage import write_json, write_parquet
 
 ID_KINDS = {"resident_id": ("pid", "resident"), "household_id": ("hid", "household")}
 

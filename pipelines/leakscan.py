@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.contract import SOURCES
-from pipelines.months import month_end
+from contract.sources import SOURCES
+from contract.months import month_end
 from pipelines.reading import SourceRead, delivery_file, read_source
-from pipelines.storage import atomic_path
+from contract.storage import atomic_path
 
 _TOKENS = [
     re.compile(r"\d{6,}"),                                           # IDs

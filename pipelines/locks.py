@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipelines.config import Config
-from pipelines.storage import sweep_temps
+from contract.storage import sweep_temps
 
 LOCK_NAME = ".mimamori.lock"
 

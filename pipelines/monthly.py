@@ -16,17 +16,19 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import EXPLORATION
-from features.store import features_for, lake_fingerprint
+from pipelines.catalog.features import lake_fingerprint, month_features
 from models.train import TrainResult, score_model, train_month
-from pipelines import __version__, faults, lake
+from contract import faults
+from pipelines import __version__
+from pipelines.catalog import lake
 from pipelines.config import Config
 from pipelines.ingest import ingest_month
-from pipelines.months import month_end
+from contract.months import month_end
 from pipelines.prioritise import capacity, eligible, exploration_slots, make_list
 from pipelines.pseudonymise import key_id, load_key
 from pipelines.reading import delivery_file
 from pipelines.resources import peak_rss, release_memory
-from pipelines.storage import file_sha256, read_json, write_json, write_parquet
+from contract.storage import file_sha256, read_json, write_json, write_parquet
 
 Progress = Callable[[str], None]
 
@@ -142,7 +144,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
 
     with manifest.stage("features") as info:
         progress(f"features {month}")
-        feats = features_for(cfg.work, month, cfg.get("scale", "features_memory_mb"))
+        feats = month_features(cfg.work, month, cfg.get("scale", "features_memory_mb"))
         info["rows"] = len(feats)
         fingerprint = lake_fingerprint(cfg.lake, month)
         manifest.data["lake_fingerprint"] = fingerprint
@@ -155,7 +157,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
     with manifest.stage("train") as info:
         progress(f"train {month}")
         first = min(lake.ingested_months(cfg.lake))
-        trained: TrainResult = train_month(cfg, month, first, lambda m, pids=None: features_for(cfg.work, m, cfg.get("scale", "features_memory_mb"), pids),
+        trained: TrainResult = train_month(cfg, month, first, lambda m, pids=None: month_features(cfg.work, m, cfg.get("scale", "features_memory_mb"), pids),
                                            fingerprint[:16], key_id(key))
         info.update(mode=trained.mode, serving=trained.serving, reason=trained.reason,
                     model_version=trained.model_version, run_id=trained.run_id, holdout_month=trained.holdout_month)

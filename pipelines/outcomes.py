@@ -20,13 +20,13 @@ import pandas as pd
 
 from pipelines import audit
 from pipelines.config import Config
-from pipelines.contract import OUTCOME, SOURCES
+from contract.sources import OUTCOME, SOURCES
 from pipelines.ingest import file_fingerprint
-from pipelines.months import check_month, month_end, shift
+from contract.months import check_month, month_end, shift
 from pipelines.parsing import parse_date
 from pipelines.pseudonymise import load_key, pseudonym, pseudonymise
 from pipelines.reading import delivery_file, read_source
-from pipelines.storage import atomic_path, read_parquet
+from contract.storage import atomic_path, read_parquet
 
 ID_HEADER, RANK_HEADER, DATE_HEADER, OUTCOME_HEADER = "宛名番号", "順位", "訪問日", "訪問結果"
 COLUMNS = ["resident_id", "visit_date", "outcome"]

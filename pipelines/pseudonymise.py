@@ -75,7 +75,7 @@ def check_lake_key(lake_dir: Path, key: bytes, key_file: Path, allowed: frozense
     pids, no longer linkable to earlier lists. Only `mimamori rekey` changes keys (it passes its
     pending key in `allowed`).
     """
-    from pipelines import lake
+    from pipelines.catalog import lake
 
     current = key_id(key)
     found: dict[str, list[str]] = {}

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.contract import Column, Source
-from pipelines.months import check_month, month_end
+from contract.sources import Column, Source
+from contract.months import check_month, month_end
 from pipelines.parsing import (
     first_my_number,
     is_my_number,

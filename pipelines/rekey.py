@@ -20,7 +20,7 @@ from pipelines.config import Config
 from pipelines.ingest import ingest_month
 from pipelines.monthly import inbox_months
 from pipelines.pseudonymise import KeyProblem, check_lake_key, create_key, key_id, load_key
-from pipelines.storage import read_json, write_json
+from contract.storage import read_json, write_json
 
 
 def _pending(cfg: Config) -> Path:

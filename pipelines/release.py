@@ -16,15 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines import audit, lake
+from pipelines import audit
+from pipelines.catalog import lake
 from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
-from pipelines.contract import SOURCES
+from contract.sources import SOURCES
 from pipelines.ingest import file_fingerprint
-from pipelines.months import age_on, month_end
+from contract.months import age_on, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
-from pipelines.storage import atomic_path, read_json, read_parquet, write_json
+from contract.storage import atomic_path, read_json, read_parquet, write_json
 from reports.disclosure import age_band
 from reports.sheets import RECIPIENTS, write_outreach_xlsx
 
@@ -77,7 +78,7 @@ def lake_months(cfg: Config, month: str) -> dict[str, str]:
 
 
 def _current_state(cfg: Config, month: str, key: bytes) -> dict:
-    from features.store import lake_fingerprint
+    from pipelines.catalog.features import lake_fingerprint
 
     return {"list_sha256": file_fingerprint(list_path(cfg, month)), "lake_fingerprint": lake_fingerprint(cfg.lake, month),
             "key_id": key_id(key), "lake_months": lake_months(cfg, month)}

@@ -210,7 +210,7 @@ REL_HUSBANDS_MOTHER, REL_HUSBANDS_FATHER, REL_WIFES_MOTHER, REL_WIFES_FATHER = r
 
 # =============================================================================================
 # The contract's sources: columns in contract order, their kind, and their Japanese aliases.
-# (Kept here rather than imported from pipelines.contract so the generator stands alone.)
+# (Kept here rather than imported from contract.sources so the generator stands alone.)
 # =============================================================================================
 ID, STR, DATE, MONTH, INT, SEX = "id", "str", "date", "month", "int", "sex"
 SOURCES: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {

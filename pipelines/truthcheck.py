@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.store import features_for
+from pipelines.catalog.features import month_features
 from models.baselines import BASELINES
 from models.train import score_model
 from pipelines.config import Config
 from pipelines.monthly import excluded_pids, recently_visited
 from pipelines.prioritise import capacity, eligible, make_list
 from pipelines.pseudonymise import load_key, pseudonymise
-from pipelines.storage import read_parquet
+from contract.storage import read_parquet
 
 
 def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
@@ -27,7 +27,7 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
     isolated = pd.Series(truth["isolated"].to_numpy(),
                          index=pseudonymise(truth["resident_id"], key, "resident").to_numpy())
     listed = read_parquet(cfg.runs / month / "list.parquet")
-    feats = features_for(cfg.work, month)
+    feats = month_features(cfg.work, month)
     ok = eligible(feats, excluded_pids(cfg, month), recently_visited(cfg, month),
                   cfg.get("prioritise", "min_age"))
     caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))

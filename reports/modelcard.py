@@ -17,8 +17,8 @@ from features.catalog import CATALOG, FLAGGED
 from models.baselines import BASELINES
 from models.candidates import CANDIDATES
 from pipelines.config import Config
-from pipelines.contract import SOURCES
-from pipelines.storage import write_text
+from contract.sources import SOURCES
+from contract.storage import write_text
 from reports.context import ReportContext
 
 TO_FILL = "（区が記入 / to be filled in by the ward）"

@@ -58,7 +58,7 @@ def data_uri(png: bytes) -> str:
 
 
 def save(png: bytes, path: Path) -> Path:
-    from pipelines.storage import atomic_path
+    from contract.storage import atomic_path
 
     with atomic_path(Path(path)) as tmp:
         tmp.write_bytes(png)

@@ -21,11 +21,11 @@ import pandas as pd
 
 from features.catalog import CATALOG, MODEL_FEATURES, label
 from models.baselines import BASELINES
-from pipelines import lake
+from pipelines.catalog import lake
 from pipelines.config import Config
-from pipelines.contract import SOURCES
-from pipelines.months import shift
-from pipelines.storage import read_json, read_parquet, write_text
+from contract.sources import SOURCES
+from contract.months import shift
+from contract.storage import read_json, read_parquet, write_text
 from reports.context import (Calibration, Coverage, DataQuality, Drift, Evaluation, Fairness, Figure, Images,
                              ListSection, Metadata, MetricRow, ModelTables, Notice, ReportContext, Shap, Training)
 from reports.disclosure import AGE_BANDS, age_band, suppress, suppressed_total
@@ -335,9 +335,9 @@ def _previous_features(cfg: Config, month: str) -> pd.DataFrame | None:
     if path.exists():   # only the drift columns: a million pids cost more to convert than the rest
         return read_parquet(path, columns=MODEL_FEATURES)
     if previous in lake.ingested_months(cfg.lake):
-        from features.store import features_for
+        from pipelines.catalog.features import month_features
 
-        return features_for(cfg.work, previous)
+        return month_features(cfg.work, previous)
     return None
 
 

@@ -22,8 +22,8 @@ from typing import Sequence
 import pandas as pd
 
 from features.catalog import questions
-from pipelines.contract import OUTCOME
-from pipelines.storage import atomic_path
+from contract.sources import OUTCOME
+from contract.storage import atomic_path
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import audit, lake
+from pipelines import audit
+from pipelines.catalog import lake
 from pipelines.config import load_config
 from pipelines.monthly import inbox_months, run_months
 from pipelines.pseudonymise import create_key

@@ -7,14 +7,15 @@ import hmac
 import pandas as pd
 import pytest
 
-from pipelines import audit, lake
-from pipelines.contract import SOURCES
+from pipelines import audit
+from pipelines.catalog import lake
+from contract.sources import SOURCES
 from pipelines.leakscan import scan
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import load_key
 from pipelines.reading import delivery_file, read_source
 from pipelines.release import ReleaseRefused, approve, release
-from pipelines.storage import read_parquet
+from contract.storage import read_parquet
 
 
 def _residents(ward, month=None):
@@ -54,7 +55,7 @@ def test_a_model_was_trained_tracked_and_registered(ward):
 
 
 def test_same_inputs_and_seed_give_the_same_champion_metrics_to_the_last_digit(ward, messy_ward):
-    from pipelines.storage import read_json
+    from contract.storage import read_json
 
     first = read_json(ward.cfg.runs / ward.month / "training.json")
     second = read_json(messy_ward.cfg.runs / messy_ward.month / "training.json")

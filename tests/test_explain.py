@@ -13,7 +13,7 @@ from models.candidates import base_pipeline, fit_candidate, log_odds
 from models.estimator import make_model
 from models.explain import (EXPLANATIONS, additivity_error, contributions, explain_person, explanation_table,
                             grouped, reasons)
-from pipelines.storage import read_parquet
+from contract.storage import read_parquet
 
 
 def _frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -163,7 +163,7 @@ def test_stored_explanations_add_up_to_the_registered_models_log_odds(ward):
 
 
 def test_the_auditors_view_shows_contributions_and_a_waterfall_without_identifiers(ward):
-    from pipelines.contract import SOURCES
+    from contract.sources import SOURCES
     from pipelines.pseudonymise import load_key
     from pipelines.reading import delivery_file, read_source
 

@@ -36,7 +36,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import audit, lake
+from pipelines import audit
+from pipelines.catalog import lake
 from pipelines.cli import main
 from pipelines.config import Config, load_config
 from pipelines.ingest import Delivery, ingest_month, keep_replaced_record
@@ -44,7 +45,7 @@ from pipelines.locks import LOCK_NAME, LockHeld, custody_lock, holder, work_lock
 from pipelines.monthly import completed_run, inbox_months, run_month, run_months
 from pipelines.pseudonymise import KeyProblem, create_key, key_id, load_key
 from pipelines.release import ReleaseRefused, approve, release
-from pipelines.storage import DataDamaged, read_json, write_json
+from contract.storage import DataDamaged, read_json, write_json
 from pipelines.synth import generate_ward
 
 ROOT = Path(__file__).resolve().parents[1]

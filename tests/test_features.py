@@ -2,11 +2,11 @@
 import pandas as pd
 import pytest
 
-from features.build import People, build_features
-from features.store import WORKING_BYTES_PER_RESIDENT, features_for, partitions
-from pipelines import lake
-from pipelines.months import month_end
-from pipelines.storage import read_json, write_json, write_parquet
+from contract.partitions import PidRange
+from pipelines.catalog.features import WORKING_BYTES_PER_RESIDENT, features_from_lake, month_features, range_count
+from pipelines.catalog import lake
+from contract.months import month_end
+from contract.storage import read_json, write_json, write_parquet
 
 P1, P2 = "a" * 32, "b" * 32
 H1, H2 = "c" * 32, "d" * 32
@@ -37,7 +37,7 @@ def test_a_row_known_one_day_after_the_as_of_date_is_ignored(tmp_path):
     honest = _checkup(P1, "2024-01-10", "2024-01-31")
     late = _checkup(P2, "2024-03-15", as_of + pd.Timedelta(days=1))   # carries a later knowledge date
     root = _lake(tmp_path, {"2024-01": honest, "2024-02": honest.iloc[:0], "2024-03": late})
-    feats = build_features(root, "2024-03").set_index("pid")
+    feats = features_from_lake(root, "2024-03").set_index("pid")
     assert feats.loc[P1, "months_since_checkup"] == 2 and feats.loc[P1, "months_since_checkup_imp"] == 0
     # P2's checkup was not known on the as-of date: no checkup on record, history length, flagged
     assert feats.loc[P2, "months_since_checkup_imp"] == 1
@@ -47,15 +47,15 @@ def test_a_row_known_one_day_after_the_as_of_date_is_ignored(tmp_path):
 def test_a_later_delivery_is_not_opened_for_an_earlier_as_of_month(tmp_path):
     root = _lake(tmp_path, {"2024-01": _checkup(P1, "2024-01-10", "2024-01-31"),
                             "2024-02": _checkup(P2, "2024-02-03", "2024-02-29")})
-    jan = build_features(root, "2024-01").set_index("pid")
-    feb = build_features(root, "2024-02").set_index("pid")
+    jan = features_from_lake(root, "2024-01").set_index("pid")
+    feb = features_from_lake(root, "2024-02").set_index("pid")
     assert jan.loc[P2, "months_since_checkup_imp"] == 1
     assert feb.loc[P2, "months_since_checkup_imp"] == 0 and feb.loc[P2, "months_since_checkup"] == 0
 
 
 def test_living_alone_and_age_come_from_the_as_of_snapshot(tmp_path):
     root = _lake(tmp_path, {"2024-01": _checkup(P1, "2024-01-10", "2024-01-31")})
-    feats = build_features(root, "2024-01").set_index("pid")
+    feats = features_from_lake(root, "2024-01").set_index("pid")
     assert feats.loc[P1, "living_alone"] == 1 and feats.loc[P2, "living_alone"] == 0
     assert feats.loc[P1, "age"] == 81
 
@@ -72,10 +72,10 @@ def test_reading_only_the_windows_gives_the_same_features_as_reading_everything(
     those computed from the whole history (newest delivery per key winning)."""
     months = lake.ingested_months(ward.cfg.lake)
     chosen = [months[0], months[len(months) // 2], months[-1]]
-    pruned = {m: build_features(ward.cfg.lake, m) for m in chosen}
+    pruned = {m: features_from_lake(ward.cfg.lake, m) for m in chosen}
     _unpruned(monkeypatch)
     for m in chosen:
-        pd.testing.assert_frame_equal(pruned[m], build_features(ward.cfg.lake, m))
+        pd.testing.assert_frame_equal(pruned[m], features_from_lake(ward.cfg.lake, m))
 
 
 @pytest.mark.parametrize("count", [2, 7])
@@ -84,8 +84,8 @@ def test_features_built_partition_by_partition_equal_the_whole_wards(ward, count
     partitions' tables are the whole ward's table, row for row (households and their NHI bills
     cross no partition boundary that matters: bills are selected by the partition's hids)."""
     month = ward.month
-    whole = build_features(ward.cfg.lake, month)
-    parts = [build_features(ward.cfg.lake, month, People(i, count)) for i in range(count)]
+    whole = features_from_lake(ward.cfg.lake, month)
+    parts = [features_from_lake(ward.cfg.lake, month, PidRange(i, count)) for i in range(count)]
     assert all(len(part) for part in parts)
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
 
@@ -97,11 +97,11 @@ def test_the_memory_budget_sets_the_partition_count_and_the_table_does_not_chang
     shutil.copytree(ward.cfg.lake, work / "lake")
     residents = len(lake.read_snapshot(work / "lake", "residents", ward.month, columns=["pid"]))
     tight = residents * WORKING_BYTES_PER_RESIDENT / 2**20 / 3   # a third of what one partition needs
-    assert partitions(work / "lake", ward.month, None) == 1
-    assert partitions(work / "lake", ward.month, tight) == 3
-    built = features_for(work, ward.month, tight)
+    assert range_count(work / "lake", ward.month, None) == 1
+    assert range_count(work / "lake", ward.month, tight) == 3
+    built = month_features(work, ward.month, tight)
     assert read_json(work / "features" / f"{ward.month}.json")["partitions"] == 3
-    pd.testing.assert_frame_equal(built, build_features(ward.cfg.lake, ward.month))
+    pd.testing.assert_frame_equal(built, features_from_lake(ward.cfg.lake, ward.month))
 
 
 def test_a_redelivered_bill_replaces_the_earlier_one_inside_the_window(tmp_path, monkeypatch):
@@ -120,7 +120,7 @@ def test_a_redelivered_bill_replaces_the_earlier_one_inside_the_window(tmp_path,
                         "2024-01-31"), lake.source_file(root, "care_premiums", "2024-01"))
     # February re-delivers P1's January bill as paid.
     write_parquet(bills([(P1, "2024-01", 5000, 5000)], "2024-02-29"), lake.source_file(root, "care_premiums", "2024-02"))
-    feats = build_features(root, "2024-02").set_index("pid")
+    feats = features_from_lake(root, "2024-02").set_index("pid")
     assert feats.loc[P1, "care_arrears_months"] == 0 and feats.loc[P2, "care_arrears_months"] == 1
     _unpruned(monkeypatch)
-    pd.testing.assert_frame_equal(feats.reset_index(), build_features(root, "2024-02"))
+    pd.testing.assert_frame_equal(feats.reset_index(), features_from_lake(root, "2024-02"))

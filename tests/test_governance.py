@@ -8,13 +8,14 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from pipelines import audit, lake
+from pipelines import audit
+from pipelines.catalog import lake
 from pipelines.config import load_config
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import create_key, key_id, load_key
 from pipelines.rekey import rekey
 from pipelines.release import ReleaseRefused, approve, purge, release
-from pipelines.storage import read_json, read_parquet
+from contract.storage import read_json, read_parquet
 from pipelines.synth import generate_ward
 
 MONTH = "2026-10"

@@ -6,7 +6,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from pipelines import lake
+from pipelines.catalog import lake
 from pipelines.config import load_config
 from pipelines.ingest import ingest_month
 from pipelines.pseudonymise import create_key, load_key
@@ -97,7 +97,7 @@ def test_a_24_month_messy_inbox_gives_the_same_lake_tables_as_its_clean_twin(tmp
     """Every file of two years of vendor-style extracts (CP932/BOM, Japanese headers, 和暦,
     full-width digits) pseudonymises to exactly the rows of its canonical twin. (GX is left
     out here to keep the test fast; tests/test_end_to_end.py compares the committed lakes.)"""
-    from pipelines.contract import SOURCES
+    from contract.sources import SOURCES
     from pipelines.ingest import pseudonymise_rows
     from pipelines.reading import delivery_file, read_source
 

@@ -43,7 +43,7 @@ def test_where_birth_dates_cover_every_day_a_date_alone_is_not_flagged():
 def test_the_guard_searches_for_the_identifiers_of_a_quarantined_residents_row(tmp_path):
     """A row quarantined for a bad birth date is still a person: their name, address and phone
     must be needles, or a leak of exactly the rows that went wrong would pass unseen."""
-    from pipelines.contract import SOURCES
+    from contract.sources import SOURCES
     from pipelines.leakscan import _squash, needle_groups
     from pipelines.reading import read_source
 

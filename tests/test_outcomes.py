@@ -11,11 +11,11 @@ from openpyxl import load_workbook
 
 from models.labels import Outcomes, labels
 from pipelines.config import load_config
-from pipelines.months import shift
+from contract.months import shift
 from pipelines.outcomes import OutcomesRejected, import_outcomes
 from pipelines.pseudonymise import load_key
 from pipelines.release import reidentify
-from pipelines.storage import read_parquet
+from contract.storage import read_parquet
 from reports.sheets import write_outreach_xlsx
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stdnum.jp import in_ as stdnum_in
 
 from pipelines import parsing
-from pipelines.contract import SOURCES
+from contract.sources import SOURCES
 from pipelines.parsing import (
     first_my_number,
     is_my_number,

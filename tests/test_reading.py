@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.contract import SOURCES, Column, Source
+from contract.sources import SOURCES, Column, Source
 from pipelines.reading import ContractError, SourceRead, delivery_file, read_source
 
 RESIDENTS = SOURCES["residents"]

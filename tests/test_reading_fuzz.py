@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.contract import SOURCES
+from contract.sources import SOURCES
 from pipelines.parsing import ERAS
 from pipelines.reading import ContractError, _parse_csv_exact, _parse_csv_fast, _physical_lines, read_source
 

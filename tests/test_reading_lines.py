@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import lake
+from pipelines.catalog import lake
 from pipelines.cli import main
 from pipelines.config import load_config
-from pipelines.contract import SOURCES
+from contract.sources import SOURCES
 from pipelines.ingest import read_delivery
 from pipelines.leakscan import scan
 from pipelines.pseudonymise import create_key, load_key, pseudonym

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import re
 
-from pipelines import lake
+from pipelines.catalog import lake
 from reports.report import LINE_TERMS
 
 NUMBER = r"([\d,]+)"

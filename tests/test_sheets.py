@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from features.catalog import questions
-from pipelines.contract import OUTCOME
+from contract.sources import OUTCOME
 from reports.sheets import (OUTCOME_CHOICES, OVERVIEW, RECIPIENTS, display_width, layout_problems, preview_html,
                             write_outreach_xlsx)
 

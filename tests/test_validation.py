@@ -22,11 +22,11 @@ from expectations import docs
 from expectations.policy import Outcome, ValidationFailed, judge
 from expectations.suite_spec import DERIVED, POLICIES, SUITES_DIR, all_suites, render
 from expectations.validate import validate_delivery, validate_features, validate_month
-from features.build import build_features
-from pipelines import lake
+from pipelines.catalog.features import features_from_lake
+from pipelines.catalog import lake
 from pipelines.config import load_config
 from pipelines.ingest import ingest_month, read_delivery
-from pipelines.months import month_end
+from contract.months import month_end
 from pipelines.pseudonymise import create_key, load_key, pseudonym
 from pipelines.synth import generate_ward
 
@@ -460,7 +460,7 @@ def test_validate_month_is_a_dry_run(fresh):
 def test_the_feature_suite_passes_on_real_features_and_catches_planted_faults(fresh):
     cfg, key = fresh
     ingest_month(cfg, MONTH, key)
-    features = build_features(cfg.lake, MONTH)
+    features = features_from_lake(cfg.lake, MONTH)
     summary = validate_features(cfg, MONTH, features)
     assert summary["critical_failures"] == [] and summary["warnings"] == []
     assert summary["sources"]["features"]["expectations"] > 40
@@ -485,7 +485,7 @@ def test_the_feature_suite_passes_on_real_features_and_catches_planted_faults(fr
 def test_data_docs_name_every_suite_hold_no_pseudonym_and_are_reproducible(fresh):
     cfg, key = fresh
     ingest_month(cfg, MONTH, key)
-    validate_features(cfg, MONTH, build_features(cfg.lake, MONTH))
+    validate_features(cfg, MONTH, features_from_lake(cfg.lake, MONTH))
     site = cfg.work / "runs" / MONTH / "data_docs"
     index = (site / "index.html").read_text(encoding="utf-8")
     for name in all_suites():
@@ -518,7 +518,7 @@ def test_a_validated_table_is_not_kept_alive_by_gx(ward, tmp_path):
 
     cfg = dataclasses.replace(ward.cfg, work=tmp_path / "work")
     shutil.copytree(ward.cfg.lake, cfg.lake)
-    feats = build_features(ward.cfg.lake, ward.month).assign(_marker=1.0)
+    feats = features_from_lake(ward.cfg.lake, ward.month).assign(_marker=1.0)
     validate_features(cfg, ward.month, feats.drop(columns="_marker"), raise_on_critical=False)
     marked = len(feats)
     del feats

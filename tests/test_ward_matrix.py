@@ -39,7 +39,7 @@ from pipelines.monthly import excluded_pids, inbox_months, prioritise_month, rec
 from pipelines.prioritise import capacity, eligible, exploration_slots
 from pipelines.pseudonymise import create_key
 from pipelines.release import approve, release
-from pipelines.storage import read_json, read_parquet
+from contract.storage import read_json, read_parquet
 from pipelines.synth import generate_ward
 
 END, SEED = "2026-10", 11

@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.contract import SOURCES
-from pipelines.storage import DataDamaged, file_sha256, read_json, read_parquet
+from contract.sources import SOURCES
+from contract.storage import DataDamaged, file_sha256, read_json, read_parquet
 
 
 def source_file(lake: Path, source: str, month: str) -> Path:

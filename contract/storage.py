@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import faults
+from contract import faults
 
 TEMP_GLOB = ".*.tmp"   # the names atomic_path gives its temporary files
 
