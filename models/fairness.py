@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.disclosure import age_band
+from features.groups import age_band
 
 
 def audit_groups(frame: pd.DataFrame) -> dict[str, pd.Series]:

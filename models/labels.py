@@ -9,11 +9,8 @@ Outcomes are read as known at the *current* month: a window is usable only once 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
 
-from pipelines.catalog import lake
 from contract.months import month_end
 
 
@@ -23,22 +20,10 @@ def window_closed(as_of_month: str, current_month: str, timespan_days: int) -> b
 
 @dataclass(frozen=True)
 class Outcomes:
-    """Visit outcomes and adverse events as known at the end of one month."""
+    """Visit outcomes and adverse events as known at the end of one month (loaded by the
+    catalogue: pipelines/catalog/lake.outcomes_known_at)."""
     visits: pd.DataFrame     # pid, visit_date, outcome
     adverse: pd.DataFrame    # pid, event_date, event_type
-
-    @classmethod
-    def known_at(cls, lake_dir: Path, current_month: str) -> "Outcomes":
-        known = month_end(current_month)
-
-        def read(name: str, columns: list[str]) -> pd.DataFrame:
-            events = lake.read_events(lake_dir, name, current_month)
-            if events is None:
-                return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
-            return events.loc[events["known_on"] <= known, columns]
-
-        return cls(read("outreach_outcomes", ["pid", "visit_date", "outcome"]),
-                   read("adverse_events", ["pid", "event_date", "event_type"]))
 
 
 def labels(outcomes: Outcomes, as_of_month: str, timespan_days: int,

@@ -1,22 +1,23 @@
-"""Time-honest training for one batch month, with baselines, MLflow tracking and promotion.
+"""Time-honest training for one batch month: the plan, the candidates, the holdout comparison,
+the promotion decision and the refit, as pure functions of tables and settings.
 
 For the current month T: as-of months whose label window has closed by T are usable; the
 newest of them is the holdout; training uses only as-of months whose window closed by the
 holdout's as-of date (so nothing after the holdout's planning day informs the model that is
 scored on it). The promoted model is then refitted on every usable month.
+
+Nothing here touches the lake, the MLflow registry or git: the runner (pipelines/training.py)
+loads the tables and the champion, calls these, and logs what they return.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from contract.months import month_end, shift
 from features.catalog import MODEL_FEATURES
 from models import metrics
 from models.baselines import BASELINES, baseline_scores
@@ -24,15 +25,15 @@ from models.candidates import fit_candidate
 from models.estimator import one_thread
 from models.fairness import audit
 from models.labels import Outcomes, labels, window_closed
-from pipelines.config import Config
-from contract.months import month_end, shift
-from pipelines.prioritise import capacity
+from models.prioritise import capacity
 
-FeaturesFor = Callable[..., pd.DataFrame]   # (month, pids=None) -> the month's feature rows (of those pids)
+# Which features a model version was trained on: versions of another feature set are never champions.
+FEATURE_SET = hashlib.sha256(",".join(MODEL_FEATURES).encode()).hexdigest()[:12]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
+    """What the train stage decided and everything the report and the registry need from it."""
     mode: str                         # "model" or "baseline": what makes this month's list
     reason: str                       # why, in plain words (shown in the report)
     baseline: str = "alone_75"        # the best baseline (serves when mode == "baseline")
@@ -41,6 +42,7 @@ class TrainResult:
     run_id: str | None = None
     challenger: str | None = None     # candidate kind of this month's challenger ("hgb" | "logit")
     challenger_version: str | None = None
+    challenger_model: object | None = field(default=None, repr=False)   # the registered challenger, refitted
     champion_version: str | None = None   # the champion before this month, if any
     serving: str | None = None        # "challenger" | "champion" | baseline name
     criterion: str | None = None      # the holdout metric promotion compared
@@ -58,6 +60,50 @@ class TrainResult:
     holdout_frame: pd.DataFrame | None = field(default=None, repr=False)
     split_plot: bytes | None = field(default=None, repr=False)
     label_counts: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        """The one serialisation of a training result: runs/<month>/training.json."""
+        return {"mode": self.mode, "serving": self.serving, "reason": self.reason, "baseline": self.baseline,
+                "model_version": self.model_version, "challenger": self.challenger,
+                "challenger_version": self.challenger_version, "champion_version": self.champion_version,
+                "mlflow_run_id": self.run_id, "criterion": self.criterion, "new_fairness_flags": self.new_flags,
+                "holdout_month": self.holdout_month, "train_months": self.train_months,
+                "calibration_months": self.calibration_months, "calibration": self.calibration,
+                "evaluation": self.evaluation, "candidates": self.candidates, "fairness": self.fairness,
+                "label_counts": self.label_counts}
+
+    def stage_summary(self) -> dict:
+        """What the manifest's train stage says of the result (the record has the rest)."""
+        return {"mode": self.mode, "serving": self.serving, "reason": self.reason,
+                "model_version": self.model_version, "run_id": self.run_id, "holdout_month": self.holdout_month}
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """The settings the holdout comparison reads, from their sections of the configuration."""
+    share_of_residents: float          # [capacity]
+    fixed_capacity: dict               # [capacity] districts
+    min_age: int                       # [prioritise]
+    baselines: dict                    # [baselines]
+    ratio_bounds: tuple[float, float]  # [fairness]
+    min_labelled_fairness: int         # [fairness]
+
+    @classmethod
+    def of(cls, settings: dict) -> "EvaluationSettings":
+        return cls(settings["capacity"]["share_of_residents"], settings["capacity"]["districts"],
+                   settings["prioritise"]["min_age"], settings["baselines"],
+                   tuple(settings["fairness"]["ratio_bounds"]), settings["fairness"]["min_labelled"])
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Which as-of months train, calibrate and hold out, for the batch month."""
+    month: str
+    train_months: list[str]
+    holdout_month: str
+    fit_months: list[str]
+    calibration_months: list[str]
+    final_calibration_months: list[str]   # of the refit on every usable month
 
 
 def split_months(current: str, first: str, timespan_days: int, max_history: int) -> tuple[list[str], str | None]:
@@ -78,36 +124,55 @@ def fit_and_calibration(months: list[str], calibration_months: int) -> tuple[lis
     return months[:-calibration_months], months[-calibration_months:]
 
 
-def split_rows(fit: list[str], calibrate: list[str], holdout: str | None, timespan_days: int) -> list[dict]:
+def training_plan(month: str, first_month: str, timespan_days: int, training: dict) -> TrainingPlan | None:
+    """The month's plan, or None when no label window has closed early enough (cold start)."""
+    train, holdout = split_months(month, first_month, timespan_days, training["max_training_history_months"])
+    if not train:
+        return None
+    fit, calibrate = fit_and_calibration(train, training["calibration_months"])
+    _, final_cal = fit_and_calibration(train + [holdout], training["calibration_months"])
+    return TrainingPlan(month, train, holdout, fit, calibrate, final_cal)
+
+
+def split_rows(plan: TrainingPlan, timespan_days: int) -> list[dict]:
     """Bars of the split plot: each as-of month's label window and its role."""
-    rows = [(m, "fit") for m in fit] + [(m, "calibrate") for m in calibrate] + ([(holdout, "holdout")] if holdout else [])
+    rows = ([(m, "fit") for m in plan.fit_months] + [(m, "calibrate") for m in plan.calibration_months]
+            + [(plan.holdout_month, "holdout")])
     return [{"month": m, "role": role, "start": month_end(m), "end": month_end(m) + pd.Timedelta(days=timespan_days)}
             for m, role in rows]
 
 
-def labels_for(cfg: Config, outcomes: Outcomes, month: str) -> pd.DataFrame:
-    return labels(outcomes, month, cfg.get("labels", "timespan_days"), cfg.get("labels", "adverse_events_of_unvisited"),
-                  tuple(cfg.get("labels", "positive_outcomes")), tuple(cfg.get("labels", "negative_outcomes")))
+def labels_for(label_settings: dict, outcomes: Outcomes, month: str) -> pd.DataFrame:
+    """pid, label of the people labelled in the window after `month`, under the `[labels]` policy."""
+    return labels(outcomes, month, label_settings["timespan_days"], label_settings["adverse_events_of_unvisited"],
+                  tuple(label_settings["positive_outcomes"]), tuple(label_settings["negative_outcomes"]))
 
 
-def labelled_frame(cfg: Config, months: list[str], outcomes: Outcomes, features_for: FeaturesFor) -> pd.DataFrame:
-    frames = []
-    for month in months:
-        labelled = labels_for(cfg, outcomes, month)
-        # only the labelled people's rows: a few thousand of a million
-        frames.append(features_for(month, labelled["pid"]).merge(labelled, on="pid", how="inner"))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MODEL_FEATURES + ["label"])
+def training_frame(labelled_rows: list[pd.DataFrame]) -> pd.DataFrame:
+    """The labelled people's feature rows of every training month, one frame."""
+    return (pd.concat(labelled_rows, ignore_index=True) if labelled_rows
+            else pd.DataFrame(columns=MODEL_FEATURES + ["label"]))
+
+
+def label_counts(train: pd.DataFrame, holdout_features: pd.DataFrame, holdout_labels: pd.DataFrame,
+                 min_age: int) -> dict:
+    """Labelled and positive rows of training and holdout, and the holdout's label coverage
+    (how few of the people we rank have a known outcome: selective labels)."""
+    cohort = int((holdout_features["age"] >= min_age).sum())
+    return {"train_labelled": len(train), "train_positive": int(train["label"].sum()),
+            "holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum()),
+            "holdout_cohort": cohort, "holdout_coverage_pct": round(100 * len(holdout_labels) / max(cohort, 1), 2)}
 
 
 def _xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int)
 
 
-def fit_months(cfg: Config, name: str, frame: pd.DataFrame, calibrate: list[str]) -> tuple[object, str]:
+def fit_months(training: dict, name: str, frame: pd.DataFrame, calibrate: list[str]) -> tuple[object, str]:
     """Fit candidate `name` on the frame's rows outside `calibrate`, calibrate on the rows inside."""
     in_cal = frame["as_of_month"].isin(calibrate).to_numpy()
     X, y = _xy(frame)
-    return fit_candidate(name, cfg.settings["training"], X[~in_cal], y[~in_cal], X[in_cal], y[in_cal])
+    return fit_candidate(name, training, X[~in_cal], y[~in_cal], X[in_cal], y[in_cal])
 
 
 def score_model(model, features: pd.DataFrame) -> np.ndarray:
@@ -115,14 +180,23 @@ def score_model(model, features: pd.DataFrame) -> np.ndarray:
         return model.predict_proba(features[MODEL_FEATURES].to_numpy(dtype="float64"))[:, 1]
 
 
-def holdout_evaluation(cfg: Config, models: dict[str, object], holdout: pd.DataFrame,
+def month_scores(trained: TrainResult, features: pd.DataFrame, baseline_settings: dict) -> pd.DataFrame:
+    """pid, district, score of every resident, by whatever makes this month's list."""
+    if trained.mode == "model":
+        scores = score_model(trained.model, features)
+    else:
+        scores = BASELINES[trained.baseline][2](features, baseline_settings)
+    return features[["pid", "district"]].assign(score=np.round(scores, 6))
+
+
+def holdout_evaluation(settings: EvaluationSettings, models: dict[str, object], holdout: pd.DataFrame,
                        holdout_labels: pd.DataFrame) -> tuple[dict, dict, pd.DataFrame, int]:
     """Every model and baseline on the holdout month at that month's capacity (ward and per
     district), with a fairness audit of each at the same k."""
-    caps = capacity(holdout, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
+    caps = capacity(holdout, settings.share_of_residents, settings.fixed_capacity)
     k = sum(caps.values())
-    frame = holdout[holdout["age"] >= cfg.get("prioritise", "min_age")].merge(holdout_labels, on="pid", how="left")
-    scores = baseline_scores(frame, cfg.settings["baselines"])
+    frame = holdout[holdout["age"] >= settings.min_age].merge(holdout_labels, on="pid", how="left")
+    scores = baseline_scores(frame, settings.baselines)
     scores |= {name: score_model(model, frame) for name, model in models.items()}
     labels_ = frame["label"].to_numpy(dtype="float64")
     results, fairness = {}, {}
@@ -134,8 +208,7 @@ def holdout_evaluation(cfg: Config, models: dict[str, object], holdout: pd.DataF
             results[name]["brier"] = None      # a rule's score orders people; it is not a probability
         selected = np.zeros(len(frame), dtype=bool)
         selected[metrics.top_k(s, frame["pid"].to_numpy(), k)] = True
-        fairness[name] = audit(frame, selected, *cfg.get("fairness", "ratio_bounds"),
-                               min_labelled=cfg.get("fairness", "min_labelled"))
+        fairness[name] = audit(frame, selected, *settings.ratio_bounds, min_labelled=settings.min_labelled_fairness)
     scored = frame[["pid", "age", "sex", "district", "living_alone"]].assign(
         label=frame["label"].astype("float64"), **{f"score_{name}": s for name, s in scores.items()})
     return results, fairness, scored.reset_index(drop=True), k
@@ -162,12 +235,12 @@ def flags(rows: list[dict]) -> set[str]:
     return {f"{r['attribute']}={r['group']}" for r in rows if r.get("flag")}
 
 
-def _best_baseline(evaluation: dict, measure: str) -> str:
+def best_baseline(evaluation: dict, measure: str) -> str:
     # baselines are compared on their best tie order: a challenger must beat them however their ties fall
     return max(BASELINES, key=lambda n: (value(evaluation[n], measure, "best"), n == "alone_75", n))
 
 
-def _fmt(v: float) -> str:
+def _figure(v: float) -> str:
     return "n/a" if v == float("-inf") else f"{v:.3f}"
 
 
@@ -175,7 +248,7 @@ def decide(evaluation: dict, fairness: dict, has_champion: bool, min_labelled: i
     """Who makes the list: the challenger ("model"), the champion, or the best baseline, and why."""
     rankers = ["model", *BASELINES] + (["champion"] if has_champion else [])
     measure = criterion(evaluation, rankers, min_labelled)
-    best = _best_baseline(evaluation, measure)
+    best = best_baseline(evaluation, measure)
     challenger = value(evaluation["model"], measure, "worst")
     base_v = value(evaluation[best], measure, "best")
     champion = value(evaluation["champion"], measure, "worst") if has_champion else None
@@ -185,214 +258,69 @@ def decide(evaluation: dict, fairness: dict, has_champion: bool, min_labelled: i
     out = {"criterion": measure, "baseline": best, "new_flags": new_flags}
     why_not = []
     if not challenger > base_v:
-        why_not.append(f"its holdout {words} {_fmt(challenger)} does not beat the best baseline {best} ({_fmt(base_v)})")
+        why_not.append(f"its holdout {words} {_figure(challenger)} does not beat the best baseline {best} "
+                       f"({_figure(base_v)})")
     # A tie with the champion promotes the challenger: it is then usually the champion's own
     # model refitted with one more month of labels (the evaluated twin saw the same months).
     if has_champion and not challenger >= champion:
-        why_not.append(f"it is worse than the champion ({words} {_fmt(challenger)} vs {_fmt(champion)})")
+        why_not.append(f"it is worse than the champion ({words} {_figure(challenger)} vs {_figure(champion)})")
     if new_flags:
         why_not.append("it adds fairness flags the incumbent does not have: " + ", ".join(new_flags))
     if not why_not:
-        vs = f"champion {_fmt(champion)}, " if has_champion else ""
+        vs = f"champion {_figure(champion)}, " if has_champion else ""
         return out | {"serving": "challenger", "reason": f"the challenger is promoted: holdout {words} "
-                      f"{_fmt(challenger)} vs {vs}best baseline {best} {_fmt(base_v)}, no new fairness flag"}
+                      f"{_figure(challenger)} vs {vs}best baseline {best} {_figure(base_v)}, no new fairness flag"}
     reason = "the challenger is not promoted: " + "; ".join(why_not)
     if has_champion and champion > base_v:
         return out | {"serving": "champion", "reason": reason + f". The champion keeps the list ({words} "
-                      f"{_fmt(champion)} vs best baseline {_fmt(base_v)})"}
+                      f"{_figure(champion)} vs best baseline {_figure(base_v)})"}
     return out | {"serving": best, "reason": reason + f". The list uses the best baseline, {best}"}
 
 
-def _code_version() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip() or "unknown"
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+# ------------------------------------------------------------------ the stage's results
+
+def no_window_result(month: str, first_month: str, timespan_days: int) -> TrainResult:
+    """Cold start before any label window has closed: today's rule makes the list."""
+    return TrainResult("baseline", f"cold start: no label window of {timespan_days} days has closed "
+                       f"early enough to train and hold out (history starts {first_month}); "
+                       "the list uses today's rule", serving="alone_75")
 
 
-def _promote(client, month: str, version: str) -> None:
-    """Alias the version `champion` unless the champion already serves a later month
-    (rerunning an old month must not roll the ward's model back)."""
-    from models.tracking import CHAMPION, REGISTERED_MODEL
-
-    try:
-        current = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
-        if current.tags.get("month", "") > month:
-            return
-    except Exception:  # no champion yet
-        pass
-    client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+def enough_labels(counts: dict, training: dict) -> bool:
+    return counts["train_labelled"] >= training["min_labelled"] and counts["train_positive"] >= training["min_positive"]
 
 
-FEATURE_SET = hashlib.sha256(",".join(MODEL_FEATURES).encode()).hexdigest()[:12]
+def few_labels_result(plan: TrainingPlan, counts: dict, training: dict, settings: EvaluationSettings,
+                      holdout_features: pd.DataFrame, holdout_labels: pd.DataFrame) -> TrainResult:
+    """Cold start with too few labels to train: no model, but the baselines are still compared
+    wherever the holdout has labels, and the best of them makes the list."""
+    evaluation, fairness, scored, k = holdout_evaluation(settings, {}, holdout_features, holdout_labels)
+    measure = criterion(evaluation, list(BASELINES), training["min_labelled_at_k"])
+    best = best_baseline(evaluation, measure)
+    labelled, positives = counts["train_labelled"], counts["train_positive"]
+    return TrainResult("baseline", f"cold start: {labelled} labelled rows ({positives} positive) in "
+                       f"the training months; at least {training['min_labelled']} ({training['min_positive']} positive) "
+                       f"are needed. The list uses the best baseline on the holdout, {best}",
+                       baseline=best, serving=best, criterion=measure, train_months=plan.train_months,
+                       holdout_month=plan.holdout_month, label_counts=counts, evaluation=evaluation,
+                       fairness=fairness, holdout_frame=scored, holdout_k=k)
 
 
-def _provenance(cfg: Config, month: str, fingerprint: str, key_id: str) -> dict[str, str]:
-    return {"month": month, "key_id": key_id, "config_hash": cfg.config_hash,
-            "code_version": _code_version(), "lake_fingerprint": fingerprint, "feature_set": FEATURE_SET}
+def fitted_candidates(plan: TrainingPlan, training: dict, train: pd.DataFrame) -> dict[str, tuple[object, str]]:
+    """candidate kind -> (fitted on the fit months and calibrated on the calibration months, calibration note)."""
+    return {name: fit_months(training, name, train, plan.calibration_months) for name in training["candidates"]}
 
 
-def _client(cfg: Config):
-    from models.tracking import connect
-
-    return connect(cfg.mlflow_db, cfg.mlflow_artifacts).MlflowClient()
-
-
-def _load(version) -> object:
-    import mlflow.sklearn
-
-    from models.tracking import REGISTERED_MODEL
-
-    return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version}")
-
-
-def incumbent(cfg: Config, month: str):
-    """(model, version) of the champion as it stood before `month`: the newest version promoted
-    for an earlier month, on today's features and key. Found by tags, not by the alias, so that
-    rerunning a month compares with the same champion as its first run did."""
-    from models.tracking import REGISTERED_MODEL
-
-    versions = _client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.promoted='true'")
-    usable = [v for v in versions if v.tags.get("month", "") < month and v.tags.get("feature_set") == FEATURE_SET
-              and v.tags.get("key_retired") != "true"]
-    if not usable:
-        return None
-    version = max(usable, key=lambda v: (v.tags["month"], int(v.version)))
-    return _load(version), version
-
-
-def _reusable(cfg: Config, provenance: dict[str, str]):
-    """A model version already trained from exactly these inputs, config and code, if any.
-
-    Rerunning a month then yields the same model version instead of a duplicate, so the
-    list (which names its model version) stays byte-identical.
-    """
-    from models.tracking import REGISTERED_MODEL
-
-    versions = _client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.month='{provenance['month']}'")
-    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        if all(version.tags.get(k) == v for k, v in provenance.items()):
-            return _load(version), version
-    return None
-
-
-# Types skops will not load without being told to, reviewed for the models we log: the tree
-# predictor is sklearn's own compiled node array; the calibration wrappers are sklearn's Platt
-# scaling; numpy.dtype is the imputers' stored dtype (a type descriptor, no code runs). Anything else appearing here (a new sklearn version, another estimator) must be
-# reviewed before it is trusted, so training stops instead.
-REVIEWED_TRUSTED_TYPES = frozenset({
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "numpy.dtype",
-})
-
-
-def reviewed_trusted_types(untrusted: list[str]) -> list[str]:
-    unreviewed = sorted(set(untrusted) - REVIEWED_TRUSTED_TYPES)
-    if unreviewed:
-        raise RuntimeError("skops would need to trust types nobody has reviewed: " + ", ".join(unreviewed)
-                           + " — review them and add them to models/train.py REVIEWED_TRUSTED_TYPES")
-    return sorted(untrusted)
-
-
-def _log_to_mlflow(cfg: Config, model, result: TrainResult, train_frame: pd.DataFrame,
-                   provenance: dict[str, str]) -> None:
-    from models.tracking import REGISTERED_MODEL, connect
-
-    mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
-    import mlflow.sklearn
-    import skops.io as sio
-    from mlflow.models import infer_signature
-
-    month = provenance["month"]
-    X = train_frame[MODEL_FEATURES].astype("float64")
-    promoted = result.serving == "challenger"
-    with mlflow.start_run(run_name=f"train-{month}") as run:
-        mlflow.set_tags(provenance | {"promoted": str(promoted).lower(), "candidate": result.challenger or "",
-                                      "criterion": result.criterion or "", "serving": result.serving or ""})
-        mlflow.log_params({"holdout_month": result.holdout_month,
-                           "train_months": ",".join(result.train_months),
-                           "calibration_months": ",".join(result.calibration_months),
-                           "calibration": result.calibration,
-                           "features": ",".join(MODEL_FEATURES), **cfg.settings["training"],
-                           "label_timespan_days": cfg.get("labels", "timespan_days")})
-        rankers = result.evaluation | {f"candidate_{n}": e for n, e in result.candidates.items()}
-        mlflow.log_metrics({f"holdout_{who}_{name}": value for who, figures in rankers.items()
-                            for name, value in figures.items() if isinstance(value, (int, float))})
-        mlflow.log_metrics({f"labels_{k}": v for k, v in result.label_counts.items()})
-        mlflow.log_dict({"evaluation": result.evaluation, "candidates": result.candidates,
-                         "fairness": result.fairness, "reason": result.reason}, "holdout_evaluation.json")
-        if result.split_plot:
-            mlflow.log_image(_png_image(result.split_plot), "splits.png")
-        trusted = reviewed_trusted_types(sio.get_untrusted_types(data=sio.dumps(model)))
-        info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(X.head(50), score_model(model, train_frame.head(50))),
-            pyfunc_predict_fn="predict_proba", skops_trusted_types=trusted,
-            pip_requirements=["scikit-learn==1.9.1", "skops==0.16.0"])
-        result.run_id = run.info.run_id
-    # The version is created with its tags in one registry transaction: a process killed here
-    # leaves either no version (the rerun registers the same number) or a tagged one that
-    # `_reusable` finds — never an untagged version that would push the rerun's number up.
-    registered = mlflow.register_model(
-        info.model_uri, REGISTERED_MODEL,
-        tags=provenance | {"candidate": result.challenger or "", "promoted": str(promoted).lower()})
-    version = str(registered.version)
-    if promoted:
-        _promote(mlflow.MlflowClient(), month, version)
-    result.challenger_version = version
-
-
-def _png_image(png: bytes):
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(png))
-
-
-def train_month(cfg: Config, month: str, first_month: str, features_for: FeaturesFor,
-                lake_fingerprint: str, key_id: str) -> TrainResult:
-    """Fit the candidates, compare challenger, champion and baselines on the holdout, promote or not."""
-    from reports.plots import splits
-
-    t = cfg.settings["training"]
-    timespan = cfg.get("labels", "timespan_days")
-    train_months, holdout_month = split_months(month, first_month, timespan, t["max_training_history_months"])
-    if not train_months:
-        return TrainResult("baseline", f"cold start: no label window of {timespan} days has closed "
-                           f"early enough to train and hold out (history starts {first_month}); "
-                           "the list uses today's rule", serving="alone_75")
-    outcomes = Outcomes.known_at(cfg.lake, month)
-    train = labelled_frame(cfg, train_months, outcomes, features_for)
-    positives, labelled = int(train["label"].sum()), len(train)
-    counts = {"train_labelled": labelled, "train_positive": positives}
-    holdout_features = features_for(holdout_month)
-    holdout_labels = labels_for(cfg, outcomes, holdout_month)
-    cohort = int((holdout_features["age"] >= cfg.get("prioritise", "min_age")).sum())
-    # label coverage: how few of the people we rank have a known outcome (selective labels)
-    counts |= {"holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum()),
-               "holdout_cohort": cohort, "holdout_coverage_pct": round(100 * len(holdout_labels) / max(cohort, 1), 2)}
-    if labelled < t["min_labelled"] or positives < t["min_positive"]:
-        # Cold start: no model, but the baselines are still compared wherever the holdout has labels.
-        evaluation, fairness, scored, k = holdout_evaluation(cfg, {}, holdout_features, holdout_labels)
-        measure = criterion(evaluation, list(BASELINES), t["min_labelled_at_k"])
-        best = _best_baseline(evaluation, measure)
-        return TrainResult("baseline", f"cold start: {labelled} labelled rows ({positives} positive) in "
-                           f"the training months; at least {t['min_labelled']} ({t['min_positive']} positive) "
-                           f"are needed. The list uses the best baseline on the holdout, {best}",
-                           baseline=best, serving=best, criterion=measure, train_months=train_months,
-                           holdout_month=holdout_month, label_counts=counts, evaluation=evaluation,
-                           fairness=fairness, holdout_frame=scored, holdout_k=k)
-    fit, calibrate = fit_and_calibration(train_months, t["calibration_months"])
-    fitted = {name: fit_months(cfg, name, train, calibrate) for name in t["candidates"]}
-    prior = incumbent(cfg, month)
+def comparison(plan: TrainingPlan, training: dict, settings: EvaluationSettings, counts: dict,
+               fitted: dict[str, tuple[object, str]], champion: tuple[object, str] | None,
+               holdout_features: pd.DataFrame, holdout_labels: pd.DataFrame) -> TrainResult:
+    """Candidates, champion (model, version) and baselines on the holdout; the best candidate is
+    the challenger, and `decide` says who serves. The result has no refitted model yet."""
     models = {f"candidate_{name}": model for name, (model, _) in fitted.items()}
-    if prior is not None:
-        models["champion"] = prior[0]
-    evaluation, fairness, scored, k = holdout_evaluation(cfg, models, holdout_features, holdout_labels)
-    measure = criterion(evaluation, list(models) + list(BASELINES), t["min_labelled_at_k"])
+    if champion is not None:
+        models["champion"] = champion[0]
+    evaluation, fairness, scored, k = holdout_evaluation(settings, models, holdout_features, holdout_labels)
+    measure = criterion(evaluation, list(models) + list(BASELINES), training["min_labelled_at_k"])
     candidates = {name: evaluation.pop(f"candidate_{name}") for name in fitted}
     candidate_fairness = {name: fairness.pop(f"candidate_{name}") for name in fitted}
     challenger = max(fitted, key=lambda n: (value(candidates[n], measure, "worst"),
@@ -400,36 +328,28 @@ def train_month(cfg: Config, month: str, first_month: str, features_for: Feature
     evaluation["model"], fairness["model"] = candidates[challenger], candidate_fairness[challenger]
     scored = scored.rename(columns={f"score_candidate_{challenger}": "score_model"})
     scored = scored.drop(columns=[f"score_candidate_{n}" for n in fitted if n != challenger])
-    decision = decide(evaluation, fairness, prior is not None, t["min_labelled_at_k"])
-    result = TrainResult(
+    decision = decide(evaluation, fairness, champion is not None, training["min_labelled_at_k"])
+    return TrainResult(
         "baseline" if decision["serving"] in BASELINES else "model", decision["reason"],
         baseline=decision["baseline"], serving=decision["serving"], criterion=decision["criterion"],
-        challenger=challenger, champion_version=str(prior[1].version) if prior else None,
-        holdout_month=holdout_month, train_months=train_months, calibration_months=calibrate,
+        challenger=challenger, champion_version=champion[1] if champion else None,
+        holdout_month=plan.holdout_month, train_months=plan.train_months, calibration_months=plan.calibration_months,
         calibration=fitted[challenger][1], evaluation=evaluation, candidates=candidates, fairness=fairness,
         new_flags=decision["new_flags"], label_counts=counts, holdout_k=k, holdout_frame=scored)
-    # The challenger as it would serve: refitted on every usable month, holdout included.
-    _, final_cal = fit_and_calibration(train_months + [holdout_month], t["calibration_months"])
-    result.split_plot = splits(split_rows(fit, calibrate, holdout_month, timespan), month)
-    provenance = _provenance(cfg, month, lake_fingerprint, key_id)
-    reused = _reusable(cfg, provenance)
-    if reused is not None:
-        final, version = reused
-        result.challenger_version, result.run_id = str(version.version), version.run_id
-        if version.tags.get("promoted") == "true":   # a run killed before it moved the alias
-            _promote(_client(cfg), month, result.challenger_version)
-    else:
-        everything = pd.concat([train, holdout_features.merge(holdout_labels, on="pid")], ignore_index=True)
-        final, result.calibration = fit_months(cfg, challenger, everything, final_cal)
-        _log_to_mlflow(cfg, final, result, everything, provenance)
+
+
+def refit_frame(train: pd.DataFrame, holdout_features: pd.DataFrame, holdout_labels: pd.DataFrame) -> pd.DataFrame:
+    """Every usable month's labelled rows: the training months and the holdout's."""
+    return pd.concat([train, holdout_features.merge(holdout_labels, on="pid")], ignore_index=True)
+
+
+def with_registered(result: TrainResult, challenger_model: object, version: str, run_id: str,
+                    champion: tuple[object, str] | None, calibration: str | None = None) -> TrainResult:
+    """The result once the refitted challenger is registered as `version`: the serving model chosen."""
+    result = replace(result, challenger_model=challenger_model, challenger_version=version, run_id=run_id,
+                     calibration=calibration if calibration is not None else result.calibration)
     if result.serving == "challenger":
-        result.model, result.model_version = final, result.challenger_version
-    elif result.serving == "champion":
-        result.model, result.model_version = prior[0], str(prior[1].version)
-    else:
-        result.model_version = result.challenger_version
-    return result
-
-
-def fingerprint_of(records: list[dict]) -> str:
-    return hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:16]
+        return replace(result, model=challenger_model, model_version=version)
+    if result.serving == "champion":
+        return replace(result, model=champion[0], model_version=champion[1])
+    return replace(result, model_version=version)

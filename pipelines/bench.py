@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from pipelines.config import load_config
 from pipelines.leakscan import scan
-from pipelines.monthly import inbox_months, run_months
+from pipelines.catalog.runs import inbox_months
+from pipelines.monthly import run_months
 from pipelines.pseudonymise import create_key
 from pipelines.resources import peak_rss
 from contract.storage import write_json, write_text

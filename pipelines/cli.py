@@ -176,7 +176,8 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipelines.monthly import inbox_months, run_months
+    from pipelines.catalog.runs import inbox_months
+    from pipelines.monthly import run_months
 
     months = inbox_months(cfg) if args.all else [args.month]
     if not months:
@@ -236,7 +237,7 @@ def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_explain(cfg: Config, args: argparse.Namespace) -> int:
-    from models.explain import explain_person
+    from pipelines.explain import explain_person
 
     text, png = explain_person(cfg, args.month, args.pid)
     print(text)

@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from contract import sources
 from contract.sources import SOURCES
 from contract.months import month_end
+from pipelines import parsing, reading
 from pipelines.reading import SourceRead, delivery_file, read_source
 from contract.storage import atomic_path
 
@@ -141,8 +143,9 @@ def keep_needles(cache_dir: Path, sha256: str, read: SourceRead, month: str) -> 
 def _code_digest() -> str:
     """Digest of the code that turns an extract into needles: a change to it voids the cache."""
     digest = hashlib.sha256()
-    for module in ("contract.py", "parsing.py", "reading.py", "leakscan.py"):
-        digest.update((Path(__file__).with_name(module)).read_bytes())
+    for module in (sources, parsing, reading):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 from pipelines import audit
+from pipelines.catalog import registry
 from pipelines.config import Config
 from pipelines.ingest import ingest_month
-from pipelines.monthly import inbox_months
+from pipelines.catalog.runs import inbox_months
 from pipelines.pseudonymise import KeyProblem, check_lake_key, create_key, key_id, load_key
 from contract.storage import read_json, write_json
 
@@ -48,12 +49,10 @@ def mark_retired(cfg: Config, old_key_id: str) -> dict:
             marked_runs.append(manifest_path.parent.name)
     marked_models = []
     if cfg.mlflow_db.exists():
-        from models.tracking import REGISTERED_MODEL, connect
-
-        client = connect(cfg.mlflow_db, cfg.mlflow_artifacts).MlflowClient()
-        for version in client.search_model_versions(f"name='{REGISTERED_MODEL}'"):
+        client = registry.client(cfg)
+        for version in client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'"):
             if version.tags.get("key_id") == old_key_id:
-                client.set_model_version_tag(REGISTERED_MODEL, version.version, "key_retired", "true")
+                client.set_model_version_tag(registry.REGISTERED_MODEL, version.version, "key_retired", "true")
                 marked_models.append(version.version)
     return {"runs": marked_runs, "model_versions": sorted(marked_models, key=int)}
 

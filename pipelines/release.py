@@ -18,6 +18,8 @@ import pandas as pd
 
 from pipelines import audit
 from pipelines.catalog import lake
+from pipelines.catalog.features import lake_fingerprint
+from pipelines.catalog.runs import completed_run, list_file, read_manifest
 from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
 from contract.sources import SOURCES
@@ -25,17 +27,12 @@ from pipelines.ingest import file_fingerprint
 from contract.months import age_on, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
-from contract.storage import atomic_path, read_json, read_parquet, write_json
-from reports.disclosure import age_band
-from reports.sheets import RECIPIENTS, write_outreach_xlsx
+from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
+from features.groups import SEX_JA_SHORT, age_band
+from reports.sheets import RECIPIENTS, outreach_workbook, workbook_bytes
 
-SEX_JA = {"male": "男", "female": "女", "other": "その他"}
 class ReleaseRefused(Exception):
     """The release may not happen; the message says what is missing."""
-
-
-def list_path(cfg: Config, month: str) -> Path:
-    return cfg.runs / month / "list.parquet"
 
 
 def _approvals_file(cfg: Config, month: str) -> Path:
@@ -51,8 +48,6 @@ def approver_identity(name: str) -> str:
 def _completed_manifest(cfg: Config, month: str) -> dict:
     """The month's run manifest, if its run completed (every stage, the report included) and
     every output it names still has the bytes it had then."""
-    from pipelines.monthly import completed_run, read_manifest   # the runner is heavy to import
-
     manifest = completed_run(cfg, month)
     if manifest is None:
         found = read_manifest(cfg, month)
@@ -78,9 +73,7 @@ def lake_months(cfg: Config, month: str) -> dict[str, str]:
 
 
 def _current_state(cfg: Config, month: str, key: bytes) -> dict:
-    from pipelines.catalog.features import lake_fingerprint
-
-    return {"list_sha256": file_fingerprint(list_path(cfg, month)), "lake_fingerprint": lake_fingerprint(cfg.lake, month),
+    return {"list_sha256": file_fingerprint(list_file(cfg, month)), "lake_fingerprint": lake_fingerprint(cfg.lake, month),
             "key_id": key_id(key), "lake_months": lake_months(cfg, month)}
 
 
@@ -95,7 +88,7 @@ def _stale_list(cfg: Config, month: str, manifest: dict, state: dict) -> str | N
 
 def approve(cfg: Config, month: str, approver: str, basis: str, purpose: str) -> dict:
     """Record one approver's approval of this month's list, as it is now, with the lake and key it depends on."""
-    path = list_path(cfg, month)
+    path = list_file(cfg, month)
     if not path.exists():
         raise ReleaseRefused(f"there is no list for {month} to approve: run `mimamori run --month {month}` first")
     if not approver_identity(approver) or not basis.strip():
@@ -144,7 +137,7 @@ def _approval_key(e: dict) -> tuple:
 def approval_status(cfg: Config, month: str, key: bytes) -> tuple[list[dict], list[str]]:
     """(approvals that still apply, why each other one is void)."""
     target = _approvals_file(cfg, month)
-    if not target.exists() or not list_path(cfg, month).exists():
+    if not target.exists() or not list_file(cfg, month).exists():
         return [], []
     state = _current_state(cfg, month, key)
     # An approval counts only if the audit log, whose entries carry MACs, holds it too: a line
@@ -203,7 +196,7 @@ def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes, path: 
     if missing:
         raise ReleaseRefused(f"{missing} listed pseudonym(s) match nobody in the {month} residents extract: "
                              "the list was made under another key or from another delivery; rerun the month")
-    out["sex"] = out["sex"].map(SEX_JA)
+    out["sex"] = out["sex"].map(SEX_JA_SHORT)
     out["age_band"] = age_band(out["age"])
     return out
 
@@ -217,15 +210,20 @@ def _suffix(recipient: str) -> str:
     return "" if recipient == "coordinator" else f"_{recipient}"
 
 
+def write_outreach_xlsx(frame: pd.DataFrame, path: Path, month: str, columns: str | list[str] = "coordinator") -> Path:
+    """Save one recipient's visiting workbook (reports/sheets.py) at `path`."""
+    return write_bytes(workbook_bytes(outreach_workbook(frame, month, columns)), path)
+
+
 def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     """Write one recipient's visiting sheets for an approved list into the custody zone."""
     if recipient not in RECIPIENTS:
         raise ReleaseRefused(f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}")
     key = load_key(cfg.key_file)
-    if not list_path(cfg, month).exists():
+    if not list_file(cfg, month).exists():
         raise ReleaseRefused(f"there is no list for {month}: run `mimamori run --month {month}` first")
     manifest = _completed_manifest(cfg, month)
-    listed = read_parquet(list_path(cfg, month))
+    listed = read_parquet(list_file(cfg, month))
     if not len(listed):
         caps = manifest.get("stages", {}).get("prioritise", {}).get("capacity", {})
         raise ReleaseRefused(f"the {month} list is empty (capacity {sum(caps.values()) if caps else 0}; "

@@ -14,9 +14,10 @@ import pandas as pd
 from pipelines.catalog.features import month_features
 from models.baselines import BASELINES
 from models.train import score_model
+from pipelines.catalog import registry
 from pipelines.config import Config
 from pipelines.monthly import excluded_pids, recently_visited
-from pipelines.prioritise import capacity, eligible, make_list
+from models.prioritise import capacity, eligible, make_list
 from pipelines.pseudonymise import load_key, pseudonymise
 from contract.storage import read_parquet
 
@@ -38,7 +39,7 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
         scored = feats[["pid", "district"]].assign(score=rule(feats, cfg.settings["baselines"]))[ok.to_numpy()]
         scored = scored[scored["score"] > 0]
         rankers[name] = make_list(scored, caps)["pid"]
-    champion = _champion(cfg)
+    champion = registry.champion(cfg)
     if champion is not None:
         # the champion alone, cut to the whole capacity (no exploration share), whether or not it made the list
         scored = feats[["pid", "district"]].assign(score=score_model(champion[0], feats))[ok.to_numpy()]
@@ -50,15 +51,3 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
                      "precision": float(hits.mean()) if len(hits) else float("nan")}
     out["base_rate"] = float(np.mean(isolated.to_numpy()))
     return out
-
-
-def _champion(cfg: Config):
-    """(model, version) under the `champion` alias, or None."""
-    from models.tracking import CHAMPION, REGISTERED_MODEL
-    from models.train import _client, _load
-
-    try:
-        version = _client(cfg).get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
-    except Exception:  # no champion yet
-        return None
-    return _load(version), str(version.version)

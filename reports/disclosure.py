@@ -10,15 +10,6 @@ from __future__ import annotations
 import pandas as pd
 
 COMPLEMENTARY = "x"
-AGE_BANDS = [(0, 64, "〜64歳"), (65, 74, "65〜74歳"), (75, 84, "75〜84歳"), (85, 89, "85〜89歳"), (90, 200, "90歳以上")]
-
-
-def age_band(age: pd.Series) -> pd.Series:
-    """Five bands, top-coded at 90+ so that the oldest residents are not singled out."""
-    out = pd.Series("不明", index=age.index, dtype="str")
-    for low, high, label in AGE_BANDS:
-        out[(age >= low) & (age <= high)] = label
-    return out
 
 
 def suppress(counts: pd.Series, threshold: int = 10) -> pd.Series:

@@ -16,8 +16,7 @@ import pandas as pd
 from features.catalog import MODEL_FEATURES
 from models import metrics
 from models.baselines import BASELINES
-from pipelines.config import Config
-from reports.disclosure import age_band
+from features.groups import SEX_JA, age_band
 
 RANKER_NAMES = {"model": "challenger", "champion": "champion"} | {
     name: f"rule: {en}" for name, (_, en, _) in BASELINES.items()}
@@ -34,7 +33,7 @@ class Holdout:
     serving: str = "model"               # the ranker that made this month's list
 
 
-def holdout(cfg: Config, month: str, trained) -> Holdout | None:
+def holdout(trained) -> Holdout | None:
     """Holdout scores of the model that was compared (if any) and of every baseline, as training
     computed them (`TrainResult.holdout_frame`)."""
     frame = getattr(trained, "holdout_frame", None)
@@ -108,7 +107,6 @@ def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFram
     """Per group (sex, age band): this month's selection rate among eligible people and, on the
     holdout, recall and precision at capacity of the ranker that made the list. Flags mark a group
     whose rate is below FAIRNESS_RATIO of the whole (only where the counts are large enough)."""
-    from reports.report import SEX_JA
 
     tables = []
     chosen = set(listed["pid"])

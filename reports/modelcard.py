@@ -11,14 +11,11 @@ mimamori.toml when present; the defaults below say what to fill in.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
 from features.catalog import CATALOG, FLAGGED
 from models.baselines import BASELINES
-from models.candidates import CANDIDATES
-from pipelines.config import Config
+from models.candidates import CANDIDATES, kind
 from contract.sources import SOURCES
-from contract.storage import write_text
 from reports.context import ReportContext
 
 TO_FILL = "（区が記入 / to be filled in by the ward）"
@@ -36,24 +33,22 @@ CARD_DEFAULTS = {
 Table = tuple[list[str], list[list[str]]]
 
 
-def _settings(cfg: Config) -> dict:
-    return CARD_DEFAULTS | dict(cfg.settings.get("model_card", {}) or {})
+def _settings(settings: dict) -> dict:
+    return CARD_DEFAULTS | dict(settings.get("model_card", {}) or {})
 
 
 def _kind(trained) -> str:
     """Candidate kind of the version the card describes (the serving model, else the challenger)."""
-    from models.candidates import kind
-
     if trained.model is not None:
         return kind(trained.model)
     return getattr(trained, "challenger", None) or "hgb"
 
 
-def card_sections(cfg: Config, month: str, trained, context: ReportContext) -> list[tuple[str, list[tuple[str, str | Table]]]]:
+def card_sections(settings: dict, month: str, trained, context: ReportContext) -> list[tuple[str, list[tuple[str, str | Table]]]]:
     """The card's content: [(section title, [(field, text or (header, rows))])]."""
-    s = _settings(cfg)
-    t = cfg.settings["training"]
-    share = float(cfg.settings.get("prioritise", {}).get("exploration_share", 0) or 0)
+    s = _settings(settings)
+    t = settings["training"]
+    share = float(settings.get("prioritise", {}).get("exploration_share", 0) or 0)
     version = trained.model_version
     serving = trained.mode == "model"
     threshold = context.threshold
@@ -114,8 +109,8 @@ def card_sections(cfg: Config, month: str, trained, context: ReportContext) -> l
         ("Tier 2 — Description and rationale", [
             ("Detailed description", f"A {CANDIDATES.get(kind, (kind, kind))[1]} classifier (scikit-learn) scores every "
              "resident on point-in-time features; eligible people (aged "
-             f"{cfg.get('prioritise', 'min_age')}+, not excluded, not visited in "
-             f"{cfg.get('prioritise', 'recent_visit_days')} days) are ranked and each district's list is cut at its "
+             f"{settings['prioritise']['min_age']}+, not excluded, not visited in "
+             f"{settings['prioritise']['recent_visit_days']} days) are ranked and each district's list is cut at its "
              "capacity. Each listed person gets the three largest risk-raising reasons (exact SHAP: TreeSHAP for "
              "trees, linear SHAP for the regression)."
              + (f" A share of {share:.0%} of each list is drawn at random from the eligible rest (exploration picks, "
@@ -139,7 +134,7 @@ def card_sections(cfg: Config, month: str, trained, context: ReportContext) -> l
              "民生委員 sheets carry no score. The coordinator sees the rank and score."),
             ("Human decisions and review", "The list informs, a person decides: visitors and the coordinator may skip, "
              "add or reorder visits; outcomes (要支援・問題なし・不在・拒否) are recorded by people and become labels."),
-            ("Frequency and scale", f"Monthly; about {cfg.get('capacity', 'share_of_residents'):.1%} of residents "
+            ("Frequency and scale", f"Monthly; about {settings['capacity']['share_of_residents']:.1%} of residents "
              "listed per month (the ward's visiting capacity)."),
             ("Appeals and objections", "A resident who objects (申出) is put on the exclusions extract and is never "
              "listed; residents can request disclosure of their identified records as usual."),
@@ -148,7 +143,7 @@ def card_sections(cfg: Config, month: str, trained, context: ReportContext) -> l
         ]),
         ("Tier 2 — Tool and model specification", [
             ("Model task", "Binary: a visit within "
-             f"{cfg.get('labels', 'timespan_days')} days of the as-of date finds the person needs support."),
+             f"{settings['labels']['timespan_days']} days of the as-of date finds the person needs support."),
             ("Model architecture", f"{architecture}; numeric features only. The imputer fills what is still "
              "missing as the feature catalogue declares (training-split median or 0, fitted on the training split "
              "and saved with the model); every imputed feature has a no-record flag. Probability calibration: "
@@ -241,26 +236,8 @@ def to_html(title: str, sections) -> str:
     return "".join(parts)
 
 
-def card_dir(cfg: Config, version: str) -> Path:
-    return cfg.work / "model_cards" / f"v{version}"
-
-
-def write_model_card(cfg: Config, month: str, trained, context: ReportContext, log_to_mlflow: bool = True) -> dict[str, Path]:
-    """Write model_card.md and model_card.html for the month's registered version; log them to MLflow."""
+def model_card_documents(settings: dict, month: str, trained, context: ReportContext) -> tuple[str, str, str]:
+    """(title, Markdown, HTML) of the card of the month's registered version."""
     title = f"Model card: mimamori-risk v{trained.model_version} ({month})"
-    sections = card_sections(cfg, month, trained, context)
-    folder = card_dir(cfg, trained.model_version)
-    paths = {"md": folder / "model_card.md", "html": folder / "model_card.html"}
-    write_text(to_markdown(title, sections), paths["md"])
-    write_text(to_html(title, sections), paths["html"])
-    if log_to_mlflow and trained.run_id:
-        try:
-            from models.tracking import connect
-
-            mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
-            client = mlflow.MlflowClient()
-            for path in paths.values():
-                client.log_artifact(trained.run_id, str(path), "model_card")
-        except Exception as exc:  # the card on disk is what counts; say why MLflow has none
-            paths["mlflow_error"] = Path(type(exc).__name__)
-    return paths
+    sections = card_sections(settings, month, trained, context)
+    return title, to_markdown(title, sections), to_html(title, sections)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 from functools import lru_cache
-from pathlib import Path
 
 import matplotlib
 
@@ -55,14 +54,6 @@ def png_bytes(fig) -> bytes:
 
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def save(png: bytes, path: Path) -> Path:
-    from contract.storage import atomic_path
-
-    with atomic_path(Path(path)) as tmp:
-        tmp.write_bytes(png)
-    return Path(path)
 
 
 def precision_recall_at_k(curves: dict[str, dict], capacity: int, names: dict[str, str]) -> bytes:

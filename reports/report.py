@@ -7,33 +7,58 @@ against last month; the list's make-up. Images are embedded (base64 PNG), there 
 and no external resource, so the file opens anywhere, offline. Every count of people goes
 through disclosure control (reports/disclosure.py) and ages are top-coded at 90.
 
-`write_report` also stores the listed people's SHAP explanations (models/explain.py) and the
-model card of the month's registered model version (reports/modelcard.py).
+`report_context` builds everything the report shows from what the runner holds in memory
+(`ReportInputs`); `report_html` renders it. The catalogue writes the file
+(pipelines/catalog/runs.py), beside the model card of the month's version (reports/modelcard.py).
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
+import json
+from dataclasses import dataclass, field
 
 import jinja2
 import numpy as np
 import pandas as pd
 
-from features.catalog import CATALOG, MODEL_FEATURES, label
-from models.baselines import BASELINES
-from pipelines.catalog import lake
-from pipelines.config import Config
-from contract.sources import SOURCES
 from contract.months import shift
-from contract.storage import read_json, read_parquet, write_text
+from contract.sources import SOURCES
+from features.catalog import AGE_TOP, CATALOG, MODEL_FEATURES, label
+from features.groups import AGE_BANDS, SEX_JA, age_band
+from models.baselines import BASELINES, describe_points
+from models.candidates import CANDIDATES
+from models.explain import grouped, shap_values
+from models.prioritise import Eligibility
+from models.train import TrainResult
+from reports import evaluation, plots
 from reports.context import (Calibration, Coverage, DataQuality, Drift, Evaluation, Fairness, Figure, Images,
                              ListSection, Metadata, MetricRow, ModelTables, Notice, ReportContext, Shap, Training)
-from reports.disclosure import AGE_BANDS, age_band, suppress, suppressed_total
+from reports.disclosure import suppress, suppressed_total
 
-SEX_JA = {"male": "男性", "female": "女性", "other": "その他・不明"}
 SHAP_SAMPLE = 2000
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the month's run holds in memory when the report is made (nothing is read back)."""
+    month: str
+    settings: dict                      # every section: the report shows them all
+    manifest: dict                      # the run's manifest as it stands before the report stage
+    record: dict                        # the month's delivery record
+    feature_checks: dict                # the feature table's validation summary
+    features: pd.DataFrame
+    listed: pd.DataFrame
+    trained: TrainResult
+    eligibility: Eligibility
+    capacity: dict[str, int]
+    code_version: str
+    data_docs: str | None               # link to the month's Data Docs, relative to the report folder
+    list_path: str
+    mlflow_uri: str
+    previous_features: pd.DataFrame | None = field(default=None, repr=False)   # last month's MODEL_FEATURES
+    previous_scores: pd.DataFrame | None = field(default=None, repr=False)     # last month's score column
+    scores: pd.DataFrame | None = field(default=None, repr=False)              # this month's score column
 
 
 def _fmt(value) -> str:
@@ -74,11 +99,9 @@ def district_table(features: pd.DataFrame, listed: pd.Series, caps: dict[str, in
 
 # ------------------------------------------------------------------------------ sections
 
-def _metadata(cfg: Config, month: str, manifest: dict, trained) -> Metadata:
-    from models.train import _code_version
-
+def _metadata(month: str, manifest: dict, trained, code_version: str) -> Metadata:
     meta = [("対象月 / month", month), ("設定ハッシュ / config hash", manifest["config_hash"]),
-            ("コード版 / code version", f"mimamori {manifest['code_version']} (git {_code_version()})"),
+            ("コード版 / code version", f"mimamori {manifest['code_version']} (git {code_version})"),
             ("Python", manifest.get("python", "—")),
             ("鍵ID / key id", manifest.get("key_id") or "—"),
             ("データ指紋 / lake fingerprint", (manifest.get("lake_fingerprint") or "")[:16] or "—"),
@@ -101,9 +124,9 @@ def _made_by(trained) -> str:
     return f"ルール / rule: {BASELINES[trained.baseline][1]}"
 
 
-def _with_feature_checks(record: dict, manifest: dict) -> dict:
+def _with_feature_checks(record: dict, checks: dict) -> dict:
     """The delivery's validation plus the feature table's (run as its own stage of the month)."""
-    checks = (manifest.get("stages", {}).get("validate") or {}).get("features") or {}
+    checks = checks or {}
     validation = dict(record.get("validation") or {})
     validation["sources"] = {**(validation.get("sources") or {}), **(checks.get("sources") or {})}
     for key in ("critical_failures", "quarantined", "warnings"):
@@ -129,7 +152,7 @@ def _line_accounting(lines: dict | None) -> dict | None:
             "en": f"{int(lines['physical']):,} {unit_en} = " + " + ".join(f"{n:,} {en}" for _, en, n in parts)}
 
 
-def _data_quality(cfg: Config, month: str, record: dict) -> DataQuality:
+def _data_quality(record: dict, docs_link: str | None) -> DataQuality:
     sources = [{"name": n, "title": SOURCES[n].title_ja if n in SOURCES else n, "file": s.get("file"),
                 "encoding": s.get("encoding"), "rows": s.get("rows"), "accepted": s.get("accepted"),
                 "quarantined": s.get("quarantined"), "reasons": s.get("quarantine_reasons", {}),
@@ -148,13 +171,6 @@ def _data_quality(cfg: Config, month: str, record: dict) -> DataQuality:
                  "severity": e.get("severity", ""), "unexpected": e.get("unexpected"), "rows": e.get("rows")}
                 for e in validation.get(key) or []]
 
-    docs = validation.get("data_docs")
-    docs_link = None
-    if docs:
-        target = (cfg.work / docs).resolve()
-        report_dir = (cfg.runs / month / "report").resolve()
-        docs_link = Path(*([".."] * len(report_dir.relative_to(cfg.work.resolve()).parts)), target.relative_to(
-            cfg.work.resolve())).as_posix() if target.is_relative_to(cfg.work.resolve()) else str(target)
     return DataQuality(
         sources=tuple(sources), absent=tuple(record.get("absent_optional", [])),
         stray=tuple(record.get("stray_files", [])),
@@ -169,8 +185,6 @@ def _data_quality(cfg: Config, month: str, record: dict) -> DataQuality:
 
 def ranker_title(who: str, trained) -> str:
     """Bilingual name of a ranker in the evaluation tables."""
-    from models.candidates import CANDIDATES
-
     if who == "model":
         ja, en = CANDIDATES.get(trained.challenger or "", ("モデル", "model"))
         return f"挑戦モデル（{ja}）/ challenger ({en})"
@@ -202,14 +216,11 @@ def _metric_row(name: str, m: dict, threshold: int, used: bool = False) -> Metri
                      brier=_fmt(m.get("brier")))
 
 
-def _evaluation(cfg: Config, month: str, trained, threshold: int) -> tuple[Evaluation, object, Images, Calibration,
+def _evaluation(settings: dict, trained, threshold: int) -> tuple[Evaluation, object, Images, Calibration,
                                                                       ModelTables]:
     """(evaluation, holdout, plots, calibration, extra tables) for the model-vs-baselines section.
 
     Each part that cannot be computed this month is None (or empty) with a Notice saying why."""
-    from models.baselines import describe_points
-    from reports import evaluation, plots
-
     serving = evaluation.serving_ranker(trained)
     order = ["model", "champion", *BASELINES]
     rows = tuple(_metric_row(ranker_title(who, trained), trained.evaluation[who], threshold, who == serving)
@@ -220,12 +231,13 @@ def _evaluation(cfg: Config, month: str, trained, threshold: int) -> tuple[Evalu
     for who in dict.fromkeys([serving, "alone_75"]):
         for district, m in sorted(((trained.evaluation.get(who) or {}).get("districts") or {}).items()):
             districts.append(_metric_row(f"{district}: {RANKER_TITLES.get(who, who)}", m, threshold))
-    held = evaluation.holdout(cfg, month, trained) if trained.evaluation else None
+    held = evaluation.holdout(trained) if trained.evaluation else None
+    timespan = settings["labels"]["timespan_days"]
     labelled = int(held.frame["label"].notna().sum()) if held is not None else 0
     no_holdout = None if held is not None else Notice(
-        "model", f"学習用と検証用の両方の月について訪問結果を待つ期間（{cfg.get('labels', 'timespan_days')}日）が"
+        "model", f"学習用と検証用の両方の月について訪問結果を待つ期間（{timespan}日）が"
         "まだ過ぎていないため、検証月がなく、モデルとルールの比較はできません。",
-        f"No holdout month yet (the {cfg.get('labels', 'timespan_days')}-day label windows of a training month and "
+        f"No holdout month yet (the {timespan}-day label windows of a training month and "
         "a later holdout month have not both closed), so the rankers cannot be compared.")
     no_precision = None
     if held is not None and labelled == 0:
@@ -267,34 +279,23 @@ def _evaluation(cfg: Config, month: str, trained, threshold: int) -> tuple[Evalu
             f"Fewer than {threshold} holdout people have a known outcome, so there is no calibration plot "
             "(small cells are not shown)."))
     extra = ModelTables(candidates=candidates, districts=tuple(districts),
-                        points=tuple(describe_points(cfg.settings["baselines"])),
-                        points_min=cfg.settings["baselines"]["points_min"])
+                        points=tuple(describe_points(settings["baselines"])),
+                        points_min=settings["baselines"]["points_min"])
     return (Evaluation(rows if held is not None else (), no_holdout, no_precision), held,
             Images(splits, pr_at_k, calibration_figure), calibration, extra)
 
 
-def _explaining_model(cfg: Config, trained):
+def _explaining_model(trained: TrainResult):
     """The model whose SHAP summary is shown: the serving model, else the month's registered
     (compared but not promoted) version, else None."""
     if trained.model is not None:
         return trained.model, True
-    if not trained.model_version:
+    if not trained.model_version or trained.challenger_model is None:
         return None, False
-    try:
-        from models.tracking import REGISTERED_MODEL, connect
-
-        mlflow = connect(cfg.mlflow_db, cfg.mlflow_artifacts)
-        import mlflow.sklearn
-
-        return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{trained.model_version}"), False
-    except Exception:  # the registry is unreachable or the version was deleted: no summary
-        return None, False
+    return trained.challenger_model, False
 
 
-def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataFrame, threshold: int) -> Shap:
-    from models.explain import grouped, shap_values
-    from reports import plots
-
+def _shap_section(trained: TrainResult, eligible: pd.DataFrame, listed: pd.DataFrame, threshold: int) -> Shap:
     counts = pd.Series([f for fs in listed["reason_features"] for f in (fs if fs is not None else [])],
                        dtype="str").value_counts()
     names = list(CATALOG)
@@ -302,7 +303,7 @@ def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataF
     shown = suppress(reason_counts, threshold)
     reasons = [{"feature": n, "label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}", "listed": shown[n]}
                for n in reason_counts.sort_values(ascending=False, kind="stable").index]
-    model, serving = _explaining_model(cfg, trained)
+    model, serving = _explaining_model(trained)
     if model is None or not len(eligible):
         why = (Notice("reasons", "今月はモデルがないため、SHAP の全体像はありません（理由はルールの条件です）。",
                       "No model this month, so no SHAP summary (the reasons are the rule's criteria).")
@@ -329,31 +330,14 @@ def _shap_section(cfg: Config, trained, eligible: pd.DataFrame, listed: pd.DataF
                 why_not=None)
 
 
-def _previous_features(cfg: Config, month: str) -> pd.DataFrame | None:
-    previous = shift(month, -1)
-    path = cfg.features_dir / f"{previous}.parquet"
-    if path.exists():   # only the drift columns: a million pids cost more to convert than the rest
-        return read_parquet(path, columns=MODEL_FEATURES)
-    if previous in lake.ingested_months(cfg.lake):
-        from pipelines.catalog.features import month_features
-
-        return month_features(cfg.work, previous)
-    return None
-
-
-def _drift_section(cfg: Config, month: str, features: pd.DataFrame) -> Drift:
-    from reports import evaluation
-
-    previous = _previous_features(cfg, month)
+def _drift_section(month: str, features: pd.DataFrame, previous: pd.DataFrame | None,
+                   previous_scores: pd.DataFrame | None, scores: pd.DataFrame | None) -> Drift:
     rows = evaluation.drift(previous, features, MODEL_FEATURES)
     for row in rows:
         ja, en = label(row["column"])
         row["label"] = f"{ja} / {en}"
-    prev_scores = cfg.runs / shift(month, -1) / "scores.parquet"
-    cur_scores = cfg.runs / month / "scores.parquet"
-    if previous is not None and prev_scores.exists() and cur_scores.exists():
-        score = evaluation.drift(read_parquet(prev_scores, columns=["score"]),
-                                 read_parquet(cur_scores, columns=["score"]), ["score"])
+    if previous is not None and previous_scores is not None and scores is not None:
+        score = evaluation.drift(previous_scores, scores, ["score"])
         for row in score:
             row["label"] = "スコア / score (the list ranker's output; moves when a new model version serves)"
         rows += score
@@ -368,11 +352,8 @@ def _drift_section(cfg: Config, month: str, features: pd.DataFrame) -> Drift:
                  flagged=sum(r["flag"] for r in rows), threshold=evaluation.PSI_FLAG, why_not=why)
 
 
-def _fairness_section(trained_json: dict, held, listed: pd.DataFrame, eligible: pd.DataFrame,
+def _fairness_section(stored: dict | None, held, listed: pd.DataFrame, eligible: pd.DataFrame,
                       threshold: int) -> Fairness:
-    from reports import evaluation
-
-    stored = trained_json.get("fairness") if isinstance(trained_json, dict) else None
     why = None if held is not None else Notice(
         "fairness", "検証結果がないため、グループ別の検証月の再現率・適合率は示せません（今月の掲載率のみ示します）。",
         "No holdout evaluation, so per-group holdout recall and precision cannot be shown "
@@ -447,30 +428,19 @@ RANKER_TITLES = {"model": "挑戦モデル / challenger", "champion": "現行モ
     n: f"{ja} / {en}" for n, (ja, en, _) in BASELINES.items()}
 
 
-def _eligible(cfg: Config, month: str, features: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    from pipelines.monthly import excluded_pids, recently_visited
-    from pipelines.prioritise import eligible
-
-    excluded, visited = excluded_pids(cfg, month), recently_visited(cfg, month)
-    ok = eligible(features, excluded, visited, cfg.get("prioritise", "min_age"))
-    return features[ok.to_numpy()], {"excluded": int(features["pid"].isin(excluded).sum()),
-                                     "visited": int(features["pid"].isin(visited).sum()),
-                                     "eligible": int(ok.sum()),
-                                     "min_age_cohort": int((features["age"] >= cfg.get("prioritise", "min_age")).sum())}
-
-
 # ------------------------------------------------------------------------------ the report
 
-def _training(cfg: Config, trained) -> Training:
-    t = cfg.settings["training"]
+def _training(settings: dict, trained) -> Training:
+    t = settings["training"]
+    timespan = settings["labels"]["timespan_days"]
     counts = dict(trained.label_counts or {})
     coverage = (Coverage(int(counts["holdout_cohort"]), int(counts.get("holdout_labelled", 0)),
                          float(counts.get("holdout_coverage_pct", 0.0))) if "holdout_cohort" in counts else None)
     why = None
     if trained.challenger is None and not trained.train_months:
-        why = Notice("model", f"訪問結果を待つ期間（{cfg.get('labels', 'timespan_days')}日）が学習と検証に足りるだけ"
+        why = Notice("model", f"訪問結果を待つ期間（{timespan}日）が学習と検証に足りるだけ"
                      "まだ過ぎていないため、モデルは学習できません。今のルールでリストを作りました。",
-                     f"No {cfg.get('labels', 'timespan_days')}-day label window has closed early enough to train "
+                     f"No {timespan}-day label window has closed early enough to train "
                      "and hold out, so no model could be trained; today's rule made the list.")
     elif trained.challenger is None:
         why = Notice("model", f"学習月の訪問結果が{counts.get('train_labelled', 0)}件（うち要支援"
@@ -490,15 +460,15 @@ def _training(cfg: Config, trained) -> Training:
         champion_version=getattr(trained, "champion_version", None), coverage=coverage, why_not=why)
 
 
-def _listing(cfg: Config, features: pd.DataFrame, listed: pd.DataFrame, eligible: pd.DataFrame, counts: dict,
-             caps: dict[str, int], threshold: int) -> ListSection:
+def _listing(settings: dict, features: pd.DataFrame, listed: pd.DataFrame, eligible: pd.DataFrame,
+             counts: Eligibility, caps: dict[str, int], threshold: int) -> ListSection:
     """Cohort counts, and in words every district whose capacity the list could not fill."""
-    min_age = cfg.get("prioritise", "min_age")
+    min_age = settings["prioritise"]["min_age"]
     cohort = [("住民（スコア対象）/ residents scored", _count(len(features), threshold)),
-              (f"{min_age}歳以上 / aged {min_age}+", _count(counts["min_age_cohort"], threshold)),
-              ("除外（申出・支援中・入院入所）/ excluded", _count(counts["excluded"], threshold)),
-              ("180日以内に訪問済み / visited in the last 180 days", _count(counts["visited"], threshold)),
-              ("掲載可能 / eligible", _count(counts["eligible"], threshold)),
+              (f"{min_age}歳以上 / aged {min_age}+", _count(counts.min_age_cohort, threshold)),
+              ("除外（申出・支援中・入院入所）/ excluded", _count(counts.excluded, threshold)),
+              ("180日以内に訪問済み / visited in the last 180 days", _count(counts.recently_visited, threshold)),
+              ("掲載可能 / eligible", _count(counts.eligible, threshold)),
               ("訪問枠 / capacity", str(sum(caps.values()))),
               ("掲載 / listed", str(len(listed)))]
     if "exploration" in listed.columns:
@@ -506,7 +476,7 @@ def _listing(cfg: Config, features: pd.DataFrame, listed: pd.DataFrame, eligible
                        str(int(listed["exploration"].fillna(False).astype(bool).sum()))))
     notes = []
     if not sum(caps.values()):
-        share = cfg.get("capacity", "share_of_residents")
+        share = settings["capacity"]["share_of_residents"]
         notes.append(Notice("cohort", f"訪問枠が0人のため（住民の{share:.2%}、capacity.share_of_residents = {share}）、"
                             "今月のリストは空です。",
                             f"The visiting capacity is 0 (capacity.share_of_residents = {share} of "
@@ -540,53 +510,40 @@ def _delivery_notices(quality: DataQuality) -> tuple[Notice, ...]:
     return tuple(notes)
 
 
-def build_context(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> ReportContext:
+def report_context(inputs: ReportInputs) -> ReportContext:
     """Everything the report and the model card show, as one typed structure (reports/context.py)."""
-    run_dir = cfg.runs / month
-    manifest = read_json(run_dir / "manifest.json")
-    record = lake.delivery_record(cfg.lake, month) or {}
-    trained_json = read_json(run_dir / "training.json") if (run_dir / "training.json").exists() else {}
-    threshold = cfg.get("report", "small_cell")
-    prioritise = manifest.get("stages", {}).get("prioritise", {})
-    caps = prioritise.get("capacity") or {}
-    eligible, counts = _eligible(cfg, month, features)
+    settings, features, listed, trained = inputs.settings, inputs.features, inputs.listed, inputs.trained
+    threshold = settings["report"]["small_cell"]
+    caps = inputs.capacity
+    eligible = features[inputs.eligibility.mask]
     listed_attrs = features.set_index("pid").loc[listed["pid"]]
     tables = (
         district_table(features, listed_attrs["district"], caps, threshold),
-        makeup_table("年齢区分別 / by age band (90+ top-coded)", age_band(features["age"]),
+        makeup_table(f"年齢区分別 / by age band ({AGE_TOP}+ top-coded)", age_band(features["age"]),
                      age_band(listed_attrs["age"]), [b[2] for b in AGE_BANDS], threshold),
         makeup_table("性別 / by sex", features["sex"].map(SEX_JA), listed_attrs["sex"].map(SEX_JA),
                      list(SEX_JA.values()), threshold),
     )
-    evaluation, held, images, calibration, model_tables = _evaluation(cfg, month, trained, threshold)
-    quality = _data_quality(cfg, month, _with_feature_checks(record, manifest))
+    evaluated, held, images, calibration, model_tables = _evaluation(settings, trained, threshold)
+    quality = _data_quality(_with_feature_checks(inputs.record, inputs.feature_checks), inputs.data_docs)
     return ReportContext(
-        month=month, threshold=threshold, meta=_metadata(cfg, month, manifest, trained),
-        quality=quality, delivery_notes=_delivery_notices(quality), training=_training(cfg, trained),
-        evaluation=evaluation, model_tables=model_tables, holdout=held, images=images, calibration=calibration,
-        listing=_listing(cfg, features, listed, eligible, counts, caps, threshold), tables=tables,
-        fairness=_fairness_section(trained_json, held, listed, eligible, threshold),
-        shap=_shap_section(cfg, trained, eligible, listed, threshold),
-        drift=_drift_section(cfg, month, features),
-        list_path=run_dir / "list.parquet", mlflow_uri=f"sqlite:///{cfg.mlflow_db}",
-        settings=cfg.settings,
+        month=inputs.month, threshold=threshold, meta=_metadata(inputs.month, inputs.manifest, trained,
+                                                                inputs.code_version),
+        quality=quality, delivery_notes=_delivery_notices(quality), training=_training(settings, trained),
+        evaluation=evaluated, model_tables=model_tables, holdout=held, images=images, calibration=calibration,
+        listing=_listing(settings, features, listed, eligible, inputs.eligibility, caps, threshold), tables=tables,
+        fairness=_fairness_section(_as_stored(trained.fairness), held, listed, eligible, threshold),
+        shap=_shap_section(trained, eligible, listed, threshold),
+        drift=_drift_section(inputs.month, features, inputs.previous_features, inputs.previous_scores, inputs.scores),
+        list_path=inputs.list_path, mlflow_uri=inputs.mlflow_uri, settings=settings,
     )
 
 
-def write_report(cfg: Config, month: str, features: pd.DataFrame, listed: pd.DataFrame, trained) -> Path:
-    from models.explain import write_explanations
-    from reports.modelcard import write_model_card
+def _as_stored(value):
+    """A value as training.json stores it (keys sorted, plain JSON types), so the stored fairness
+    tables read the same whether rendered now or rebuilt from the file."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
-    explanations = write_explanations(cfg, month, features, listed, trained)
-    context = build_context(cfg, month, features, listed, trained)
-    report_dir = cfg.runs / month / "report"
-    card = write_model_card(cfg, month, trained, context) if trained.model_version else None
-    if card is not None:
-        write_text(card["html"].read_text(encoding="utf-8"), report_dir / "model_card.html")
-    else:
-        (report_dir / "model_card.html").unlink(missing_ok=True)
-    context = replace(context, explanations=explanations, model_card="model_card.html" if card else None)
-    html = _ENV.get_template("report.html.j2").render(**context.template_vars())
-    path = report_dir / "index.html"
-    write_text(html, path)
-    return path
+
+def report_html(context: ReportContext) -> str:
+    return _ENV.get_template("report.html.j2").render(**context.template_vars())

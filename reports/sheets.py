@@ -13,17 +13,21 @@ and of 「確認したいこと」 (what to ask) comes from the feature catalogu
 """
 from __future__ import annotations
 
+import html
+import io
 import math
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+from openpyxl import Workbook
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.worksheet.datavalidation import DataValidation
 
-from features.catalog import questions
 from contract.sources import OUTCOME
-from contract.storage import atomic_path
+from features.catalog import questions
 
 
 @dataclass(frozen=True)
@@ -137,9 +141,6 @@ def _row_height(values: list[str], widths: list[float]) -> float:
 
 
 def _write_sheet(book, title: str, rows: pd.DataFrame, data_columns: list[str], month: str, entry: bool) -> None:
-    from openpyxl.comments import Comment
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.worksheet.datavalidation import DataValidation
 
     sheet = book.create_sheet(title=title[:31])
     layout = data_columns + (ENTRY if entry else [])
@@ -214,16 +215,13 @@ def _write_sheet(book, title: str, rows: pd.DataFrame, data_columns: list[str], 
     sheet.oddFooter.right.text = "訪問するかどうかは担当者が判断します"
 
 
-def write_outreach_xlsx(frame: pd.DataFrame, path: Path, month: str,
-                        columns: Sequence[str] | str = "coordinator") -> Path:
-    """Write the visiting workbook for one recipient; returns `path`.
+def outreach_workbook(frame: pd.DataFrame, month: str, columns: Sequence[str] | str = "coordinator"):
+    """The visiting workbook for one recipient (an openpyxl Workbook, in memory).
 
     frame: the released rows (rank, district, resident_id, name, address, age, sex, score, reasons,
     reasons_en, source, …; optional `exploration` bool and `reason_features` list columns).
     columns: a recipient in RECIPIENTS or an explicit list of column keys (see COLUMNS).
     """
-    from openpyxl import Workbook
-
     wanted = RECIPIENTS[columns] if isinstance(columns, str) else list(columns)
     data_columns = layout_columns(frame, wanted)
     rows = _prepare(frame, data_columns)
@@ -234,18 +232,20 @@ def write_outreach_xlsx(frame: pd.DataFrame, path: Path, month: str,
         _write_sheet(book, str(district), group, data_columns, month, entry=True)
     book.properties.title = f"見守り訪問リスト {month}"
     book.properties.creator = "mimamori"
-    with atomic_path(Path(path)) as tmp:
-        book.save(tmp)
-    return Path(path)
+    return book
+
+
+def workbook_bytes(book) -> bytes:
+    """The workbook as an .xlsx file's bytes."""
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------ layout checks and preview
 
-def layout_problems(path: Path) -> list[str]:
+def layout_problems(book) -> list[str]:
     """What is wrong with a workbook's print layout and entry columns (empty when it is fine)."""
-    from openpyxl import load_workbook
-
-    book = load_workbook(path)
     problems = []
     if book.sheetnames[0] != OVERVIEW:
         problems.append(f"the first sheet is {book.sheetnames[0]!r}, not {OVERVIEW!r}")
@@ -294,14 +294,9 @@ def layout_problems(path: Path) -> list[str]:
     return problems
 
 
-def preview_html(path: Path, sheet_name: str | None = None) -> str:
+def preview_html(book, sheet_name: str | None = None) -> str:
     """An HTML rendering of one sheet as it would print (widths, fills, wrapping, header row),
     for screenshots where LibreOffice is not installed."""
-    import html
-
-    from openpyxl import load_workbook
-
-    book = load_workbook(path)
     sheet = book[sheet_name] if sheet_name else book.worksheets[1 if len(book.worksheets) > 1 else 0]
     px_per_char = 7.5
     cols = []

@@ -10,7 +10,8 @@ import pytest
 from pipelines import audit
 from pipelines.catalog import lake
 from pipelines.config import load_config
-from pipelines.monthly import inbox_months, run_months
+from pipelines.catalog.runs import inbox_months
+from pipelines.monthly import run_months
 from pipelines.pseudonymise import create_key
 from pipelines.reading import ContractError
 from pipelines.synth import generate_ward

@@ -1,6 +1,7 @@
 import pandas as pd
 
-from reports.disclosure import age_band, suppress, suppressed_total
+from features.groups import age_band
+from reports.disclosure import suppress, suppressed_total
 
 
 def test_small_counts_are_suppressed_with_a_complementary_cell():

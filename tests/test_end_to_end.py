@@ -42,9 +42,9 @@ def test_a_model_was_trained_tracked_and_registered(ward):
     assert train["model_version"] is not None, train["reason"]
     assert train["run_id"]
     assert ward.cfg.mlflow_db.exists()
-    from models.tracking import connect
+    from pipelines.catalog.registry import connect
 
-    client = connect(ward.cfg.mlflow_db, ward.cfg.mlflow_artifacts).MlflowClient()
+    client = connect(ward.cfg).MlflowClient()
     run = client.get_run(train["run_id"])
     # provenance an auditor needs to reproduce the run, and the split it was evaluated on
     assert {"config_hash", "code_version", "lake_fingerprint", "key_id", "feature_set"} <= set(run.data.tags)

@@ -11,8 +11,9 @@ import pytest
 from features.catalog import CATALOG, EXPLORATION, FLAGGED, MODEL_FEATURES, describe
 from models.candidates import base_pipeline, fit_candidate, log_odds
 from models.estimator import make_model
-from models.explain import (EXPLANATIONS, additivity_error, contributions, explain_person, explanation_table,
-                            grouped, reasons)
+from models.explain import additivity_error, contributions, contributions_of, explanation_table, grouped, reasons
+from pipelines.catalog.runs import EXPLANATIONS
+from pipelines.explain import explain_person
 from contract.storage import read_parquet
 
 
@@ -58,7 +59,7 @@ def test_contributions_plus_base_equal_the_log_odds_and_reasons_come_from_the_ca
     frame = _frame(600)
     model = _fitted(frame)
     listed = frame.iloc[:50]
-    table = explanation_table(listed, model, "7")
+    table = explanation_table(listed, contributions_of(model, listed), "7")
     assert additivity_error(table) < 1e-6
     np.testing.assert_allclose(table["log_odds"], log_odds(model, listed[MODEL_FEATURES].to_numpy()), atol=1e-12)
     assert set(table["model_version"]) == {"7"}
@@ -97,7 +98,7 @@ def test_a_calibrated_models_explanations_add_up_to_its_pipelines_log_odds(name)
     assert not hasattr(model, "decision_function")   # why the explanations cannot call it directly
     listed = frame.iloc[:40]
     X = listed[MODEL_FEATURES].to_numpy(dtype="float64")
-    table = explanation_table(listed, model, "9")
+    table = explanation_table(listed, contributions_of(model, listed), "9")
     assert additivity_error(table) < 1e-6
     np.testing.assert_allclose(table["log_odds"], base_pipeline(model).decision_function(X), atol=1e-12)
     np.testing.assert_allclose(table["log_odds"], log_odds(model, X), atol=1e-12)
@@ -139,13 +140,13 @@ def _stored(ward):
 def test_stored_explanations_add_up_to_the_registered_models_log_odds(ward):
     import mlflow.sklearn
 
-    from models.tracking import REGISTERED_MODEL, connect
+    from pipelines.catalog.registry import REGISTERED_MODEL, connect
 
     listed, table = _stored(ward)
     assert table["pid"].tolist() == listed["pid"].tolist()
     assert set(table["model_version"]) == set(listed["model_version"])
     assert additivity_error(table) < 1e-6
-    connect(ward.cfg.mlflow_db, ward.cfg.mlflow_artifacts)
+    connect(ward.cfg)
     model = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{listed['model_version'].iloc[0]}")
     features = read_parquet(ward.cfg.features_dir / f"{ward.month}.parquet").set_index("pid").loc[listed["pid"]]
     X = features[MODEL_FEATURES].to_numpy(dtype="float64")

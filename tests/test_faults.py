@@ -42,7 +42,8 @@ from pipelines.cli import main
 from pipelines.config import Config, load_config
 from pipelines.ingest import Delivery, ingest_month, keep_replaced_record
 from pipelines.locks import LOCK_NAME, LockHeld, custody_lock, holder, work_lock
-from pipelines.monthly import completed_run, inbox_months, run_month, run_months
+from pipelines.catalog.runs import completed_run, inbox_months
+from pipelines.monthly import run_month, run_months
 from pipelines.pseudonymise import KeyProblem, create_key, key_id, load_key
 from pipelines.release import ReleaseRefused, approve, release
 from contract.storage import DataDamaged, read_json, write_json

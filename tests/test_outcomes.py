@@ -16,7 +16,7 @@ from pipelines.outcomes import OutcomesRejected, import_outcomes
 from pipelines.pseudonymise import load_key
 from pipelines.release import reidentify
 from contract.storage import read_parquet
-from reports.sheets import write_outreach_xlsx
+from pipelines.release import write_outreach_xlsx
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def copy(ward, tmp_path_factory):
 def _sheet(cfg, month, tmp_path, columns="coordinator"):
     listed = read_parquet(cfg.runs / month / "list.parquet")
     frame = reidentify(cfg, month, listed, load_key(cfg.key_file)).sort_values("rank")
-    from reports.disclosure import age_band
+    from features.groups import age_band
 
     frame["age_band"] = age_band(frame["age"])
     return write_outreach_xlsx(frame, tmp_path / "returned.xlsx", month, columns), listed
@@ -75,7 +75,7 @@ def test_a_returned_sheet_becomes_next_months_outcomes_and_then_labels(copy, tmp
     from pipelines.ingest import ingest_month
 
     ingest_month(cfg, nxt, load_key(cfg.key_file))
-    labelled = labels(Outcomes.known_at(cfg.lake, nxt), month, cfg.get("labels", "timespan_days"))
+    labelled = labels(outcomes_known_at(cfg.lake, nxt), month, cfg.get("labels", "timespan_days"))
     sheet = load_workbook(path)
     pids = {}
     for name, row in [(districts[0], 2), (districts[0], 3)]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from pipelines.prioritise import capacity, eligible, exploration_slots, make_list
+from models.prioritise import capacity, eligible, exploration_slots, make_list
 
 
 def _cohort():

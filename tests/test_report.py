@@ -62,9 +62,9 @@ def test_the_model_card_follows_the_atrs_fields_and_is_in_mlflow(ward):
                   "Risks, mitigations and impact", "Labels and their bias", "Purpose and legal basis",
                   "Training window", "Performance on the holdout"]:
         assert title in md and title in html.replace("&amp;", "&"), title
-    from models.tracking import connect
+    from pipelines.catalog.registry import connect
 
-    mlflow = connect(ward.cfg.mlflow_db, ward.cfg.mlflow_artifacts)
+    mlflow = connect(ward.cfg)
     run_id = ward.result["stages"]["train"]["run_id"]
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "model_card")}
     assert names == {"model_card/model_card.md", "model_card/model_card.html"}
@@ -215,7 +215,7 @@ def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_pa
     cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
     png = splits([{"month": "2026-01", "role": "fit", "start": pd.Timestamp("2026-01-31"),
                    "end": pd.Timestamp("2026-07-30")}], "2026-10") if split_plot else None
-    found, held, images, calibration, _ = _evaluation(cfg, "2026-10", _trained_without_holdout_labels(png), 10)
+    found, held, images, calibration, _ = _evaluation(cfg.settings, _trained_without_holdout_labels(png), 10)
     assert held is not None and found.rows and found.why_not is None
     assert found.precision_why_not.ja == "検証用の訪問結果がまだないため、精度は計算できません。"
     assert found.precision_why_not.en == "No holdout labels yet, so precision cannot be measured."

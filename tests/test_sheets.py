@@ -10,8 +10,8 @@ from openpyxl import load_workbook
 
 from features.catalog import questions
 from contract.sources import OUTCOME
-from reports.sheets import (OUTCOME_CHOICES, OVERVIEW, RECIPIENTS, display_width, layout_problems, preview_html,
-                            write_outreach_xlsx)
+from pipelines.release import write_outreach_xlsx
+from reports.sheets import OUTCOME_CHOICES, OVERVIEW, RECIPIENTS, display_width, layout_problems, preview_html
 
 
 def released(n: int = 23) -> pd.DataFrame:
@@ -64,7 +64,7 @@ def test_one_sheet_per_district_in_priority_order_with_japanese_headers(book_pat
 
 
 def test_print_layout_entry_columns_and_dropdown_are_checked(book_path):
-    assert layout_problems(book_path) == []
+    assert layout_problems(load_workbook(book_path)) == []
     sheet = load_workbook(book_path)["東町地区"]
     assert sheet.page_setup.orientation == "landscape" and str(sheet.page_setup.paperSize) == str(sheet.PAPERSIZE_A4)
     assert sheet.print_title_rows in ("1:1", "$1:$1") and sheet.freeze_panes == "A2"
@@ -98,7 +98,7 @@ def test_each_recipient_gets_only_their_columns(tmp_path):
     path = write_outreach_xlsx(frame, tmp_path / "minsei.xlsx", "2026-10", "minsei")
     headers = [c.value for c in load_workbook(path)["西原地区"][1]]
     assert headers == ["順位", "地区", "氏名", "住所", "年齢区分", "訪問の理由", "確認したいこと", "訪問日", "訪問結果"]
-    assert layout_problems(path) == []
+    assert layout_problems(load_workbook(path)) == []
     assert set(RECIPIENTS) == {"coordinator", "minsei", "nurse"}
     with pytest.raises(ValueError, match="no sheet layout"):
         write_outreach_xlsx(frame, tmp_path / "x.xlsx", "2026-10", ["rank", "favourite_colour"])
@@ -112,13 +112,13 @@ def test_a_broken_layout_is_reported(book_path, tmp_path):
     sheet.column_dimensions[sheet.cell(row=1, column=reasons).column_letter].width = 3
     broken = tmp_path / "broken.xlsx"
     book.save(broken)
-    problems = "\n".join(layout_problems(broken))
+    problems = "\n".join(layout_problems(load_workbook(broken)))
     assert "not A4 landscape" in problems and "narrower than its header" in problems
     assert "row 2 column 訪問の理由 is cut off" in problems
 
 
 def test_the_preview_renders_every_cell(book_path):
-    html = preview_html(book_path, "東町地区")
+    html = preview_html(load_workbook(book_path), "東町地区")
     assert "訪問結果" in html and "見守り訪問リスト 2026-10（東町地区）" in html and "<table>" in html
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from models.labels import window_closed
-from models.train import reviewed_trusted_types, split_months
+from models.train import split_months
+from pipelines.catalog.registry import reviewed_trusted_types
 
 
 def test_holdout_is_the_newest_closed_window_and_training_ends_before_it():

@@ -22,8 +22,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contract.months import month_end
 from contract.sources import SOURCES
 from contract.storage import DataDamaged, file_sha256, read_json, read_parquet
+from models.labels import Outcomes
 
 
 def source_file(lake: Path, source: str, month: str) -> Path:
@@ -158,3 +160,17 @@ def read_events(lake: Path, source: str, as_of_month: str, columns: list[str] | 
     events = pd.concat(frames, ignore_index=True)
     events = events.sort_values("known_on", kind="stable").drop_duplicates(key, keep="last")
     return events.reset_index(drop=True)
+
+
+def outcomes_known_at(lake: Path, current_month: str) -> Outcomes:
+    """Visit outcomes and adverse events as known at the end of `current_month` (labels' input)."""
+    known = month_end(current_month)
+
+    def read(name: str, columns: list[str]) -> pd.DataFrame:
+        events = read_events(lake, name, current_month)
+        if events is None:
+            return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+        return events.loc[events["known_on"] <= known, columns]
+
+    return Outcomes(read("outreach_outcomes", ["pid", "visit_date", "outcome"]),
+                    read("adverse_events", ["pid", "event_date", "event_type"]))

@@ -1,6 +1,8 @@
 """Cut scores into the month's outreach list, district by district, sized to visiting capacity."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -26,6 +28,38 @@ def capacity(cohort: pd.DataFrame, share_of_residents: float, fixed: dict[str, i
 def eligible(cohort: pd.DataFrame, excluded: set[str], recently_visited: set[str], min_age: int = 0) -> pd.Series:
     """Who may be listed: old enough, not excluded (objection, open case, institution), not visited lately."""
     return (cohort["age"] >= min_age) & ~cohort["pid"].isin(excluded | recently_visited)
+
+
+def excluded_at(exclusions: pd.DataFrame | None, as_of: pd.Timestamp) -> set[str]:
+    """People who must not be listed at the as-of date (an exclusion valid on that day)."""
+    if exclusions is None or not len(exclusions):
+        return set()
+    valid = ((exclusions["valid_from"].isna() | (exclusions["valid_from"] <= as_of))
+             & (exclusions["valid_to"].isna() | (exclusions["valid_to"] >= as_of)))
+    return set(exclusions.loc[valid, "pid"])
+
+
+def visited_since(visits: pd.DataFrame | None, cutoff: pd.Timestamp) -> set[str]:
+    """People visited after the cutoff date."""
+    if visits is None or not len(visits):
+        return set()
+    return set(visits.loc[visits["visit_date"] > cutoff, "pid"])
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Who may be listed this month, and the counts the report shows (computed once)."""
+    mask: np.ndarray          # per feature row: may be listed
+    excluded: int             # residents excluded (objection, open case, institution)
+    recently_visited: int     # residents visited within the recent-visit window
+    eligible: int
+    min_age_cohort: int       # residents at or above the minimum age
+
+
+def eligibility(features: pd.DataFrame, excluded: set[str], visited: set[str], min_age: int) -> Eligibility:
+    ok = eligible(features, excluded, visited, min_age)
+    return Eligibility(ok.to_numpy(), int(features["pid"].isin(excluded).sum()),
+                       int(features["pid"].isin(visited).sum()), int(ok.sum()), int((features["age"] >= min_age).sum()))
 
 
 def _largest_remainder(raw: dict[str, float], total: int) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Render a report and a visiting sheet to PNG, to look at them (and for docs/ screenshots).
 
-    python -m reports.screenshots REPORT.html SHEET.xlsx OUT_DIR [--sheet NAME]
+    python -m pipelines.screenshots REPORT.html SHEET.xlsx OUT_DIR [--sheet NAME]
 
 The report is shot by headless Chromium; the sheet is printed by LibreOffice to PDF and turned
 into PNG by pdftoppm when both are installed, otherwise rendered from the workbook's own
@@ -14,6 +14,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from openpyxl import load_workbook
+
+from reports.sheets import preview_html
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -37,8 +41,6 @@ def shoot_html(page: Path, out: Path, width: int = 1280, height: int = 4000) -> 
 
 def shoot_sheet(xlsx: Path, out: Path, sheet: str | None = None, dpi: int = 110) -> Path:
     """PNG of one sheet as printed (LibreOffice → PDF → pdftoppm), else of its HTML preview."""
-    from openpyxl import load_workbook
-
     book = load_workbook(xlsx)
     name = sheet or book.sheetnames[1 if len(book.sheetnames) > 1 else 0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,10 +57,8 @@ def shoot_sheet(xlsx: Path, out: Path, sheet: str | None = None, dpi: int = 110)
                             str(tmp / "sheet.pdf"), str(tmp / "page")], check=True, capture_output=True, timeout=120)
             shutil.copy(tmp / "page.png", out)
         else:
-            from reports.sheets import preview_html
-
             page = tmp / "sheet.html"
-            page.write_text(preview_html(xlsx, name), encoding="utf-8")
+            page.write_text(preview_html(load_workbook(xlsx), name), encoding="utf-8")
             shoot_html(page, out, 1400, 900)
     return out
 

@@ -1,0 +1,201 @@
+"""The MLflow registry as a dataset of the catalogue: look-ups, logging, promotion, model cards.
+
+MLflow runs on the embedded default: a SQLite store and artifacts under the analyst zone
+(<work>/mlflow/). Every call into MLflow is here; the models package never sees it.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from contract import telemetry  # noqa: F401  (telemetry off before mlflow is imported)
+from features.catalog import MODEL_FEATURES
+from models.train import FEATURE_SET, TrainResult, score_model
+from pipelines.config import Config
+
+EXPERIMENT = "mimamori"
+REGISTERED_MODEL = "mimamori-risk"
+CHAMPION = "champion"
+
+# Types skops will not load without being told to, reviewed for the models we log: the tree
+# predictor is sklearn's own compiled node array; the calibration wrappers are sklearn's Platt
+# scaling; numpy.dtype is the imputers' stored dtype (a type descriptor, no code runs). Anything
+# else appearing here (a new sklearn version, another estimator) must be reviewed before it is
+# trusted, so training stops instead.
+REVIEWED_TRUSTED_TYPES = frozenset({
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "numpy.dtype",
+})
+
+
+def tracking_uri(db: Path) -> str:
+    return f"sqlite:///{db.resolve()}"
+
+
+def connect(cfg: Config):
+    """Point MLflow at the work dir's store (never at ./mlruns or the cwd) and return the module.
+
+    mlflow is imported here, on first use: its import takes seconds, and most commands
+    (ingest, release, audit) never need it."""
+    import mlflow
+
+    db, artifacts = cfg.mlflow_db, cfg.mlflow_artifacts
+    db.parent.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(db)
+    mlflow.set_tracking_uri(tracking_uri(db))
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts.resolve().as_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    return mlflow
+
+
+def client(cfg: Config):
+    return connect(cfg).MlflowClient()
+
+
+def load_version(cfg: Config, version) -> object:
+    connect(cfg)
+    import mlflow.sklearn   # a submodule of the heavy import above
+
+    return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version if hasattr(version, 'version') else version}")
+
+
+def code_version() -> str:
+    """The git commit the code runs from ("unknown" outside a checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip() or "unknown"
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(cfg: Config, month: str, fingerprint: str, key_id: str) -> dict[str, str]:
+    """The tags that identify a version's inputs, config and code."""
+    return {"month": month, "key_id": key_id, "config_hash": cfg.config_hash,
+            "code_version": code_version(), "lake_fingerprint": fingerprint, "feature_set": FEATURE_SET}
+
+
+def promote(cfg: Config, month: str, version: str) -> None:
+    """Alias the version `champion` unless the champion already serves a later month
+    (rerunning an old month must not roll the ward's model back)."""
+    mlflow_client = client(cfg)
+    try:
+        current = mlflow_client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+        if current.tags.get("month", "") > month:
+            return
+    except Exception:  # no champion yet
+        pass
+    mlflow_client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+
+
+def incumbent(cfg: Config, month: str) -> tuple[object, str] | None:
+    """(model, version) of the champion as it stood before `month`: the newest version promoted
+    for an earlier month, on today's features and key. Found by tags, not by the alias, so that
+    rerunning a month compares with the same champion as its first run did."""
+    versions = client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.promoted='true'")
+    usable = [v for v in versions if v.tags.get("month", "") < month and v.tags.get("feature_set") == FEATURE_SET
+              and v.tags.get("key_retired") != "true"]
+    if not usable:
+        return None
+    version = max(usable, key=lambda v: (v.tags["month"], int(v.version)))
+    return load_version(cfg, version), str(version.version)
+
+
+def champion(cfg: Config) -> tuple[object, str] | None:
+    """(model, version) under the `champion` alias, or None."""
+    try:
+        version = client(cfg).get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+    except Exception:  # no champion yet
+        return None
+    return load_version(cfg, version), str(version.version)
+
+
+def reusable(cfg: Config, tags: dict[str, str]) -> tuple[object, object] | None:
+    """(model, version) already trained from exactly these inputs, config and code, if any.
+
+    Rerunning a month then yields the same model version instead of a duplicate, so the
+    list (which names its model version) stays byte-identical.
+    """
+    versions = client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.month='{tags['month']}'")
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        if all(version.tags.get(k) == v for k, v in tags.items()):
+            return load_version(cfg, version), version
+    return None
+
+
+def reviewed_trusted_types(untrusted: list[str]) -> list[str]:
+    unreviewed = sorted(set(untrusted) - REVIEWED_TRUSTED_TYPES)
+    if unreviewed:
+        raise RuntimeError("skops would need to trust types nobody has reviewed: " + ", ".join(unreviewed)
+                           + " — review them and add them to pipelines/catalog/registry.py REVIEWED_TRUSTED_TYPES")
+    return sorted(untrusted)
+
+
+def _png_image(png: bytes):
+    from PIL import Image   # only to hand MLflow an image object
+
+    return Image.open(io.BytesIO(png))
+
+
+def log_training(cfg: Config, model, result: TrainResult, train_frame: pd.DataFrame,
+                 tags: dict[str, str]) -> tuple[str, str]:
+    """Log the refitted challenger's run and register it: (run id, version)."""
+    mlflow = connect(cfg)
+    import mlflow.sklearn   # submodules of the heavy import above
+    import skops.io as sio
+    from mlflow.models import infer_signature
+
+    month = tags["month"]
+    X = train_frame[MODEL_FEATURES].astype("float64")
+    promoted = result.serving == "challenger"
+    with mlflow.start_run(run_name=f"train-{month}") as run:
+        mlflow.set_tags(tags | {"promoted": str(promoted).lower(), "candidate": result.challenger or "",
+                                "criterion": result.criterion or "", "serving": result.serving or ""})
+        mlflow.log_params({"holdout_month": result.holdout_month,
+                           "train_months": ",".join(result.train_months),
+                           "calibration_months": ",".join(result.calibration_months),
+                           "calibration": result.calibration,
+                           "features": ",".join(MODEL_FEATURES), **cfg.settings["training"],
+                           "label_timespan_days": cfg.get("labels", "timespan_days")})
+        rankers = result.evaluation | {f"candidate_{n}": e for n, e in result.candidates.items()}
+        mlflow.log_metrics({f"holdout_{who}_{name}": value for who, figures in rankers.items()
+                            for name, value in figures.items() if isinstance(value, (int, float))})
+        mlflow.log_metrics({f"labels_{k}": v for k, v in result.label_counts.items()})
+        mlflow.log_dict({"evaluation": result.evaluation, "candidates": result.candidates,
+                         "fairness": result.fairness, "reason": result.reason}, "holdout_evaluation.json")
+        if result.split_plot:
+            mlflow.log_image(_png_image(result.split_plot), "splits.png")
+        trusted = reviewed_trusted_types(sio.get_untrusted_types(data=sio.dumps(model)))
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(X.head(50), score_model(model, train_frame.head(50))),
+            pyfunc_predict_fn="predict_proba", skops_trusted_types=trusted,
+            pip_requirements=["scikit-learn==1.9.1", "skops==0.16.0"])
+        run_id = run.info.run_id
+    # The version is created with its tags in one registry transaction: a process killed here
+    # leaves either no version (the rerun registers the same number) or a tagged one that
+    # `reusable` finds — never an untagged version that would push the rerun's number up.
+    registered = mlflow.register_model(
+        info.model_uri, REGISTERED_MODEL,
+        tags=tags | {"candidate": result.challenger or "", "promoted": str(promoted).lower()})
+    version = str(registered.version)
+    if promoted:
+        promote(cfg, month, version)
+    return run_id, version
+
+
+def log_artifacts(cfg: Config, run_id: str, paths: list[Path], folder: str) -> str | None:
+    """Attach files to a run; the name of the error instead when MLflow cannot take them."""
+    try:
+        mlflow_client = client(cfg)
+        for path in paths:
+            mlflow_client.log_artifact(run_id, str(path), folder)
+    except Exception as exc:  # the file on disk is what counts; say why MLflow has none
+        return type(exc).__name__
+    return None

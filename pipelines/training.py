@@ -1,0 +1,62 @@
+"""The train stage of the monthly run: load → models/train.py → registry.
+
+The stage is pure (models/train.py); this module loads what it needs (the labelled people's
+feature rows of the training months, the holdout month's features, the outcomes as known
+now, the champion from the registry) and saves what it returns (the refitted challenger, run
+and version in MLflow, promoted when it serves).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import pandas as pd
+
+from models.labels import Outcomes
+from models.train import (EvaluationSettings, TrainResult, comparison, enough_labels, few_labels_result,
+                          fit_months, fitted_candidates, label_counts, labels_for, no_window_result, refit_frame,
+                          split_rows, training_frame, training_plan, with_registered)
+from pipelines.catalog import registry
+from pipelines.config import Config
+from reports.plots import splits
+
+MonthFeatures = Callable[..., pd.DataFrame]   # (month, pids=None) -> the month's feature rows (of those pids)
+
+
+def trained_month(cfg: Config, month: str, first_month: str, outcomes: Outcomes, month_features: MonthFeatures,
+                  lake_fingerprint: str, key_id: str) -> TrainResult:
+    """Fit the candidates, compare challenger, champion and baselines on the holdout, promote or not."""
+    training, label_settings = cfg.settings["training"], cfg.settings["labels"]
+    timespan = label_settings["timespan_days"]
+    plan = training_plan(month, first_month, timespan, training)
+    if plan is None:
+        return no_window_result(month, first_month, timespan)
+    rows = []
+    for as_of in plan.train_months:
+        labelled = labels_for(label_settings, outcomes, as_of)
+        # only the labelled people's rows: a few thousand of a million
+        rows.append(month_features(as_of, labelled["pid"]).merge(labelled, on="pid", how="inner"))
+    train = training_frame(rows)
+    holdout_features = month_features(plan.holdout_month)
+    holdout_labels = labels_for(label_settings, outcomes, plan.holdout_month)
+    settings = EvaluationSettings.of(cfg.settings)
+    counts = label_counts(train, holdout_features, holdout_labels, settings.min_age)
+    if not enough_labels(counts, training):
+        return few_labels_result(plan, counts, training, settings, holdout_features, holdout_labels)
+    fitted = fitted_candidates(plan, training, train)
+    champion = registry.incumbent(cfg, month)
+    result = comparison(plan, training, settings, counts, fitted, champion, holdout_features, holdout_labels)
+    result = replace(result, split_plot=splits(split_rows(plan, timespan), month))
+    tags = registry.provenance(cfg, month, lake_fingerprint, key_id)
+    reused = registry.reusable(cfg, tags)
+    if reused is not None:
+        final, version = reused
+        if version.tags.get("promoted") == "true":   # a run killed before it moved the alias
+            registry.promote(cfg, month, str(version.version))
+        return with_registered(result, final, str(version.version), version.run_id, champion)
+    # The challenger as it would serve: refitted on every usable month, holdout included.
+    everything = refit_frame(train, holdout_features, holdout_labels)
+    final, calibration = fit_months(training, result.challenger, everything, plan.final_calibration_months)
+    result = replace(result, calibration=calibration)
+    run_id, version = registry.log_training(cfg, final, result, everything, tags)
+    return with_registered(result, final, version, run_id, champion)
