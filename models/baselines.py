@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from features.catalog import label
+
 Rule = Callable[[pd.DataFrame, dict], np.ndarray]
 
 
@@ -65,7 +67,5 @@ def baseline_scores(features: pd.DataFrame, settings: dict) -> dict[str, np.ndar
 
 def describe_points(settings: dict) -> list[str]:
     """The points table in words, for the report and the model card."""
-    from features.catalog import label
-
     return [f"{label(c['feature'])[0]} ≥ {c['at_least']:g}: {c['points']:g}点 / "
             f"{label(c['feature'])[1]} ≥ {c['at_least']:g}: {c['points']:g} pt" for c in settings["points"]]

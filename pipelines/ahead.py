@@ -63,6 +63,7 @@ def _ingest_months(cfg: Config, months: list[str], reports: Any, stop: Any, pare
     os.environ.pop(faults.KILL_VAR, None)
     os.environ.pop(faults.ENOSPC_VAR, None)
     os.environ.pop(faults.TRACE_VAR, None)
+    # loaded in the helper process only, after its environment is set: the parent has them already
     from pipelines.ingest import ingest_month
     from pipelines.pseudonymise import load_key
 

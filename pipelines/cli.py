@@ -97,12 +97,14 @@ CUSTODY_COMMANDS = {"ingest", "validate", "run", "approve", "release", "purge", 
 
 
 def _console():
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from rich.console import Console
 
     return Console(stderr=False, highlight=False)
 
 
 def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines import audit
     from pipelines.catalog import lake
     from pipelines.custody import check, private_dir
@@ -122,6 +124,7 @@ def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.synth import generate_ward
 
     _zone_is_folder(cfg.inbox, "inbox")
@@ -135,6 +138,7 @@ def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.ingest import ingest_month
     from pipelines.pseudonymise import load_key
 
@@ -147,6 +151,7 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
             print(f"      {n:>6,d} × {reason}")
         if "lines" in s:
             print(f"      {line_accounting(s['lines'])}")
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from expectations.policy import summary_lines
 
     for line in summary_lines(summary.get("validation", {})):
@@ -163,6 +168,7 @@ def line_accounting(lines: dict) -> str:
 
 
 def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from expectations.policy import summary_lines
     from expectations.validate import validate_month
 
@@ -174,8 +180,10 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.catalog.runs import inbox_months
     from pipelines.monthly import run_months
 
@@ -205,6 +213,7 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
 
 def _leak_guard(cfg: Config, console) -> int:
     """The batch ends by searching its own outputs for identifiers from the inbox."""
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.leakscan import scan
 
     hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache, changed_only=True)
@@ -219,6 +228,7 @@ def _leak_guard(cfg: Config, console) -> int:
 
 
 def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import approvals, approve, distinct_approvers
 
     entry = approve(cfg, args.month, args.approver, args.basis, args.purpose)
@@ -228,6 +238,7 @@ def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import release
 
     info = release(cfg, args.month, args.recipient)
@@ -237,6 +248,7 @@ def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_explain(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.explain import explain_person
 
     text, png = explain_person(cfg, args.month, args.pid)
@@ -247,6 +259,7 @@ def cmd_explain(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_outcomes(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.outcomes import import_outcomes
 
     path = import_outcomes(cfg, args.file, args.month, args.into)
@@ -255,6 +268,7 @@ def cmd_outcomes(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import purge
 
     purged = purge(cfg)
@@ -267,6 +281,7 @@ def cmd_purge(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.rekey import rekey
 
     entry = rekey(cfg, progress=lambda text: print(text))
@@ -277,6 +292,7 @@ def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.audit import verify
     from contract.storage import read_json
 
@@ -297,6 +313,7 @@ def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_scan_pii(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.leakscan import scan
 
     hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache)
@@ -310,6 +327,7 @@ def cmd_scan_pii(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_truth_check(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.truthcheck import truth_precision
 
     r = truth_precision(cfg, args.month, args.truth)
@@ -345,6 +363,7 @@ def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.bench import run_bench, write_results
 
     result = run_bench(args.dir / f"{args.residents}", args.residents, args.months, args.seed)
@@ -457,8 +476,10 @@ ZONE_LOCKS = {"run": ("work",), "ingest": ("work",), "validate": ("work",), "exp
 
 
 def _locked(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from contextlib import ExitStack
 
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.locks import custody_lock, work_lock
 
     with ExitStack() as stack:
@@ -469,6 +490,7 @@ def _locked(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.ingest import ValidationFailed
     from pipelines.locks import LockHeld
     from pipelines.pseudonymise import KeyProblem
@@ -476,8 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.release import ReleaseRefused
     from contract.storage import DataDamaged, DiskFull, free_space_text, is_disk_full
 
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     import os
 
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.custody import UMASK, check as check_custody
 
     os.umask(UMASK)   # custody files 0600 and folders 0700 from creation (and so the rest)

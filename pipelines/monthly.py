@@ -23,7 +23,9 @@ from pipelines.catalog import lake, runs
 from pipelines.catalog.features import lake_fingerprint, month_features
 from pipelines.catalog.registry import code_version, tracking_uri
 from pipelines.config import Config
-from pipelines.ingest import ingest_month
+from pipelines.ahead import IngestAhead
+from pipelines.ingest import ingest_month, is_ingested
+from pipelines.locks import work_lock
 from pipelines.pseudonymise import key_id, load_key
 from pipelines.training import trained_month
 from reports.modelcard import model_card_documents
@@ -156,10 +158,6 @@ def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: No
     process ingests them in order meanwhile (pipelines/ahead.py); its timings are recorded in
     the ingest stage of the month that first needed them, under "ahead".
     """
-    from pipelines.ahead import IngestAhead
-    from pipelines.ingest import is_ingested
-    from pipelines.locks import work_lock
-
     with work_lock(cfg):   # re-entrant: the CLI already holds it; library callers take it here
         key = load_key(cfg.key_file)
         needed = [m for m in runs.inbox_months(cfg) if m <= max(months) and not is_ingested(cfg, m, key)]

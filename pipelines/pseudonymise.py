@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipelines.catalog import lake
+
 PSEUDONYM_HEX = 32  # 128 bits
 KEY_BYTES = 32      # 256-bit key
 
@@ -75,8 +77,6 @@ def check_lake_key(lake_dir: Path, key: bytes, key_file: Path, allowed: frozense
     pids, no longer linkable to earlier lists. Only `mimamori rekey` changes keys (it passes its
     pending key in `allowed`).
     """
-    from pipelines.catalog import lake
-
     current = key_id(key)
     found: dict[str, list[str]] = {}
     for month in lake.ingested_months(lake_dir):

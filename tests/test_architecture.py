@@ -68,6 +68,14 @@ def _resolve(name: str, known: set[str]) -> str | None:
     return None
 
 
+def _block_comment(lines: list[str], lineno: int) -> bool:
+    """Whether the block of import lines holding `lineno` (1-based) opens with a comment line."""
+    i = lineno - 2
+    while i >= 0 and lines[i].strip().startswith(("from ", "import ")):
+        i -= 1
+    return i >= 0 and lines[i].strip().startswith("#")
+
+
 def imports_of(name: str, path: Path, known: set[str]) -> list[Import]:
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines()
@@ -86,7 +94,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[Import]:
             targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         else:
             continue
-        commented = "#" in lines[node.lineno - 1] or (node.lineno > 1 and lines[node.lineno - 2].strip().startswith("#"))
+        commented = "#" in lines[node.lineno - 1] or _block_comment(lines, node.lineno)
         seen = set()
         for target in targets:
             project = _resolve(target, known)

@@ -43,7 +43,7 @@ def connect(cfg: Config):
 
     mlflow is imported here, on first use: its import takes seconds, and most commands
     (ingest, release, audit) never need it."""
-    import mlflow
+    import mlflow  # heavy: seconds to import, and most commands never need it
 
     db, artifacts = cfg.mlflow_db, cfg.mlflow_artifacts
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +148,8 @@ def log_training(cfg: Config, model, result: TrainResult, train_frame: pd.DataFr
                  tags: dict[str, str]) -> tuple[str, str]:
     """Log the refitted challenger's run and register it: (run id, version)."""
     mlflow = connect(cfg)
-    import mlflow.sklearn   # submodules of the heavy import above
+    # submodules of the heavy import above, loaded only when a model is logged
+    import mlflow.sklearn
     import skops.io as sio
     from mlflow.models import infer_signature
 
