@@ -122,7 +122,7 @@ def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
-    from pipelines.synth import generate_ward
+    from synth.ward import generate_ward
 
     _zone_is_folder(cfg.inbox, "inbox")
     if args.truth is not None and cfg.inbox.resolve() in Path(args.truth).resolve().parents:

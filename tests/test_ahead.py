@@ -13,7 +13,7 @@ from pipelines.config import load_config
 from pipelines.monthly import inbox_months, run_months
 from pipelines.pseudonymise import create_key
 from pipelines.reading import ContractError
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 SETTINGS = "[training]\nmin_labelled = 60\nmin_positive = 8\nmax_iter = 40\n"
 
