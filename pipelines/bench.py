@@ -101,7 +101,7 @@ def _cpu_with_children() -> float:
 
 
 def run_bench(root: Path, residents: int, months: int, seed: int = 1, end_month: str = "2026-10") -> dict:
-    from pipelines.synth import generate_ward
+    from synth.ward import generate_ward
 
     if root.exists():
         shutil.rmtree(root)

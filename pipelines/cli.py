@@ -125,7 +125,7 @@ def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.synth import generate_ward
+    from synth.ward import generate_ward
 
     _zone_is_folder(cfg.inbox, "inbox")
     if args.truth is not None and cfg.inbox.resolve() in Path(args.truth).resolve().parents:

@@ -20,7 +20,7 @@ from hypothesis import settings
 from pipelines.config import Config, load_config
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import create_key
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 # CI explores the same generated cases on every run (a red CI must be reproducible by anyone);
 # a developer's run explores new ones each time, and hypothesis keeps any failure it finds.

@@ -14,7 +14,7 @@ from pipelines.catalog.runs import inbox_months
 from pipelines.monthly import run_months
 from pipelines.pseudonymise import create_key
 from pipelines.reading import ContractError
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 SETTINGS = "[training]\nmin_labelled = 60\nmin_positive = 8\nmax_iter = 40\n"
 

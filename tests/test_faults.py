@@ -47,7 +47,7 @@ from pipelines.monthly import run_month, run_months
 from pipelines.pseudonymise import KeyProblem, create_key, key_id, load_key
 from pipelines.release import ReleaseRefused, approve, release
 from contract.storage import DataDamaged, read_json, write_json
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 ROOT = Path(__file__).resolve().parents[1]
 MONTH, FIRST = "2026-02", "2026-01"

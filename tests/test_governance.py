@@ -16,7 +16,7 @@ from pipelines.pseudonymise import create_key, key_id, load_key
 from pipelines.rekey import rekey
 from pipelines.release import ReleaseRefused, approve, purge, release
 from contract.storage import read_json, read_parquet
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 MONTH = "2026-10"
 

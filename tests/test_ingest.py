@@ -11,7 +11,7 @@ from pipelines.config import load_config
 from pipelines.ingest import ingest_month
 from pipelines.pseudonymise import create_key, load_key
 from pipelines.reading import ContractError
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 MY_NUMBER = "123456789018"   # 12 digits with a valid check digit (番号法 test value)
 

@@ -20,7 +20,7 @@ from pipelines.ingest import read_delivery
 from pipelines.leakscan import scan
 from pipelines.pseudonymise import create_key, load_key, pseudonym
 from pipelines.reading import ContractError, read_source
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 MONTH, PREVIOUS = "2026-10", "2026-09"
 CODECS = {"utf-8": "utf-8", "utf-8-sig": "utf-8-sig", "cp932": "cp932"}

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import synth_names
-from pipelines.synth import generate_ward
+from synth import names as synth_names
+from synth.ward import generate_ward
 
 END = "2024-10"
 MONTHS = 14

@@ -28,7 +28,7 @@ from pipelines.config import load_config
 from pipelines.ingest import ingest_month, read_delivery
 from contract.months import month_end
 from pipelines.pseudonymise import create_key, load_key, pseudonym
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 MONTH, PREVIOUS = "2026-10", "2026-09"
 STRANGER = "f" * 32  # a well-formed pseudonym of nobody in the ward

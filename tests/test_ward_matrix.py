@@ -41,7 +41,7 @@ from models.prioritise import capacity, eligible, exploration_slots
 from pipelines.pseudonymise import create_key
 from pipelines.release import approve, release
 from contract.storage import read_json, read_parquet
-from pipelines.synth import generate_ward
+from synth.ward import generate_ward
 
 END, SEED = "2026-10", 11
 FULL = os.environ.get("MIMAMORI_FULL_MATRIX") == "1"

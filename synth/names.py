@@ -1,4 +1,4 @@
-"""Name, place and vocabulary lists for the synthetic ward 東京都みまもり区 (see synth.py).
+"""Name, place and vocabulary lists for the synthetic ward 東京都みまもり区 (see synth/__init__.py).
 
 Everything here is fictional but common: surnames from the frequent-surname rankings, given names
 that were popular in the birth cohort they are drawn for, and a ward of invented districts.
