@@ -6,6 +6,7 @@ are real: metrics report them worst and best (models/metrics.py), lists break th
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -52,17 +53,24 @@ def points_score(features: pd.DataFrame, settings: dict) -> np.ndarray:
     return np.where(total >= settings["points_min"], score, 0.0)
 
 
-BASELINES: dict[str, tuple[str, str, Rule]] = {
-    "alone_75": ("75歳以上のひとり暮らし（高齢順）", "75+ living alone, oldest first", alone_75_oldest_first),
-    "health_unknown": ("健康状態不明者（2年健診なし・認定なし）", "no checkup in 2 years and no care certification",
-                       health_status_unknown),
-    "points": ("点数表（設定の条件の合計点）", "points score from config", points_score),
+@dataclass(frozen=True)
+class Baseline:
+    title_ja: str
+    title_en: str
+    score: Rule     # (features, the [baselines] settings) -> score per row in [0, 1]
+
+
+BASELINES: dict[str, Baseline] = {
+    "alone_75": Baseline("75歳以上のひとり暮らし（高齢順）", "75+ living alone, oldest first", alone_75_oldest_first),
+    "health_unknown": Baseline("健康状態不明者（2年健診なし・認定なし）", "no checkup in 2 years and no care certification",
+                               health_status_unknown),
+    "points": Baseline("点数表（設定の条件の合計点）", "points score from config", points_score),
 }
 
 
 def baseline_scores(features: pd.DataFrame, settings: dict) -> dict[str, np.ndarray]:
     """Every baseline's scores for a features table; `settings` is the config's `[baselines]`."""
-    return {name: rule(features, settings) for name, (_, _, rule) in BASELINES.items()}
+    return {name: rule.score(features, settings) for name, rule in BASELINES.items()}
 
 
 def describe_points(settings: dict) -> list[str]:

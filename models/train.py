@@ -185,7 +185,7 @@ def month_scores(trained: TrainResult, features: pd.DataFrame, baseline_settings
     if trained.mode == "model":
         scores = score_model(trained.model, features)
     else:
-        scores = BASELINES[trained.baseline][2](features, baseline_settings)
+        scores = BASELINES[trained.baseline].score(features, baseline_settings)
     return features[["pid", "district"]].assign(score=np.round(scores, 6))
 
 

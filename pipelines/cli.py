@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pipelines  # noqa: F401  (telemetry off first)
+from pipelines import commands
 from pipelines.config import Config, load_config
 
 # --- argument types: every value a user types is checked here, once, at parse time ----------
@@ -81,299 +82,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-class UsageError(ValueError):
-    """A user's mistake found after parsing (e.g. a zone from the environment is a file); a
-    ValueError, so main prints it as one line and exits 2."""
-
-
-def _zone_is_folder(path: Path, name: str) -> None:
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"the {name} {path} is a file, not a folder: move it away or choose another")
-
-
 # Commands that read or write the custody zone check its modes first (pipelines/custody.py).
 CUSTODY_COMMANDS = {"ingest", "validate", "run", "approve", "release", "purge", "rekey", "audit", "outcomes",
                     "truth-check", "scan-pii"}
-
-
-def _console():
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from rich.console import Console
-
-    return Console(stderr=False, highlight=False)
-
-
-def cmd_keygen(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines import audit
-    from pipelines.catalog import lake
-    from pipelines.custody import check, private_dir
-    from pipelines.pseudonymise import KeyProblem, create_key
-
-    _zone_is_folder(cfg.custody, "custody zone")
-    if not cfg.key_file.exists() and lake.ingested_months(cfg.lake):
-        raise KeyProblem(f"the lake {cfg.lake} already holds pseudonyms made with a key: restore that "
-                         f"key to {cfg.key_file} from the custody backup (a new key would start a second population "
-                         "of pseudonyms; `mimamori rekey` is the way to change keys)")
-    check(cfg.custody)
-    private_dir(cfg.custody)
-    create_key(cfg.key_file)
-    audit.create_secret(cfg.audit_log)
-    print(f"created a 256-bit key at {cfg.key_file} (mode 0600). Keep it in the custody zone only.")
-    return 0
-
-
-def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from synth.ward import generate_ward
-
-    _zone_is_folder(cfg.inbox, "inbox")
-    if args.truth is not None and cfg.inbox.resolve() in Path(args.truth).resolve().parents:
-        raise SystemExit("--truth must be outside the inbox: the latent state is not a delivery")
-    summary = generate_ward(cfg.inbox, residents=args.residents, months=args.months, end_month=args.end_month,
-                            seed=args.seed, messy=args.messy, truth=args.truth)
-    print(f"wrote {summary['files']} files for {len(summary['months'])} months "
-          f"({summary['months'][0]} … {summary['months'][-1]}) into {cfg.inbox}")
-    return 0
-
-
-def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.ingest import ingest_month
-    from pipelines.pseudonymise import load_key
-
-    summary = ingest_month(cfg, args.month, load_key(cfg.key_file), force=args.force)
-    print(f"{args.month}: {summary['status']}")
-    for name, s in summary["sources"].items():
-        extra = f"; unknown columns dropped: {', '.join(s['unknown_columns'])}" if s["unknown_columns"] else ""
-        print(f"  {name:20s} {s['accepted']:>9,d} rows  {s['quarantined']:>6,d} quarantined{extra}")
-        for reason, n in s["quarantine_reasons"].items():
-            print(f"      {n:>6,d} × {reason}")
-        if "lines" in s:
-            print(f"      {line_accounting(s['lines'])}")
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from expectations.policy import summary_lines
-
-    for line in summary_lines(summary.get("validation", {})):
-        print(f"  {line}")
-    return 0
-
-
-def line_accounting(lines: dict) -> str:
-    """One line: every physical line (Parquet: row) of a delivered file and where it went."""
-    unit = lines.get("unit", "lines")
-    parts = [f"{lines[kind]:,d} {kind}" for kind in ("header", "blank", "accepted", "quarantined", "refused")
-             if lines[kind] or kind in ("accepted", "quarantined")]
-    return f"{lines['physical']:,d} {unit} = " + " + ".join(parts)
-
-
-def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from expectations.policy import summary_lines
-    from expectations.validate import validate_month
-
-    summary = validate_month(cfg, args.month)   # a dry run: results and Data Docs, never the lake
-    print(f"{args.month}: validated without committing")
-    for line in summary_lines(summary):
-        print(f"  {line}")
-    return 2 if summary["critical_failures"] else 0
-
-
-def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.catalog.runs import inbox_months
-    from pipelines.monthly import run_months
-
-    months = inbox_months(cfg) if args.all else [args.month]
-    if not months:
-        raise SystemExit(f"no delivery months in the inbox {cfg.inbox}")
-    console = _console()
-    if args.all:
-        for month in inbox_months(cfg, pending=True):
-            console.print(f"{month}: not yet delivered (no residents extract), skipped")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("mimamori run", total=len(months))
-
-        def done(result: dict) -> None:
-            train = result["stages"]["train"]
-            console.print(f"{result['month']}: listed {result['stages']['prioritise']['listed']} "
-                          f"({'model v' + str(train['model_version']) if train['mode'] == 'model' else 'rule baseline'})"
-                          f" in {sum(s['seconds'] for s in result['stages'].values()):.1f}s")
-            bar.advance(task)
-
-        run_months(cfg, months, progress=lambda text: bar.update(task, description=text), done=done)
-    last = months[-1]
-    console.print(f"report: {cfg.runs / last / 'report' / 'index.html'}")
-    return _leak_guard(cfg, console)
-
-
-def _leak_guard(cfg: Config, console) -> int:
-    """The batch ends by searching its own outputs for identifiers from the inbox."""
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.leakscan import scan
-
-    hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache, changed_only=True)
-    if hits:
-        console.print(f"[bold red]leak guard: {len(hits)} identifier hit(s) in the analyst zone "
-                      "(values not shown); do not share these outputs:[/]")
-        for hit in hits[:50]:
-            console.print(f"  {hit}")
-        return 1
-    console.print(f"leak guard: no identifier from the inbox under {cfg.work}")
-    return 0
-
-
-def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.release import approvals, approve, distinct_approvers
-
-    entry = approve(cfg, args.month, args.approver, args.basis, args.purpose)
-    n = len(distinct_approvers(approvals(cfg, args.month)))
-    print(f"approval recorded for {args.month} by {entry['approver']}; {n} distinct approver(s) for the current list")
-    return 0
-
-
-def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.release import release
-
-    info = release(cfg, args.month, args.recipient)
-    print(f"released {info['rows']} rows for {args.month} to the {args.recipient} into {info['dir']} "
-          f"({', '.join(info['files'])}; expires {info['expires']})")
-    return 0
-
-
-def cmd_explain(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.explain import explain_person
-
-    text, png = explain_person(cfg, args.month, args.pid)
-    print(text)
-    if png is not None:
-        print(f"waterfall: {png}")
-    return 0
-
-
-def cmd_outcomes(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.outcomes import import_outcomes
-
-    path = import_outcomes(cfg, args.file, args.month, args.into)
-    print(f"visit outcomes from {args.file.name} merged into {path}")
-    return 0
-
-
-def cmd_purge(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.release import purge
-
-    purged = purge(cfg)
-    for info in purged:
-        print(f"purged {info['month']} {info['recipient']} sheets (expired {info['expires']}): "
-              + ", ".join(sorted(info["files"])))
-    if not purged:
-        print("no released sheet has expired")
-    return 0
-
-
-def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.rekey import rekey
-
-    entry = rekey(cfg, progress=lambda text: print(text))
-    print(f"re-pseudonymised {len(entry['months'])} months under key {entry['new_key_id']}; "
-          f"key {entry['old_key_id']} destroyed; {len(entry['marked_runs'])} runs and "
-          f"{len(entry['marked_model_versions'])} model versions marked as made under the retired key")
-    return 0
-
-
-def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.audit import verify
-    from contract.storage import read_json
-
-    # release records seal the head of the log they saw: a log cut back below one is caught
-    seals = [(str(p), read_json(p)["audit_head"]) for p in sorted(cfg.releases_dir.glob("*/release*.json"))
-             if "audit_head" in read_json(p)]
-    problems = verify(cfg.audit_log, seals)
-    if problems:
-        print(f"audit log {cfg.audit_log} FAILED verification:")
-        for p in problems:
-            print(f"  {p}")
-        return 1
-    if not cfg.audit_log.exists():
-        print(f"audit log {cfg.audit_log}: nothing logged yet (no anchor says otherwise)")
-        return 0
-    print(f"audit log {cfg.audit_log}: chain intact")
-    return 0
-
-
-def cmd_scan_pii(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.leakscan import scan
-
-    hits = scan(cfg.inbox, [cfg.work], cache_dir=cfg.leakscan_cache)
-    if hits:
-        print(f"{len(hits)} identifier hit(s) outside the custody zone (values not shown):")
-        for hit in hits[:50]:
-            print(f"  {hit}")
-        return 1
-    print(f"no identifier from the inbox found under {cfg.work}")
-    return 0
-
-
-def cmd_truth_check(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.truthcheck import truth_precision
-
-    r = truth_precision(cfg, args.month, args.truth)
-    print(f"{args.month}: precision against the synthetic ward's latent isolation state "
-          f"(base rate {r['base_rate']:.2%} of {r['residents']:,d} residents)")
-    rows = [("list", "mimamori list (ranked picks)"), ("exploration", "mimamori list (random picks)"),
-            ("champion", f"champion model v{r.get('champion_version')} alone"),
-            ("alone_75", "rule: 75+ living alone"), ("health_unknown", "rule: no checkup 2y, no care cert"),
-            ("points", "rule: points score (config)")]
-    for name, label in rows:
-        if name in r:
-            x = r[name]
-            print(f"  {label:36s} {x['isolated']:>5d} / {x['listed']:<5d} = {x['precision']:.1%}")
-    rule = r["alone_75"]["precision"]
-    for name in ("list", "champion"):
-        if name in r and rule > 0:
-            print(f"  {name} vs the 75+ living-alone rule: {r[name]['precision'] / rule:.2f}×")
-    print("  (the rules and the champion are cut to the same district capacities after the same exclusions)")
-    return 0
-
-
-def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
-    release_dir = cfg.releases_dir / args.month
-    print("\nmimamori demo finished. Where things are:")
-    print(f"  outreach sheets (custody zone): {release_dir / 'outreach.xlsx'}")
-    print(f"                                  {release_dir / 'outreach.csv'}")
-    print(f"  batch report:                   {cfg.runs / args.month / 'report' / 'index.html'}")
-    print(f"  MLflow store:                   {cfg.mlflow_db}")
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    print(f"    open it with: {mlflow_cli} ui --backend-store-uri sqlite:///{cfg.mlflow_db}")
-    print(f"  audit log (custody zone):       {cfg.audit_log}")
-    return 0
-
-
-def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.bench import run_bench, write_results
-
-    result = run_bench(args.dir / f"{args.residents}", args.residents, args.months, args.seed)
-    path = write_results(result, args.results, args.docs)
-    for phase in ("backfill", "incremental"):
-        p = result[phase]
-        print(f"{phase}: {p['months']} months in {p['seconds']} s (CPU {p['cpu_seconds']} s), "
-              f"peak RSS {p['peak_rss_mb']} MB, floor {p['floor_seconds']} s")
-    print(f"results: {path}; table: {args.docs}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--custody", type=folder, help="key, approvals, releases, audit log (env MIMAMORI_CUSTODY)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("keygen", help="create the 256-bit pseudonymisation key in the custody zone").set_defaults(func=cmd_keygen)
+    sub.add_parser("keygen", help="create the 256-bit pseudonymisation key in the custody zone").set_defaults(func=commands.cmd_keygen)
 
     p = sub.add_parser("synth", help="write a synthetic ward's monthly extracts into the inbox")
     p.add_argument("--residents", type=positive_int, default=20000)
@@ -393,65 +104,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=1)
     p.add_argument("--messy", action="store_true", help="CP932/BOM, Japanese headers, 和暦, full-width digits")
     p.add_argument("--truth", type=Path, help="write the last month's latent isolation state here (not the inbox)")
-    p.set_defaults(func=cmd_synth)
+    p.set_defaults(func=commands.cmd_synth)
 
     p = sub.add_parser("ingest", help="ingest, pseudonymise and validate one delivery")
     p.add_argument("--month", type=month, required=True)
     p.add_argument("--force", action="store_true", help="re-ingest even if the lake already holds this delivery")
-    p.set_defaults(func=cmd_ingest)
+    p.set_defaults(func=commands.cmd_ingest)
 
     p = sub.add_parser("validate", help="validate one delivery without committing it; results and Data Docs")
     p.add_argument("--month", type=month, required=True)
-    p.set_defaults(func=cmd_validate)
+    p.set_defaults(func=commands.cmd_validate)
 
     p = sub.add_parser("run", help="run every stage for a month (or all months)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--month", type=month)
     g.add_argument("--all", action="store_true")
     p.add_argument("--wait", action="store_true", help="if another command holds the work dir, wait for it instead of refusing")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("approve", help="record an approval of a month's list")
     p.add_argument("--month", type=month, required=True)
     p.add_argument("--approver", type=name_text, required=True)
     p.add_argument("--basis", type=name_text, required=True, help="legal basis, e.g. 個人情報保護法第69条第2項第2号")
     p.add_argument("--purpose", type=name_text, default="見守り訪問（孤立の予防）")
-    p.set_defaults(func=cmd_approve)
+    p.set_defaults(func=commands.cmd_approve)
 
     p = sub.add_parser("release", help="write the named visiting sheets of an approved list (custody zone)")
     p.add_argument("--month", type=month, required=True)
     p.add_argument("--recipient", choices=["coordinator", "minsei", "nurse"], default="coordinator",
                    help="coordinator: the full sheet; minsei: name, address, age band, reasons; nurse: adds contact details")
-    p.set_defaults(func=cmd_release)
+    p.set_defaults(func=commands.cmd_release)
 
     p = sub.add_parser("explain", help="an auditor's view of one listed person's reasons (no identifiers)")
     p.add_argument("--month", type=month, required=True)
     p.add_argument("--pid", type=pid, required=True)
-    p.set_defaults(func=cmd_explain)
+    p.set_defaults(func=commands.cmd_explain)
 
     p = sub.add_parser("outcomes", help="visit outcomes returned on the sheets")
     p.add_argument("action", choices=["import"])
     p.add_argument("file", type=existing_file, help="the returned outreach.xlsx with 訪問日 and 訪問結果 filled in")
     p.add_argument("--month", type=month, required=True, help="the month of the list the sheet came from")
     p.add_argument("--into", type=month, help="delivery month to write into (default: the month after)")
-    p.set_defaults(func=cmd_outcomes)
+    p.set_defaults(func=commands.cmd_outcomes)
 
-    sub.add_parser("purge", help="delete released sheets past their expiry (logged)").set_defaults(func=cmd_purge)
+    sub.add_parser("purge", help="delete released sheets past their expiry (logged)").set_defaults(func=commands.cmd_purge)
     sub.add_parser("rekey", help="rotate the key: re-pseudonymise the lake, destroy the old key (logged)"
-                   ).set_defaults(func=cmd_rekey)
+                   ).set_defaults(func=commands.cmd_rekey)
 
     p = sub.add_parser("audit", help="check the audit log")
     p.add_argument("action", choices=["verify"])
-    p.set_defaults(func=cmd_audit)
+    p.set_defaults(func=commands.cmd_audit)
 
     p = sub.add_parser("truth-check", help="precision of a list against a synthetic ward's latent truth")
     p.add_argument("--month", type=month, required=True)
     p.add_argument("--truth", type=existing_file, required=True)
-    p.set_defaults(func=cmd_truth_check)
+    p.set_defaults(func=commands.cmd_truth_check)
 
     p = sub.add_parser("where", help="print where a month's outputs are")
     p.add_argument("--month", type=month, required=True)
-    p.set_defaults(func=cmd_where)
+    p.set_defaults(func=commands.cmd_where)
 
     p = sub.add_parser("bench", help="time a synthetic ward's backfill and one incremental month")
     p.add_argument("--residents", type=positive_int, required=True)
@@ -460,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=folder, default=Path("bench/tmp"), help="scratch folder for the ward (not kept)")
     p.add_argument("--results", type=Path, default=Path("bench/results"))
     p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=commands.cmd_bench)
 
-    sub.add_parser("scan-pii", help="search the analyst zone for identifiers from the inbox").set_defaults(func=cmd_scan_pii)
+    sub.add_parser("scan-pii", help="search the analyst zone for identifiers from the inbox").set_defaults(func=commands.cmd_scan_pii)
     return parser
 
 

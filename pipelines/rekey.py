@@ -10,7 +10,6 @@ pseudonyms can no longer be linked), and output made under it is marked.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable

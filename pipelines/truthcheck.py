@@ -35,8 +35,8 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
     out = {"k": len(listed), "isolated_in_ward": int(isolated.sum()), "residents": len(isolated)}
     # Exploration picks are random by design: they are reported apart, not in the list's precision.
     rankers = {"list": listed.loc[~listed["exploration"], "pid"], "exploration": listed.loc[listed["exploration"], "pid"]}
-    for name, (_, _, rule) in BASELINES.items():
-        scored = feats[["pid", "district"]].assign(score=rule(feats, cfg.settings["baselines"]))[ok.to_numpy()]
+    for name, rule in BASELINES.items():
+        scored = feats[["pid", "district"]].assign(score=rule.score(feats, cfg.settings["baselines"]))[ok.to_numpy()]
         scored = scored[scored["score"] > 0]
         rankers[name] = make_list(scored, caps)["pid"]
     champion = registry.champion(cfg)

@@ -13,15 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.catalog import MODEL_FEATURES
 from models import metrics
 from models.baselines import BASELINES
 from features.groups import SEX_JA, age_band
+from reports.formatting import count_text
 
-RANKER_NAMES = {"model": "challenger", "champion": "champion"} | {
-    name: f"rule: {en}" for name, (_, en, _) in BASELINES.items()}
 PSI_FLAG = 0.2
-FAIRNESS_RATIO = 0.8   # a group doing worse than 80 % of the whole is flagged for review
 
 
 @dataclass
@@ -99,14 +96,11 @@ def _rate(numerator: int, denominator: int, threshold: int) -> str:
     return f"{numerator / denominator:.2f}"
 
 
-def _count(n: int, threshold: int) -> str:
-    return f"<{threshold}" if 0 < n < threshold else str(int(n))
-
-
-def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFrame, threshold: int) -> list[dict]:
+def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFrame, threshold: int,
+                  bound: float) -> list[dict]:
     """Per group (sex, age band): this month's selection rate among eligible people and, on the
     holdout, recall and precision at capacity of the ranker that made the list. Flags mark a group
-    whose rate is below FAIRNESS_RATIO of the whole (only where the counts are large enough)."""
+    whose rate is below `bound` (the lower fairness ratio bound) of the whole (only where the counts are large enough)."""
 
     tables = []
     chosen = set(listed["pid"])
@@ -133,14 +127,14 @@ def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFram
         for group in sorted(groups.unique()):
             in_group = groups == group
             n_elig, n_list = int(in_group.sum()), int((in_group & listed_mask).sum())
-            row = {"attribute": f"{ja} / {en}", "group": group, "eligible": _count(n_elig, threshold),
-                   "listed": _count(n_list, threshold), "selection_rate": _rate(n_list, n_elig, threshold),
+            row = {"attribute": f"{ja} / {en}", "group": group, "eligible": count_text(n_elig, threshold),
+                   "listed": count_text(n_list, threshold), "selection_rate": _rate(n_list, n_elig, threshold),
                    "selection_ratio": "—", "recall": "—", "precision": "—", "flags": []}
             if n_elig >= threshold and n_list >= threshold and overall_sel:
                 ratio = (n_list / n_elig) / overall_sel
                 row["selection_ratio"] = f"{ratio:.2f}"
-                if ratio < FAIRNESS_RATIO:
-                    row["flags"].append("掲載率が全体の8割未満 / selection rate below 80% of overall")
+                if ratio < bound:
+                    row["flags"].append(f"掲載率が全体の{bound * 10:g}割未満 / selection rate below {bound:.0%} of overall")
             if h is not None:
                 g = (hold_groups == group).to_numpy()
                 lab = h.frame["label"].to_numpy()
@@ -151,11 +145,11 @@ def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFram
                 row["precision"] = _rate(found, labelled_top, threshold)
                 # judged whenever the denominator is large enough; the flag is one coarse bit
                 if pos >= threshold and recall_all:
-                    if (found / pos) < FAIRNESS_RATIO * recall_all:
-                        row["flags"].append("検証月の再現率が全体の8割未満 / holdout recall below 80% of overall")
+                    if (found / pos) < bound * recall_all:
+                        row["flags"].append(f"検証月の再現率が全体の{bound * 10:g}割未満 / holdout recall below {bound:.0%} of overall")
                 if labelled_top >= threshold and prec_all:
-                    if (found / labelled_top) < FAIRNESS_RATIO * prec_all:
-                        row["flags"].append("検証月の適合率が全体の8割未満 / holdout precision below 80% of overall")
+                    if (found / labelled_top) < bound * prec_all:
+                        row["flags"].append(f"検証月の適合率が全体の{bound * 10:g}割未満 / holdout precision below {bound:.0%} of overall")
             rows.append(row)
         tables.append({"attribute": f"{ja} / {en}", "rows": rows})
     return tables

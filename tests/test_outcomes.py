@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from models.labels import Outcomes, labels
+from models.labels import labels
+from pipelines.catalog.lake import outcomes_known_at
 from pipelines.config import load_config
 from contract.months import shift
 from pipelines.outcomes import OutcomesRejected, import_outcomes

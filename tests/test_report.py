@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.leakscan import scan
 from reports import evaluation
-from reports.report import _generic_tables
+from reports.report import stored_tables
 
 SECTIONS = ["meta", "quality", "cohort", "model", "fairness", "reasons", "drift", "makeup", "outputs"]
 
@@ -93,19 +93,19 @@ def test_group_results_flag_a_group_found_less_often_and_hide_small_counts():
     frame["label"], frame["score_model"] = label, score
     held = evaluation.Holdout("2026-04", 600, frame, ["model"])
     listed = frame.nlargest(300, "score_model")[["pid"]]
-    tables = evaluation.group_results(held, listed, frame, 10)
+    tables = evaluation.group_results(held, listed, frame, 10, 0.8)
     sex = {r["group"]: r for r in tables[0]["rows"]}
     assert any("recall" in f for f in sex["男性"]["flags"]) and not sex["女性"]["flags"]
-    tiny = evaluation.group_results(None, frame.iloc[:3][["pid"]], frame.iloc[:15], 10)
+    tiny = evaluation.group_results(None, frame.iloc[:3][["pid"]], frame.iloc[:15], 10, 0.8)
     shown = [r["listed"] for t in tiny for r in t["rows"]]
     assert all(v == "0" or v == "<10" for v in shown)
 
 
 def test_a_fairness_section_stored_at_training_is_rendered_with_its_flags():
-    tables = _generic_tables({"sex": {"male": {"recall": 0.31, "flag": True}, "female": {"recall": 0.45, "flag": False}}})
+    tables = stored_tables({"sex": {"male": {"recall": 0.31, "flag": True}, "female": {"recall": 0.45, "flag": False}}})
     assert tables[0]["header"] == ["group", "recall", "flag"]
     assert tables[0]["flags"] == [True, False]
-    assert _generic_tables([{"group": "a", "ratio": 0.7, "flagged": True}])[0]["flags"] == [True]
+    assert stored_tables([{"group": "a", "ratio": 0.7, "flagged": True}])[0]["flags"] == [True]
 
 
 CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -210,12 +210,12 @@ def _trained_without_holdout_labels(split_plot: bytes | None):
 def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_path, split_plot):
     from pipelines.config import load_config
     from reports.plots import splits
-    from reports.report import _evaluation
+    from reports.report import evaluation_section
 
     cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
     png = splits([{"month": "2026-01", "role": "fit", "start": pd.Timestamp("2026-01-31"),
                    "end": pd.Timestamp("2026-07-30")}], "2026-10") if split_plot else None
-    found, held, images, calibration, _ = _evaluation(cfg.settings, _trained_without_holdout_labels(png), 10)
+    found, held, images, calibration, _ = evaluation_section(cfg.settings, _trained_without_holdout_labels(png), 10)
     assert held is not None and found.rows and found.why_not is None
     assert found.precision_why_not.ja == "検証用の訪問結果がまだないため、精度は計算できません。"
     assert found.precision_why_not.en == "No holdout labels yet, so precision cannot be measured."

@@ -1,0 +1,153 @@
+"""The report's model sections: the rankers compared on the holdout, their plots and calibration,
+and the global SHAP summary of the model that made (or was compared for) the list."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import CATALOG
+from models.baselines import BASELINES, describe_points
+from models.explain import grouped, shap_values
+from models.train import TrainResult
+from reports import evaluation, plots
+from reports.context import Calibration, Evaluation, Figure, Images, MetricRow, ModelTables, Notice, Shap
+from reports.disclosure import suppress
+from reports.formatting import count_text, figure_text
+from reports.rankers import RANKER_NAMES, RANKER_TITLES, ranker_title
+
+
+
+SHAP_SAMPLE = 2000
+
+
+def metric_row(name: str, m: dict, threshold: int, used: bool = False) -> MetricRow:
+    """One ranker's figures at k, with any count that would reveal 1..threshold-1 people suppressed."""
+    def at_k(suffix: str) -> tuple[str, str]:
+        positives = m.get(f"positives_in_top_k{suffix}") or 0
+        if 0 < positives < threshold:
+            return f"<{threshold}人", f"<{threshold}人"
+        return figure_text(m.get(f"precision_at_k{suffix}")), figure_text(m.get(f"recall_at_k{suffix}"))
+
+    precision, recall = at_k("")
+    worst, _ = at_k("_worst")
+    best, _ = at_k("_best")
+    return MetricRow(name=name, used=used, k=m.get("k"),
+                     labelled=count_text(m.get("labelled_in_top_k") or 0, threshold),
+                     positives=count_text(m.get("positives_in_top_k") or 0, threshold),
+                     precision=precision, recall=recall, precision_ties=f"{worst} – {best}",
+                     roc_auc=figure_text(m.get("roc_auc")), average_precision=figure_text(m.get("average_precision")),
+                     brier=figure_text(m.get("brier")))
+
+
+def evaluation_section(settings: dict, trained, threshold: int) -> tuple[Evaluation, object, Images, Calibration,
+                                                                      ModelTables]:
+    """(evaluation, holdout, plots, calibration, extra tables) for the model-vs-baselines section.
+
+    Each part that cannot be computed this month is None (or empty) with a Notice saying why."""
+    serving = evaluation.serving_ranker(trained)
+    order = ["model", "champion", *BASELINES]
+    rows = tuple(metric_row(ranker_title(who, trained), trained.evaluation[who], threshold, who == serving)
+                 for who in order if who in trained.evaluation)
+    candidates = tuple(metric_row(ranker_title(name, trained) + (" ✦" if name == trained.challenger else ""), m,
+                                   threshold) for name, m in sorted(getattr(trained, "candidates", {}).items()))
+    districts = []
+    for who in dict.fromkeys([serving, "alone_75"]):
+        for district, m in sorted(((trained.evaluation.get(who) or {}).get("districts") or {}).items()):
+            districts.append(metric_row(f"{district}: {RANKER_TITLES.get(who, who)}", m, threshold))
+    held = evaluation.holdout(trained) if trained.evaluation else None
+    timespan = settings["labels"]["timespan_days"]
+    labelled = int(held.frame["label"].notna().sum()) if held is not None else 0
+    no_holdout = None if held is not None else Notice(
+        "model", f"学習用と検証用の両方の月について訪問結果を待つ期間（{timespan}日）が"
+        "まだ過ぎていないため、検証月がなく、モデルとルールの比較はできません。",
+        f"No holdout month yet (the {timespan}-day label windows of a training month and "
+        "a later holdout month have not both closed), so the rankers cannot be compared.")
+    no_precision = None
+    if held is not None and labelled == 0:
+        no_precision = Notice("model", "検証用の訪問結果がまだないため、精度は計算できません。",
+                              "No holdout labels yet, so precision cannot be measured.")
+    elif held is not None and not any((m.get("labelled_in_top_k") or 0) for m in trained.evaluation.values()):
+        no_precision = Notice("model", "上位k人の中に訪問結果のある人がいないため、上位k人の適合率は計算できません。",
+                              "Nobody in any ranker's top k has a known outcome, so precision@k cannot be measured.")
+
+    if getattr(trained, "split_plot", None):
+        splits = Figure(plots.data_uri(trained.split_plot))
+    else:
+        splits = Figure(None, Notice("model", "今月はモデルを学習していないため、学習・較正・検証の期間の図はありません。",
+                                     "No model was trained this month, so there is no plot of the training, "
+                                     "calibration and holdout windows."))
+    calibration = Calibration((), None)
+    if held is None:
+        pr_at_k = Figure(None, Notice("model", "検証結果がないため、上位k人の適合率・再現率の曲線はありません。",
+                                      "No holdout evaluation, so there are no precision and recall curves at k."))
+    elif labelled < threshold:
+        pr_at_k = Figure(None, Notice(
+            "model", f"検証月に訪問結果のある人が{threshold}人未満のため、上位k人の適合率・再現率の曲線は描けません（少数の秘匿）。",
+            f"Fewer than {threshold} holdout people have a known outcome, so the precision and recall curves "
+            "cannot be drawn (small cells are not shown)."))
+    else:
+        curves = evaluation.curves(held, threshold)
+        names = RANKER_NAMES | {"model": f"challenger ({trained.challenger})",
+                                           "champion": f"champion v{trained.champion_version}"}
+        pr_at_k = Figure(plots.data_uri(plots.precision_recall_at_k(curves, held.k, names)))
+    if held is None or "model" not in held.rankers:
+        calibration_figure = Figure(None, Notice(
+            "model", "今月はモデルを検証していないため、較正図はありません。",
+            "No model was evaluated on the holdout this month, so there is no calibration plot."))
+    else:
+        bins, brier = evaluation.calibration_bins(held, threshold)
+        calibration = Calibration(tuple(bins), brier)
+        calibration_figure = Figure(plots.data_uri(plots.calibration(bins, brier))) if bins else Figure(None, Notice(
+            "model", f"検証月に訪問結果のある人が{threshold}人未満のため、較正図は描けません（少数の秘匿）。",
+            f"Fewer than {threshold} holdout people have a known outcome, so there is no calibration plot "
+            "(small cells are not shown)."))
+    extra = ModelTables(candidates=candidates, districts=tuple(districts),
+                        points=tuple(describe_points(settings["baselines"])),
+                        points_min=settings["baselines"]["points_min"])
+    return (Evaluation(rows if held is not None else (), no_holdout, no_precision), held,
+            Images(splits, pr_at_k, calibration_figure), calibration, extra)
+
+
+def explaining_model(trained: TrainResult):
+    """The model whose SHAP summary is shown: the serving model, else the month's registered
+    (compared but not promoted) version, else None."""
+    if trained.model is not None:
+        return trained.model, True
+    if not trained.model_version or trained.challenger_model is None:
+        return None, False
+    return trained.challenger_model, False
+
+
+def shap_section(trained: TrainResult, eligible: pd.DataFrame, listed: pd.DataFrame, threshold: int) -> Shap:
+    counts = pd.Series([f for fs in listed["reason_features"] for f in (fs if fs is not None else [])],
+                       dtype="str").value_counts()
+    names = list(CATALOG)
+    reason_counts = counts.reindex(names, fill_value=0)
+    shown = suppress(reason_counts, threshold)
+    reasons = [{"feature": n, "label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}", "listed": shown[n]}
+               for n in reason_counts.sort_values(ascending=False, kind="stable").index]
+    model, serving = explaining_model(trained)
+    if model is None or not len(eligible):
+        why = (Notice("reasons", "今月はモデルがないため、SHAP の全体像はありません（理由はルールの条件です）。",
+                      "No model this month, so no SHAP summary (the reasons are the rule's criteria).")
+               if model is None else
+               Notice("reasons", "掲載可能な住民がいないため、SHAP の全体像はありません。",
+                      "Nobody is eligible this month, so there is no SHAP summary."))
+        return Shap(reasons=tuple(reasons), image=None, serving=False, version=trained.model_version, rows=(),
+                    base=None, n=None, why_not=why)
+    sample = eligible.sort_values("pid", kind="stable")
+    if len(sample) > SHAP_SAMPLE:
+        sample = sample.sample(SHAP_SAMPLE, random_state=0).sort_values("pid", kind="stable")
+    values, base = shap_values(model, sample)
+    group_names, contrib = grouped(values)
+    data = sample[group_names].to_numpy(dtype="float64")
+    labels = [plots.text(CATALOG[n].label_ja, CATALOG[n].label_en) for n in group_names]
+    title = plots.text("SHAP 寄与の全体像", "Global SHAP summary") + \
+        f" — {len(sample)} eligible residents, model v{trained.model_version}" + ("" if serving else " (not serving)")
+    rows = tuple({"label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}",
+                  "mean_abs": float(np.abs(contrib[:, j]).mean()),
+                  "share_raising": float((contrib[:, j] > 0).mean())}
+                 for j, n in sorted(enumerate(group_names), key=lambda t: -np.abs(contrib[:, t[0]]).mean()))
+    return Shap(reasons=tuple(reasons), image=plots.data_uri(plots.shap_summary(contrib, data, labels, title)),
+                serving=serving, version=trained.model_version, rows=rows, base=float(base), n=len(sample),
+                why_not=None)
