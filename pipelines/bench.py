@@ -26,6 +26,7 @@ from pipelines.catalog.runs import inbox_months
 from pipelines.monthly import run_months
 from pipelines.pseudonymise import create_key
 from pipelines.resources import peak_rss
+from synth.ward import generate_ward
 from contract.storage import write_json, write_text
 
 STAGES = ["ingest", "features", "validate", "train", "score", "prioritise", "explain", "report"]
@@ -101,8 +102,6 @@ def _cpu_with_children() -> float:
 
 
 def run_bench(root: Path, residents: int, months: int, seed: int = 1, end_month: str = "2026-10") -> dict:
-    from synth.ward import generate_ward
-
     if root.exists():
         shutil.rmtree(root)
     cfg = load_config(None, root / "inbox", root / "work", root / "custody", environ={})

@@ -121,7 +121,7 @@ def card_sections(settings: dict, month: str, trained, context: ReportContext) -
             ("Benefit", "More visits to people who turn out to need support, at the same visiting capacity."),
             ("Previous process and alternatives",
              "Today's rules are kept as baselines and compared every month on the holdout: "
-             + "; ".join(f"{ja} / {en}" for ja, en, _ in BASELINES.values())
+             + "; ".join(f"{b.title_ja} / {b.title_en}" for b in BASELINES.values())
              + ". Each month both candidates (gradient-boosted trees, logistic regression) are fitted; the better "
              "is the challenger and replaces the champion only if it beats the champion and the best rule on "
              "holdout precision@k (average precision while too few visited people are in the top k) without adding "

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from contract.sources import SOURCES
 from pipelines.parsing import ERAS
-from pipelines.reading import ContractError, _parse_csv_exact, _parse_csv_fast, _physical_lines, read_source
+from pipelines.decoding import _parse_csv_exact, _parse_csv_fast, physical_lines
+from pipelines.reading import ContractError, read_source
 
 SOURCE = SOURCES["care_premiums"]   # id, month, int, date and enum columns, a two-column key
 MONTH = "2026-10"
@@ -208,7 +209,7 @@ def test_the_fast_reader_reads_what_the_exact_reader_reads_whenever_it_reads(tab
     except ContractError:
         assert fast is None
         return
-    assert exact.physical == _physical_lines(data)
+    assert exact.physical == physical_lines(data)
     if fast is None:
         return
     assert fast.header == exact.header and fast.lines.tolist() == exact.lines.tolist()
@@ -231,4 +232,4 @@ def test_a_parquet_delivery_counts_rows_not_lines() -> None:
     ("a\x85b\u2028c\n", 1),   # NEL and LINE SEPARATOR are characters inside a line, as in RFC 4180
 ])
 def test_physical_lines_are_counted_as_both_csv_readers_split_them(text: str, lines: int) -> None:
-    assert _physical_lines(text.encode()) == lines
+    assert physical_lines(text.encode()) == lines
