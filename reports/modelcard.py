@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 
-from features.catalog import CATALOG, FLAGGED
+from features.catalog import AGE_TOP, CATALOG, FLAGGED
 from models.baselines import BASELINES
 from models.candidates import CANDIDATES, kind
 from contract.sources import SOURCES
@@ -184,7 +184,7 @@ def card_sections(settings: dict, month: str, trained, context: ReportContext) -
             ("Risks and mitigations", "Profiling: sex and district are excluded as features and every reason is a "
              "catalogue phrase about the person's own records. Stigma: visitors get reasons and questions, not a score. "
              "Privacy: pseudonymisation, two approvers, audit log, small-cell suppression (counts under "
-             f"{threshold}), ages top-coded at 90. Automation bias: the list informs and a person decides."),
+             f"{threshold}), ages top-coded at {AGE_TOP}. Automation bias: the list informs and a person decides."),
             ("Impact assessment", TO_FILL),
         ]),
     ]

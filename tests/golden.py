@@ -43,8 +43,9 @@ def _mask_json(value):
     return value
 
 
-def _mask_text(data: bytes, root: Path) -> bytes:
-    data = data.replace(str(root.resolve()).encode(), b"<root>").replace(str(root).encode(), b"<root>")
+def _mask_text(data: bytes, roots: list[Path]) -> bytes:
+    for root in roots:   # where the ward was built and where it is now (a copy names its original)
+        data = data.replace(str(root.resolve()).encode(), b"<root>").replace(str(root).encode(), b"<root>")
     for pattern, token in ((_RUN_ID, b"<run>"), (_UUID, b"<uuid>"), (_STAMP, b"<time>"),
                            (_COMPACT_STAMP, b"<time>"), (_GIT, b"git <commit>"), (_SECONDS, b"<br><s><")):
         data = pattern.sub(token, data)
@@ -61,7 +62,7 @@ def _xlsx_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: Path, root: Path) -> str:
+def file_digest(path: Path, roots: list[Path]) -> str:
     if path.suffix == ".xlsx":
         return _xlsx_digest(path)
     data = path.read_bytes()
@@ -72,9 +73,9 @@ def file_digest(path: Path, root: Path) -> str:
             data = b"\n".join(json.dumps(_mask_json(v), sort_keys=True, ensure_ascii=False).encode() for v in lines)
         except ValueError:
             pass
-        return hashlib.sha256(_mask_text(data, root)).hexdigest()
+        return hashlib.sha256(_mask_text(data, roots)).hexdigest()
     if path.suffix in (".html", ".htm", ".txt", ".csv", ".md", ".css", ".js", ".xml"):
-        return hashlib.sha256(_mask_text(data, root)).hexdigest()
+        return hashlib.sha256(_mask_text(data, roots)).hexdigest()
     return hashlib.sha256(data).hexdigest()
 
 
@@ -84,18 +85,18 @@ def file_digest(path: Path, root: Path) -> str:
 SKIP_PARTS = {"mlflow", ".locks"}
 
 
-def digests(root: Path, *, under: str) -> dict[str, str]:
+def digests(root: Path, *, under: str, built_at: Path | None = None) -> dict[str, str]:
     base = root / under
     out = {}
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         rel = path.relative_to(base)
         if SKIP_PARTS & set(rel.parts) or path.name.endswith(".lock"):
             continue
-        out[f"{under}/{rel.as_posix()}"] = file_digest(path, root)
+        out[f"{under}/{rel.as_posix()}"] = file_digest(path, [root] + ([built_at] if built_at else []))
     return out
 
 
-def golden_digests(ward_root: Path) -> dict[str, str]:
+def golden_digests(ward_root: Path, built_at: Path | None = None) -> dict[str, str]:
     """Digests of the work dir and of the custody zone's released sheets, after two approvals
     and a release to every recipient (the caller's copy of the ward is changed)."""
     from pipelines.config import load_config
@@ -108,8 +109,9 @@ def golden_digests(ward_root: Path) -> dict[str, str]:
     approve(cfg, month, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
     for recipient in RECIPIENTS:
         release(cfg, month, recipient)
-    out = digests(ward_root, under="work")
-    out |= {k: v for k, v in digests(ward_root, under="custody").items() if k.startswith("custody/releases/")}
+    out = digests(ward_root, under="work", built_at=built_at)
+    out |= {k: v for k, v in digests(ward_root, under="custody", built_at=built_at).items()
+            if k.startswith("custody/releases/")}
     return out
 
 

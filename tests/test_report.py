@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.leakscan import scan
 from reports import evaluation
-from reports.report import stored_tables
+from reports.fairness_tables import stored_tables
 
 SECTIONS = ["meta", "quality", "cohort", "model", "fairness", "reasons", "drift", "makeup", "outputs"]
 
@@ -210,7 +210,7 @@ def _trained_without_holdout_labels(split_plot: bytes | None):
 def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_path, split_plot):
     from pipelines.config import load_config
     from reports.plots import splits
-    from reports.report import evaluation_section
+    from reports.model_sections import evaluation_section
 
     cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
     png = splits([{"month": "2026-01", "role": "fit", "start": pd.Timestamp("2026-01-31"),
