@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from pipelines.config import load_config
 from pipelines.leakscan import scan
+from pipelines.catalog import runs
 from pipelines.catalog.runs import inbox_months
 from pipelines.monthly import run_months
 from pipelines.pseudonymise import create_key
@@ -57,12 +58,12 @@ def stage_floors(cfg, phase_months: list[str], history: list[str]) -> dict[str, 
     last = phase_months[-1]
     lake_files = [f for f in sorted(cfg.lake.glob("*/*.parquet")) if not f.parent.name.startswith("_")
                   and f.stem <= last]
-    features = [cfg.features_dir / f"{m}.parquet" for m in phase_months]
+    features = [runs.features_file(cfg, m) for m in phase_months]
     per_month = _read_parquet_seconds(features)
-    return {"ingest": read_floor([cfg.inbox / m for m in phase_months]),
+    return {"ingest": read_floor([runs.inbox_dir(cfg, m) for m in phase_months]),
             "features": _read_parquet_seconds(lake_files),
             "validate": per_month,
-            "train": _read_parquet_seconds([cfg.features_dir / f"{m}.parquet" for m in history if m <= last]),
+            "train": _read_parquet_seconds([runs.features_file(cfg, m) for m in history if m <= last]),
             "score": per_month, "prioritise": per_month, "explain": per_month, "report": per_month}
 
 
@@ -125,7 +126,7 @@ def run_bench(root: Path, residents: int, months: int, seed: int = 1, end_month:
         cpu_seconds = round(_cpu_with_children() - cpu, 1)
         return {"months": len(months_to_run), "seconds": seconds, "cpu_seconds": cpu_seconds,
                 "peak_rss_mb": memory["peak_mb"],
-                "floor_seconds": read_floor([cfg.inbox / m for m in months_to_run]),
+                "floor_seconds": read_floor([runs.inbox_dir(cfg, m) for m in months_to_run]),
                 "stage_floors": stage_floors(cfg, months_to_run, all_months),
                 "stages": _stage_totals(manifests), "leakscan_seconds": scan_seconds}
 

@@ -109,6 +109,7 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.catalog import runs
     from pipelines.catalog.runs import inbox_months
     from pipelines.monthly import run_months
 
@@ -132,7 +133,7 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
 
         run_months(cfg, months, progress=lambda text: bar.update(task, description=text), done=done)
     last = months[-1]
-    console.print(f"report: {cfg.runs / last / 'report' / 'index.html'}")
+    console.print(f"report: {runs.report_file(cfg, last)}")
     return _leak_guard(cfg, console)
 
 
@@ -279,7 +280,7 @@ def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
     print("\nmimamori demo finished. Where things are:")
     print(f"  outreach sheets (custody zone): {release_dir / 'outreach.xlsx'}")
     print(f"                                  {release_dir / 'outreach.csv'}")
-    print(f"  batch report:                   {cfg.runs / args.month / 'report' / 'index.html'}")
+    print(f"  batch report:                   {runs.report_file(cfg, args.month)}")
     print(f"  MLflow store:                   {cfg.mlflow_db}")
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     print(f"    open it with: {mlflow_cli} ui --backend-store-uri sqlite:///{cfg.mlflow_db}")

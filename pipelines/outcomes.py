@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines import audit
+from pipelines.catalog import runs
 from pipelines.config import Config
 from contract.sources import OUTCOME, SOURCES
 from pipelines.ingest import file_fingerprint
@@ -97,7 +98,7 @@ def _header_row(sheet) -> tuple[int, dict[str, int]] | None:
 
 
 def _listed(cfg: Config, month: str) -> pd.DataFrame:
-    path = cfg.runs / month / "list.parquet"
+    path = runs.list_file(cfg, month)
     if not path.exists():
         raise OutcomesRejected(f"there is no list for {month} ({path}); outcomes are imported against the "
                                "list the sheet was made from")
@@ -108,7 +109,7 @@ def _residents_by_pid(cfg: Config, months: list[str], key: bytes) -> dict[str, s
     """pid -> 宛名番号 over the identified residents extracts of some months (custody zone)."""
     out: dict[str, str] = {}
     for month in months:
-        path = delivery_file(cfg.inbox / month, "residents")
+        path = delivery_file(runs.inbox_dir(cfg, month), "residents")
         if path is None:
             continue
         ids = read_source(path, SOURCES["residents"]).rows["resident_id"].astype("str")
@@ -243,7 +244,7 @@ def import_outcomes(cfg: Config, xlsx_path: Path, month: str, into: str | None =
                         "visit_date": [r.visit_date.isoformat() for r in rows],
                         "outcome": [r.outcome for r in rows]}, columns=COLUMNS)
 
-    month_dir = cfg.inbox / into
+    month_dir = runs.inbox_dir(cfg, into)
     current = delivery_file(month_dir, "outreach_outcomes") if month_dir.is_dir() else None
     good, bad = _existing(current, into)
     merged = pd.concat([good, new], ignore_index=True)

@@ -19,7 +19,7 @@ import pandas as pd
 from pipelines import audit
 from pipelines.catalog import lake
 from pipelines.catalog.features import lake_fingerprint
-from pipelines.catalog.runs import completed_run, list_file, read_manifest
+from pipelines.catalog.runs import completed_run, inbox_dir, list_file, read_manifest, report_file
 from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
 from contract.sources import SOURCES
@@ -51,7 +51,7 @@ def _completed_manifest(cfg: Config, month: str) -> dict:
     manifest = completed_run(cfg, month)
     if manifest is None:
         found = read_manifest(cfg, month)
-        report = cfg.runs / month / "report" / "index.html"
+        report = report_file(cfg, month)
         status = ("no manifest" if found is None else f"status {found.get('status')!r}"
                   if found.get("status") != "done" else "its outputs changed since it finished")
         raise ReleaseRefused(f"the {month} run did not complete ({status}"
@@ -170,7 +170,7 @@ def distinct_approvers(valid: list[dict]) -> list[str]:
 
 def _check_extract(cfg: Config, month: str, manifest: dict) -> Path:
     """The inbox residents extract, if it is the very one the list was made from."""
-    path = delivery_file(cfg.inbox / month, "residents")
+    path = delivery_file(inbox_dir(cfg, month), "residents")
     if path is None:
         raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
     recorded = manifest.get("inputs", {}).get("residents")
@@ -184,7 +184,7 @@ def _check_extract(cfg: Config, month: str, manifest: dict) -> Path:
 
 def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes, path: Path | None = None) -> pd.DataFrame:
     """Join the listed pseudonyms to the month's identified residents extract (release checks it first)."""
-    path = path or delivery_file(cfg.inbox / month, "residents")
+    path = path or delivery_file(inbox_dir(cfg, month), "residents")
     if path is None:
         raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
     residents = read_source(path, SOURCES["residents"], delivery_month=month).rows

@@ -14,7 +14,7 @@ import pandas as pd
 from pipelines.catalog.features import month_features
 from models.baselines import BASELINES
 from models.train import score_model
-from pipelines.catalog import registry
+from pipelines.catalog import registry, runs
 from pipelines.config import Config
 from pipelines.monthly import excluded_pids, recently_visited
 from models.prioritise import capacity, eligible, make_list
@@ -27,7 +27,7 @@ def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
     truth = pd.read_csv(truth_path, dtype={"resident_id": str})
     isolated = pd.Series(truth["isolated"].to_numpy(),
                          index=pseudonymise(truth["resident_id"], key, "resident").to_numpy())
-    listed = read_parquet(cfg.runs / month / "list.parquet")
+    listed = read_parquet(runs.list_file(cfg, month))
     feats = month_features(cfg.work, month)
     ok = eligible(feats, excluded_pids(cfg, month), recently_visited(cfg, month),
                   cfg.get("prioritise", "min_age"))

@@ -49,6 +49,11 @@ def inbox_months(cfg: Config, pending: bool = False) -> list[str]:
     return [p.name for p in folders if pending != (delivery_file(p, "residents") is not None)]
 
 
+def inbox_dir(cfg: Config, month: str) -> Path:
+    """The delivery folder of a month: <inbox>/<YYYY-MM>/."""
+    return cfg.inbox / month
+
+
 def run_dir(cfg: Config, month: str) -> Path:
     return cfg.runs / month
 
@@ -59,6 +64,15 @@ def list_file(cfg: Config, month: str) -> Path:
 
 def report_dir(cfg: Config, month: str) -> Path:
     return run_dir(cfg, month) / "report"
+
+
+def report_file(cfg: Config, month: str) -> Path:
+    return report_dir(cfg, month) / "index.html"
+
+
+def features_file(cfg: Config, month: str) -> Path:
+    """The cached feature table of an as-of month (pipelines/catalog/features.py keeps it)."""
+    return cfg.features_dir / f"{month}.parquet"
 
 
 class Manifest:
@@ -193,7 +207,7 @@ def save_model_card(cfg: Config, month: str, trained: TrainResult, card: tuple[s
 
 
 def save_report(cfg: Config, month: str, html: str) -> Path:
-    path = report_dir(cfg, month) / "index.html"
+    path = report_file(cfg, month)
     write_text(html, path)
     return path
 
@@ -205,7 +219,7 @@ def save_waterfall(cfg: Config, month: str, pid: str, png: bytes) -> Path:
 def drift_reference(cfg: Config, previous: str, ingested: bool, month_features) -> pd.DataFrame | None:
     """Last month's features (the drift columns), from the cache, or computed when only its
     delivery is in the lake; None before the first month."""
-    path = cfg.features_dir / f"{previous}.parquet"
+    path = features_file(cfg, previous)
     if path.exists():   # only the drift columns: a million pids cost more to convert than the rest
         return read_parquet(path, columns=MODEL_FEATURES)
     return month_features(previous) if ingested else None
