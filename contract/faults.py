@@ -2,7 +2,7 @@
 
 Code calls `checkpoint(name)` at the moments a crash matters: `stage:<stage>` when a stage of
 `run` starts, `writing:<file name>` when a temporary file is complete but not yet renamed, and
-`written:<file name>` when the rename is durable (pipelines/storage.atomic_path).
+`written:<file name>` when the rename is durable (contract/storage.atomic_path).
 
     MIMAMORI_KILL_AT=written:list.parquet      SIGKILL this process at the first such checkpoint
     MIMAMORI_KILL_AT=written:2026-02.parquet#3 ... at the third hit of that checkpoint

@@ -1,6 +1,6 @@
 """Pid ranges: the ward's people cut into equal shares by their pseudonym.
 
-Pseudonyms are uniformly distributed HMAC outputs (64 lowercase hex digits), so cutting the
+Pseudonyms are uniformly distributed HMAC outputs (32 lowercase hex digits), so cutting the
 range of their first eight hex digits, [0, 16⁸), into `count` equal shares gives partitions of
 about equal size; and they are contiguous ranges in pid order, so concatenating ranges
 0 … count-1 of a pid-sorted table gives the whole table in pid order. A distributed engine

@@ -94,7 +94,7 @@ def _fsync_file(path: Path) -> None:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; fsync it and rename it over `path` only if the block succeeds.
 
-    Fault-injection checkpoints (pipelines/faults.py): `writing:<name>` once the temporary file
+    Fault-injection checkpoints (contract/faults.py): `writing:<name>` once the temporary file
     is complete but not yet renamed, `written:<name>` once the rename is durable.
     """
     tmp_path: Path | None = None

@@ -22,7 +22,7 @@ def one_thread() -> Iterator[None]:
 def make_model(seed: int, max_iter: int = 200, learning_rate: float = 0.06, max_leaf_nodes: int = 15,
                min_samples_leaf: int = 20) -> HistGradientBoostingClassifier:
     # No early stopping: its random validation split would make the model depend on more
-    # than the seed and the data order. Missing values are routed natively (no imputer).
+    # than the seed and the data order. Missing values are routed natively (the candidates put the declared imputer in front).
     return HistGradientBoostingClassifier(
         max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
         min_samples_leaf=min_samples_leaf, l2_regularization=1.0, early_stopping=False,

@@ -4,7 +4,8 @@ the promotion decision and the refit, as pure functions of tables and settings.
 For the current month T: as-of months whose label window has closed by T are usable; the
 newest of them is the holdout; training uses only as-of months whose window closed by the
 holdout's as-of date (so nothing after the holdout's planning day informs the model that is
-scored on it). The promoted model is then refitted on every usable month.
+scored on it). The challenger is then refitted on every usable month and registered; it
+serves only if promoted.
 
 Nothing here touches the lake, the MLflow registry or git: the runner (pipelines/training.py)
 loads the tables and the champion, calls these, and logs what they return.

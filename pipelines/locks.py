@@ -1,7 +1,8 @@
 """One batch at a time: advisory locks on the work dir and on the custody zone.
 
-    <work>/.mimamori.lock      held by run, ingest, validate, explain, truth-check, scan-pii, rekey
-    <custody>/.mimamori.lock   held by approve, release, purge, rekey
+    <work>/.mimamori.lock      held by run, ingest, validate, explain, truth-check, scan-pii, rekey,
+                               approve, release (pipelines/cli.py ZONE_LOCKS)
+    <custody>/.mimamori.lock   held by approve, release, purge, rekey, outcomes
 
 The lock is `fcntl.flock` on an open descriptor, so the kernel releases it when its process
 dies, however it dies (kill -9, OOM, power cut): a lock file left behind by a dead process is

@@ -65,7 +65,7 @@ VISIT_DATE_HEADER, OUTCOME_HEADER, ID_HEADER, RANK_HEADER = "訪問日", "訪問
 
 # What each recipient needs, and no more (APPI Art. 69(4); PPC Q&A 3-3-3 on 民生委員): 民生委員 get
 # whom to visit and why, not the score or the 宛名番号; nurses, who follow up by phone, get contacts too.
-# "questions" (what to ask) and "pick" (exploration mark) are added by write_outreach_xlsx when
+# "questions" (what to ask) and "pick" (exploration mark) are added by outreach_workbook when
 # the frame carries reason_features / exploration.
 RECIPIENTS: dict[str, list[str]] = {
     "coordinator": ["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons",

@@ -79,10 +79,11 @@ def file_digest(path: Path, roots: list[Path]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# Files whose bytes are not a function of the inputs: MLflow's store (run ids, times), the
-# audit chain (times inside MACs), locks, and the GX data-docs pages whose file names and
-# contents are per validation run.
-SKIP_PARTS = {"mlflow", ".locks"}
+# Not hashed: MLflow's own store (run ids and times in its database and artifact folders) and
+# lock files. Of the custody zone only the released sheets are hashed: its audit log chains
+# times of day into its MACs. GX's Data Docs are hashed (their run times are the delivery's
+# knowledge date, so they are deterministic).
+SKIP_PARTS = {"mlflow"}
 
 
 def digests(root: Path, *, under: str, built_at: Path | None = None) -> dict[str, str]:

@@ -8,7 +8,7 @@ fingerprints and key; anything else is re-ingested whole, so a crash midway is n
 
 The record's `files` maps each lake and quarantine file the commit wrote (path relative to the
 work dir, e.g. "lake/residents/2026-04.parquet") to the SHA-256 of its bytes. Every read checks
-the file against it (hashed once per process, pipelines/storage.file_sha256), so a truncated,
+the file against it (hashed once per process, contract/storage.file_sha256), so a truncated,
 altered, deleted or unrecorded file stops the batch with `DataDamaged` naming the file and the
 re-ingest that repairs it, instead of a raw Parquet error or, worse, a list from altered rows.
 Records written before fingerprints were recorded have no `files` and are read unchecked.
