@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from contract import sources
 from contract.sources import SOURCES
 from contract.months import month_end
 from pipelines.reading import SourceRead, delivery_file, read_source
@@ -141,8 +142,9 @@ def keep_needles(cache_dir: Path, sha256: str, read: SourceRead, month: str) -> 
 def _code_digest() -> str:
     """Digest of the code that turns an extract into needles: a change to it voids the cache."""
     digest = hashlib.sha256()
-    for module in ("contract.py", "parsing.py", "reading.py", "leakscan.py"):
-        digest.update((Path(__file__).with_name(module)).read_bytes())
+    here = Path(__file__).parent   # the data contract moved to contract/sources.py (was pipelines/contract.py)
+    for path in (Path(sources.__file__), here / "parsing.py", here / "reading.py", here / "leakscan.py"):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
