@@ -325,6 +325,17 @@ def all_suites() -> dict[str, dict]:
     return {**{source: suite(source) for source in TABLES}, FEATURES: feature_suite()}
 
 
+def suite_of(name: str) -> dict:
+    """One suite as its shipped file expectations/suites/<name>.json holds it (a test keeps the
+    files and this spec identical), built here so that validating reads no file; a fresh dict."""
+    return feature_suite() if name == FEATURES else suite(name)
+
+
+def suites_by_name() -> dict[str, dict]:
+    """Every suite, in the order of their file names (as Data Docs list them); fresh dicts."""
+    return dict(sorted(all_suites().items()))
+
+
 def render(spec: dict) -> str:
     return json.dumps(spec, ensure_ascii=False, indent=2) + "\n"
 

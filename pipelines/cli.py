@@ -164,7 +164,7 @@ def line_accounting(lines: dict) -> str:
 
 def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
     from expectations.policy import summary_lines
-    from expectations.validate import validate_month
+    from pipelines.ingest import validate_month
 
     summary = validate_month(cfg, args.month)   # a dry run: results and Data Docs, never the lake
     print(f"{args.month}: validated without committing")

@@ -27,12 +27,12 @@ import pyarrow.compute as pc
 # ValidationFailed lives with the policy (features raise it too) and is re-exported here.
 from expectations.policy import ValidationFailed, failure_message  # noqa: F401  (no GX import)
 from pipelines import audit
-from pipelines.catalog import lake
+from pipelines.catalog import lake, validation
 from pipelines.config import Config
 from pipelines.leakscan import keep_needles
 from contract.sources import SOURCES, Source
 from contract.months import age_on, month_end
-from pipelines.pseudonymise import check_lake_key, key_id, pseudonymise
+from pipelines.pseudonymise import check_lake_key, key_id, load_key, pseudonymise
 from pipelines.parsing import parse_ids
 from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source, record_texts
 from contract.storage import write_json, write_parquet
@@ -420,12 +420,11 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
         return record | {"status": "unchanged"}
     if not new_key:
         check_lake_key(cfg.lake, key, cfg.key_file)
-    from expectations.validate import validate_delivery  # GX is slow to import; only when needed
-
     started = time.perf_counter()
     delivery = read_delivery(cfg, month, key)
     # `run` builds the month's Data Docs once, after the feature checks; `ingest` alone builds them here.
-    check = validate_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine, build_docs=build_docs)
+    check = validation.checked_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine,
+                                        build_docs=build_docs)
     delivery.summary["validation"] = check.summary
     if check.failed:  # before anything is committed: the lake keeps its previous state
         raise ValidationFailed(failure_message(f"delivery {month}", check.summary), check.summary)
@@ -434,3 +433,16 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     commit_delivery(cfg, delivery)  # the record holds no timings: same delivery, same bytes
     _log_ingest(cfg, delivery.summary)
     return delivery.summary | {"status": "ingested", "seconds": round(time.perf_counter() - started, 2)}
+
+
+def validate_month(cfg: Config, month: str, key: bytes | None = None) -> dict:
+    """`mimamori validate --month M`: validate the month's delivery in the inbox without committing it.
+
+    Reads, pseudonymises and validates in memory exactly as ingest would, writes the results and
+    the Data Docs (which describe the latest validation of the month), and returns the summary
+    with what ingest would quarantine; the lake is not touched. Raises ContractError when a
+    file is refused. The caller decides on an exit status from `summary["critical_failures"]`.
+    """
+    delivery = read_delivery(cfg, month, key if key is not None else load_key(cfg.key_file))
+    check = validation.checked_delivery(cfg, month, delivery.tables, delivery.quarantine)
+    return {"month": month, **check.summary}

@@ -20,7 +20,7 @@ from pipelines.catalog.features import lake_fingerprint, month_features
 from models.train import TrainResult, score_model, train_month
 from contract import faults
 from pipelines import __version__
-from pipelines.catalog import lake
+from pipelines.catalog import lake, validation
 from pipelines.config import Config
 from pipelines.ingest import ingest_month
 from contract.months import month_end
@@ -150,9 +150,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
         manifest.data["lake_fingerprint"] = fingerprint
 
     with manifest.stage("validate") as info:
-        from expectations.validate import validate_features
-
-        info["features"] = validate_features(cfg, month, feats)   # raises ValidationFailed on critical
+        info["features"] = validation.checked_features(cfg, month, feats)   # raises ValidationFailed on critical
 
     with manifest.stage("train") as info:
         progress(f"train {month}")
