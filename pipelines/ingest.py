@@ -13,7 +13,6 @@ row moves a name into any column), so its values stay in custody:
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from contract.months import age_on, month_end
 from pipelines.pseudonymise import check_lake_key, key_id, load_key, pseudonymise
 from pipelines.parsing import parse_ids
 from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source, record_texts
-from contract.storage import write_json, write_parquet
+from contract.storage import file_sha256, write_json, write_parquet
 
 ID_KINDS = {"resident_id": ("pid", "resident"), "household_id": ("hid", "household")}
 
@@ -54,31 +53,15 @@ class Delivery:
     custody: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-# (path, device, inode, size, mtime_ns, ctime_ns) -> SHA-256. `run --all` asks whether every
-# earlier month is ingested before each month, which re-hashed the whole inbox once per month
-# (quadratic in months; gigabytes at a million residents). Any write to a file changes its
-# ctime, so a file whose status is unchanged still has the bytes that were hashed. Kept for the
-# life of the process only; hex digests of a few hundred files.
-_FINGERPRINTS: dict[tuple, str] = {}
-
-
 def file_fingerprint(path: Path) -> str:
-    """SHA-256 of the file's bytes (hashed once per process while the file is unchanged)."""
-    before = path.stat()
-    stamp = (str(path.resolve()), before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
-    if stamp in _FINGERPRINTS:
-        return _FINGERPRINTS[stamp]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    after = path.stat()
-    # Remembered only if not written while hashed, and (as git does against "racy" entries) only
-    # if last changed over two seconds ago, so a coarse timestamp clock cannot hide a rewrite.
-    settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) > 2_000_000_000
-    if settled and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp[3:]:
-        _FINGERPRINTS[stamp] = digest.hexdigest()
-    return digest.hexdigest()
+    """SHA-256 of the file's bytes, hashed once per process while the file is unchanged.
+
+    `run --all` asks whether every earlier month is ingested before each month, which would
+    re-hash the whole inbox once per month; contract.storage.file_sha256 remembers each file's
+    digest while its status (inode, size, mtime, ctime) is unchanged. One cache for the process:
+    the leak guard (pipelines/leakscan.py) hashes the same extracts through it.
+    """
+    return file_sha256(path)
 
 
 def delivery_inputs(month_dir: Path) -> dict[str, Path]:
