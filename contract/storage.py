@@ -128,7 +128,7 @@ def sweep_temps(root: Path) -> list[Path]:
             if path.is_file():
                 path.unlink(missing_ok=True)
                 removed.append(path)
-        # Data Docs are built in a hidden sibling folder and swapped in whole (expectations/docs.py)
+        # Data Docs are built in a hidden sibling folder and swapped in whole (pipelines/catalog/validation.py)
         for path in root.glob("runs/*/.data_docs.*"):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)

@@ -1,12 +1,14 @@
 """What the suites need besides the table: derived check columns and suite parameters.
 
-Pure functions of the month's tables and of what the lake already holds; no GX here.
+Pure functions of the month's tables and of what the lake held before the delivery
+(`EarlierDeliveries`, loaded by pipelines/catalog/validation.py); no GX and no I/O here.
 
 - Referential integrity: an event's pseudonym must belong to a resident of this month's
   snapshot or of an earlier delivered one (people who died or moved out during the month are in
   the previous snapshot). A million-pseudonym value set must not go into GX kwargs (it would be
   serialised into every result), so the check is computed here into `_pid_known`/`_hid_known`.
-  Earlier snapshots are opened newest first and only while some pseudonym is still unknown.
+  Earlier snapshots are opened newest first and only while some pseudonym is still unknown
+  (`EarlierDeliveries.snapshot_ids` yields them lazily).
 - Amounts: `_paid_within_tolerance` (paid ≤ due × tolerance); `_billing_month_not_later`
   (GX compares numbers and dates only, and billing months are "YYYY-MM" strings).
 - Row-count band: the previous delivery's row count ± band ± slack, as suite parameters.
@@ -15,8 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,24 +25,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from expectations.suite_spec import DERIVED
-from pipelines.catalog import lake
 
+# column ("pid" | "hid") -> that column of each earlier residents snapshot, newest first, read lazily.
 EarlierIds = Callable[[str], Iterator[pd.Series]]
 
 
-def earlier_months(lake_dir: Path, month: str) -> list[str]:
-    """Delivered months before `month`, newest first (only deliveries whose record landed)."""
-    return sorted((m for m in lake.ingested_months(lake_dir) if m < month), reverse=True)
+def _no_ids(column: str) -> Iterator[pd.Series]:
+    return iter(())
 
 
-def earlier_snapshot_ids(lake_dir: Path, month: str) -> EarlierIds:
-    """column -> that column of each earlier residents snapshot, newest first, read lazily."""
-    def ids(column: str) -> Iterator[pd.Series]:
-        for m in earlier_months(lake_dir, month):
-            snapshot = lake.read_snapshot(lake_dir, "residents", m, columns=[column])   # checked against its record
-            if snapshot is not None:
-                yield snapshot[column]
-    return ids
+@dataclass(frozen=True)
+class EarlierDeliveries:
+    """What the lake knew before the month's delivery (pipelines/catalog/validation.earlier_deliveries)."""
+
+    has_history: bool = False                  # the lake holds an earlier residents snapshot
+    snapshot_ids: EarlierIds = _no_ids         # earlier residents snapshots' pid/hid, newest first
+    previous_rows: Mapping[str, int] = field(default_factory=dict)  # rows per source, latest earlier delivery
+
+    def rows_before(self, source: str) -> int | None:
+        """Rows the latest earlier delivery had of `source` (None: no earlier delivery, or it lacked the source)."""
+        rows = self.previous_rows.get(source)
+        return None if rows is None else int(rows)
 
 
 def _ids(values: pd.Series | pd.Index) -> pa.Array:
@@ -125,15 +129,6 @@ def derive(source: str, table: pd.DataFrame, month: str, known: Registry | None,
         else:  # pragma: no cover - the spec and this function are kept in step by the tests
             raise KeyError(name)
     return table.assign(**extra) if extra else table
-
-
-def previous_rows(lake_dir: Path, month: str, source: str) -> int | None:
-    """Rows delivered for `source` by the latest earlier delivery (None: none, or it lacked the source)."""
-    for m in earlier_months(lake_dir, month):
-        record = lake.delivery_record(lake_dir, m)
-        info = (record or {}).get("sources", {}).get(source)
-        return None if info is None else int(info["rows"])
-    return None
 
 
 def row_band(previous: int | None, band: float, slack: int) -> dict:

@@ -1,4 +1,4 @@
-"""The source of the JSON suites in expectations/suites/: `python -m expectations.suite_spec` rewrites them.
+"""The source of the JSON suites in expectations/suites/: `python -m pipelines.write_suites` rewrites them.
 
 One suite per source checks the pseudonymised lake table of a delivery before it is committed,
 and the `features` suite checks a month's feature table. A test keeps the files and this spec
@@ -325,15 +325,16 @@ def all_suites() -> dict[str, dict]:
     return {**{source: suite(source) for source in TABLES}, FEATURES: feature_suite()}
 
 
+def suite_of(name: str) -> dict:
+    """One suite as its shipped file expectations/suites/<name>.json holds it (a test keeps the
+    files and this spec identical), built here so that validating reads no file; a fresh dict."""
+    return feature_suite() if name == FEATURES else suite(name)
+
+
+def suites_by_name() -> dict[str, dict]:
+    """Every suite, in the order of their file names (as Data Docs list them); fresh dicts."""
+    return dict(sorted(all_suites().items()))
+
+
 def render(spec: dict) -> str:
     return json.dumps(spec, ensure_ascii=False, indent=2) + "\n"
-
-
-def write_all() -> None:
-    SUITES_DIR.mkdir(exist_ok=True)
-    for name, spec in all_suites().items():
-        (SUITES_DIR / f"{name}.json").write_text(render(spec), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    write_all()

@@ -92,10 +92,27 @@ def line_accounting(lines: dict) -> str:
     return f"{lines['physical']:,d} {unit} = " + " + ".join(parts)
 
 
+def validate_month(cfg: Config, month: str, key: bytes | None = None) -> dict:
+    """`mimamori validate --month M`: validate the month's delivery in the inbox without committing it.
+
+    Reads, pseudonymises and validates in memory exactly as ingest would, writes the results and
+    the Data Docs (which describe the latest validation of the month), and returns the summary
+    with what ingest would quarantine; the lake is not touched. Raises ContractError when a
+    file is refused. The caller decides on an exit status from `summary["critical_failures"]`.
+    """
+    # imported per command: ingest loads GX and the readers
+    from pipelines.catalog import validation
+    from pipelines.ingest import read_delivery
+    from pipelines.pseudonymise import load_key
+
+    delivery = read_delivery(cfg, month, key if key is not None else load_key(cfg.key_file))
+    check = validation.checked_delivery(cfg, month, delivery.tables, delivery.quarantine)
+    return {"month": month, **check.summary}
+
+
 def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from expectations.policy import summary_lines
-    from expectations.validate import validate_month
 
     summary = validate_month(cfg, args.month)   # a dry run: results and Data Docs, never the lake
     print(f"{args.month}: validated without committing")
@@ -276,6 +293,9 @@ def cmd_truth_check(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.catalog import runs
+
     release_dir = cfg.releases_dir / args.month
     print("\nmimamori demo finished. Where things are:")
     print(f"  outreach sheets (custody zone): {release_dir / 'outreach.xlsx'}")

@@ -13,7 +13,6 @@ row moves a name into any column), so its values stay in custody:
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import pyarrow.compute as pc
 # ValidationFailed lives with the policy (features raise it too) and is re-exported here.
 from expectations.policy import ValidationFailed, failure_message  # noqa: F401  (no GX import)
 from pipelines import audit
-from pipelines.catalog import lake
+from pipelines.catalog import lake, validation
 from pipelines.config import Config
 from pipelines.leakscan import keep_needles
 from contract.sources import SOURCES, Source
@@ -35,7 +34,7 @@ from contract.months import age_on, month_end
 from pipelines.pseudonymise import check_lake_key, key_id, pseudonymise
 from pipelines.parsing import parse_ids
 from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source, record_texts
-from contract.storage import write_json, write_parquet
+from contract.storage import file_sha256, write_json, write_parquet
 
 ID_KINDS = {"resident_id": ("pid", "resident"), "household_id": ("hid", "household")}
 
@@ -52,33 +51,6 @@ class Delivery:
     spans: dict[str, np.ndarray] = field(default_factory=dict)
     # Quarantined rows as delivered, for <custody>/quarantine (identified: never in the work zone).
     custody: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-
-# (path, device, inode, size, mtime_ns, ctime_ns) -> SHA-256. `run --all` asks whether every
-# earlier month is ingested before each month, which re-hashed the whole inbox once per month
-# (quadratic in months; gigabytes at a million residents). Any write to a file changes its
-# ctime, so a file whose status is unchanged still has the bytes that were hashed. Kept for the
-# life of the process only; hex digests of a few hundred files.
-_FINGERPRINTS: dict[tuple, str] = {}
-
-
-def file_fingerprint(path: Path) -> str:
-    """SHA-256 of the file's bytes (hashed once per process while the file is unchanged)."""
-    before = path.stat()
-    stamp = (str(path.resolve()), before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
-    if stamp in _FINGERPRINTS:
-        return _FINGERPRINTS[stamp]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    after = path.stat()
-    # Remembered only if not written while hashed, and (as git does against "racy" entries) only
-    # if last changed over two seconds ago, so a coarse timestamp clock cannot hide a rewrite.
-    settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) > 2_000_000_000
-    if settled and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp[3:]:
-        _FINGERPRINTS[stamp] = digest.hexdigest()
-    return digest.hexdigest()
 
 
 def delivery_inputs(month_dir: Path) -> dict[str, Path]:
@@ -196,7 +168,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
         spec = SOURCES[name]
         read = read_source(path, spec, delivery_month=month)
         if name == "residents":   # the run's leak guard needs this extract's identifiers
-            keep_needles(cfg.leakscan_cache, file_fingerprint(path), read, month)
+            keep_needles(cfg.leakscan_cache, file_sha256(path), read, month)
         tables[name] = pseudonymise_rows(read.rows, spec, key, month)
         lines[name] = read.rows["_line"].to_numpy(dtype=np.int64)
         spans[name] = read.spans
@@ -206,7 +178,7 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
                    if len(read.quarantine) else pd.Series(dtype=int))
         sources[name] = {
             "file": path.name,
-            "sha256": file_fingerprint(path),
+            "sha256": file_sha256(path),
             "encoding": read.encoding,
             "rows": int(len(read.rows) + len(read.quarantine)),
             "accepted": int(len(read.rows)),
@@ -312,7 +284,7 @@ def is_ingested(cfg: Config, month: str, key: bytes) -> bool:
         return False
     inputs = delivery_inputs(month_dir)
     recorded = {name: info["sha256"] for name, info in record["sources"].items()}
-    return recorded == {name: file_fingerprint(path) for name, path in inputs.items()}
+    return recorded == {name: file_sha256(path) for name, path in inputs.items()}
 
 
 def _custody_dir(cfg: Config, month: str) -> Path:
@@ -420,12 +392,11 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
         return record | {"status": "unchanged"}
     if not new_key:
         check_lake_key(cfg.lake, key, cfg.key_file)
-    from expectations.validate import validate_delivery  # GX is slow to import; only when needed
-
     started = time.perf_counter()
     delivery = read_delivery(cfg, month, key)
     # `run` builds the month's Data Docs once, after the feature checks; `ingest` alone builds them here.
-    check = validate_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine, build_docs=build_docs)
+    check = validation.checked_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine,
+                                        build_docs=build_docs)
     delivery.summary["validation"] = check.summary
     if check.failed:  # before anything is committed: the lake keeps its previous state
         raise ValidationFailed(failure_message(f"delivery {month}", check.summary), check.summary)
@@ -434,3 +405,5 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     commit_delivery(cfg, delivery)  # the record holds no timings: same delivery, same bytes
     _log_ingest(cfg, delivery.summary)
     return delivery.summary | {"status": "ingested", "seconds": round(time.perf_counter() - started, 2)}
+
+

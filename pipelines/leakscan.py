@@ -26,7 +26,7 @@ from contract.sources import SOURCES
 from contract.months import month_end
 from pipelines import parsing, reading
 from pipelines.reading import SourceRead, delivery_file, read_source
-from contract.storage import atomic_path
+from contract.storage import atomic_path, file_sha256
 
 _TOKENS = [
     re.compile(r"\d{6,}"),                                           # IDs
@@ -169,9 +169,7 @@ class _NeedleCache:
 
     def groups(self, path: Path) -> tuple[Groups, bool]:
         """(needle groups of one extract, whether today's date decided some of them)."""
-        from pipelines.ingest import file_fingerprint
-
-        sha256 = file_fingerprint(path)
+        sha256 = file_sha256(path)
         cached = self._read(self.folder / f"{sha256}.parquet")
         if cached is not None:
             kinds, values, future = cached
@@ -257,10 +255,8 @@ def inbox_identifiers(inbox: Path, cache_dir: Path | None = None) -> dict[str, s
         for _, path in extracts:
             _merge(needles, _extract(path)[0], first_delivery)
         return needles
-    from pipelines.ingest import file_fingerprint
-
     cache = _NeedleCache(cache_dir)
-    entries = [(name, file_fingerprint(path)) for name, path in extracts]
+    entries = [(name, file_sha256(path)) for name, path in extracts]
     start, future = 0, False
     for k in range(len(entries), 0, -1):  # the longest prefix of the inbox already merged
         found = cache.state(cache.state_file(entries[:k], first_delivery))

@@ -14,12 +14,11 @@ from typing import Callable
 import pandas as pd
 
 from contract.months import month_end, shift
-from expectations.validate import validate_features
 from models.explain import explained_list
 from models.prioritise import (Eligibility, capacity, eligibility, excluded_at, exploration_slots, make_list,
                                visited_since)
 from models.train import TrainResult, month_scores
-from pipelines.catalog import lake, runs
+from pipelines.catalog import lake, runs, validation
 from pipelines.catalog.features import lake_fingerprint, month_features
 from pipelines.catalog.registry import code_version, tracking_uri
 from pipelines.config import Config
@@ -96,7 +95,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
         manifest.data["lake_fingerprint"] = fingerprint = lake_fingerprint(cfg.lake, month)
 
     with manifest.stage("validate") as info:
-        info["features"] = validate_features(cfg, month, feats)   # raises ValidationFailed on critical
+        info["features"] = validation.checked_features(cfg, month, feats)   # raises ValidationFailed on critical
 
     with manifest.stage("train") as info:
         progress(f"train {month}")
@@ -134,7 +133,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
             month=month, settings=cfg.settings, manifest=saved, record=record,
             feature_checks=saved["stages"]["validate"]["features"], features=feats, listed=listed, trained=trained,
             eligibility=ok, capacity=caps, code_version=code_version(),
-            data_docs=runs.data_docs_link(cfg, month, saved["stages"]["validate"]["features"].get("data_docs")
+            data_docs=runs.link_from_report(cfg, month, saved["stages"]["validate"]["features"].get("data_docs")
                                           or (record.get("validation") or {}).get("data_docs")),
             list_path=str(runs.list_file(cfg, month)), mlflow_uri=tracking_uri(cfg.mlflow_db),
             previous_features=runs.drift_reference(cfg, previous, previous in lake.ingested_months(cfg.lake),

@@ -22,7 +22,7 @@ from pipelines import audit
 from pipelines.catalog import runs
 from pipelines.config import Config
 from contract.sources import OUTCOME, SOURCES
-from pipelines.ingest import file_fingerprint
+from contract.storage import file_sha256
 from contract.months import check_month, month_end, shift
 from pipelines.parsing import parse_date
 from pipelines.pseudonymise import load_key, pseudonym, pseudonymise
@@ -253,8 +253,8 @@ def import_outcomes(cfg: Config, xlsx_path: Path, month: str, into: str | None =
     merged = pd.concat([merged, bad], ignore_index=True)
     target = current or month_dir / "outreach_outcomes.csv"
     _write(merged, target)
-    audit.append(cfg.audit_log, "outcomes_import", month=month, into=into, sheet_sha256=file_fingerprint(Path(xlsx_path)),
+    audit.append(cfg.audit_log, "outcomes_import", month=month, into=into, sheet_sha256=file_sha256(Path(xlsx_path)),
                  rows=len(new), replaced=int(len(good) + len(new) - (len(merged) - len(bad))),
                  outcomes={k: int(v) for k, v in new["outcome"].value_counts().sort_index().items()},
-                 file=target.name, file_sha256=file_fingerprint(target))
+                 file=target.name, file_sha256=file_sha256(target))
     return target

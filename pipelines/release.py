@@ -23,7 +23,7 @@ from pipelines.catalog.runs import completed_run, inbox_dir, list_file, read_man
 from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
 from contract.sources import SOURCES
-from pipelines.ingest import file_fingerprint
+from contract.storage import file_sha256
 from contract.months import age_on, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
@@ -73,7 +73,7 @@ def lake_months(cfg: Config, month: str) -> dict[str, str]:
 
 
 def _current_state(cfg: Config, month: str, key: bytes) -> dict:
-    return {"list_sha256": file_fingerprint(list_file(cfg, month)), "lake_fingerprint": lake_fingerprint(cfg.lake, month),
+    return {"list_sha256": file_sha256(list_file(cfg, month)), "lake_fingerprint": lake_fingerprint(cfg.lake, month),
             "key_id": key_id(key), "lake_months": lake_months(cfg, month)}
 
 
@@ -174,7 +174,7 @@ def _check_extract(cfg: Config, month: str, manifest: dict) -> Path:
     if path is None:
         raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
     recorded = manifest.get("inputs", {}).get("residents")
-    actual = file_fingerprint(path)
+    actual = file_sha256(path)
     if recorded != actual:
         raise ReleaseRefused(f"the residents extract {path} (SHA-256 {actual[:12]}…) is not the one the {month} list "
                              f"was made from (SHA-256 {str(recorded)[:12]}…): restore the original extract, or "
@@ -262,7 +262,7 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "approvers": people,
             "bases": sorted({a["basis"] for a in valid}), "purposes": sorted({a["purpose"] for a in valid}),
             "list_sha256": valid[0]["list_sha256"], "released": released.isoformat(timespec="seconds"),
-            "files": {p.name: file_fingerprint(private_file(p)) for p in (csv_path, xlsx_path)}, "expires": expires,
+            "files": {p.name: file_sha256(private_file(p)) for p in (csv_path, xlsx_path)}, "expires": expires,
             "lake_fingerprint": valid[0]["lake_fingerprint"], "key_id": key_id(key),
             "residents_sha256": manifest["inputs"]["residents"],
             # the audit log's head as this release saw it: `audit verify` checks the log still holds it

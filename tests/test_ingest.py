@@ -143,13 +143,13 @@ def test_ids_that_are_not_plain_digits_are_still_normalised_before_hashing():
 
 
 def test_a_rewritten_file_gets_a_new_fingerprint(tmp_path):
-    from pipelines.ingest import file_fingerprint
+    from contract.storage import file_sha256
 
     path = tmp_path / "f.csv"
     path.write_bytes(b"a,b\n1,2\n")
-    assert file_fingerprint(path) == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    assert file_sha256(path) == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     path.write_bytes(b"a,b\n1,3\n")  # same size
-    assert file_fingerprint(path) == hashlib.sha256(b"a,b\n1,3\n").hexdigest()
+    assert file_sha256(path) == hashlib.sha256(b"a,b\n1,3\n").hexdigest()
 
 
 def test_the_leak_scan_needle_cache_gives_the_needles_of_reading_every_extract(tmp_path):
@@ -185,7 +185,7 @@ def test_ingest_keeps_the_needles_the_leak_guard_would_read_from_each_residents_
     without a month) is left for the guard to read itself."""
     import csv
 
-    from pipelines.ingest import file_fingerprint
+    from contract.storage import file_sha256
     from pipelines.leakscan import _extract, _NeedleCache
     from pipelines.reading import delivery_file
 
@@ -195,7 +195,7 @@ def test_ingest_keeps_the_needles_the_leak_guard_would_read_from_each_residents_
     cache = _NeedleCache(cfg.leakscan_cache)
     for month in ("2026-09", "2026-10"):
         path = delivery_file(cfg.inbox / month, "residents")
-        assert cache.valid(file_fingerprint(path))
+        assert cache.valid(file_sha256(path))
         assert cache.groups(path) == _extract(path)
 
     path = delivery_file(cfg.inbox / "2026-10", "residents")
@@ -205,4 +205,4 @@ def test_ingest_keeps_the_needles_the_leak_guard_would_read_from_each_residents_
     with path.open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows(rows)
     ingest_month(cfg, "2026-10", key, force=True, build_docs=False)
-    assert not cache.valid(file_fingerprint(path))
+    assert not cache.valid(file_sha256(path))

@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from expectations import docs
 from expectations.policy import Outcome, ValidationFailed, judge
 from expectations.suite_spec import DERIVED, POLICIES, SUITES_DIR, all_suites, render
-from expectations.validate import validate_delivery, validate_features, validate_month
 from pipelines.catalog.features import features_from_lake
-from pipelines.catalog import lake
+from pipelines.catalog import lake, validation
 from pipelines.config import load_config
+from pipelines.commands import validate_month
 from pipelines.ingest import ingest_month, read_delivery
 from contract.months import month_end
 from pipelines.pseudonymise import create_key, load_key, pseudonym
@@ -65,8 +64,8 @@ def fresh(base, tmp_path):
 
 
 def _check(base, tables, cfg=None, quarantine=None):
-    return validate_delivery(cfg or base.cfg, MONTH, tables, base.quarantine if quarantine is None else quarantine,
-                             build_docs=False)
+    return validation.checked_delivery(cfg or base.cfg, MONTH, tables,
+                                       base.quarantine if quarantine is None else quarantine, build_docs=False)
 
 
 def _checks(entries) -> set[str]:
@@ -81,7 +80,7 @@ def test_suite_files_are_exactly_what_the_spec_writes():
     assert {p.stem for p in SUITES_DIR.glob("*.json")} == set(specs)
     for name, spec in specs.items():
         assert (SUITES_DIR / f"{name}.json").read_text(encoding="utf-8") == render(spec), \
-            f"{name}.json is stale: run python -m expectations.suite_spec"
+            f"{name}.json is stale: run python -m pipelines.write_suites"
 
 
 def test_every_expectation_has_a_policy_plain_words_and_a_unique_check():
@@ -106,6 +105,23 @@ def test_the_untouched_delivery_passes_every_expectation(base):
     assert set(summary["sources"]) == set(base.tables)
     assert summary["first_delivery"] is False
     assert all(result.moved(s).empty for s in base.tables)
+
+
+def test_the_delivery_check_writes_nothing_and_returns_what_the_catalogue_saves(base, tmp_path):
+    from expectations.validate import delivery_check
+
+    cfg = dataclasses.replace(base.cfg, work=tmp_path / "work")
+    shutil.copytree(base.cfg.lake, cfg.lake)
+    before = sorted(p for p in cfg.work.rglob("*"))
+    tables = {"residents": base.tables["residents"], "checkups": base.tables["checkups"]}
+    pure = delivery_check(MONTH, tables, base.quarantine, cfg.settings["validation"],
+                          validation.earlier_deliveries(cfg.lake, MONTH))
+    assert sorted(p for p in cfg.work.rglob("*")) == before
+    assert set(pure.results) == set(tables) and pure.summary["first_delivery"] is False
+    saved = validation.checked_delivery(cfg, MONTH, tables, base.quarantine, build_docs=False)
+    assert saved.summary == pure.summary
+    for source, raw in pure.results.items():
+        assert json.loads(validation.result_file(cfg.work, MONTH, source).read_text(encoding="utf-8")) == raw
 
 
 # --------------------------------------------------------------- planted faults, table level
@@ -461,23 +477,23 @@ def test_the_feature_suite_passes_on_real_features_and_catches_planted_faults(fr
     cfg, key = fresh
     ingest_month(cfg, MONTH, key)
     features = features_from_lake(cfg.lake, MONTH)
-    summary = validate_features(cfg, MONTH, features)
+    summary = validation.checked_features(cfg, MONTH, features)
     assert summary["critical_failures"] == [] and summary["warnings"] == []
     assert summary["sources"]["features"]["expectations"] > 40
 
     old = features.copy()
     old.loc[[0, 1], "age"] = 130.0
     with pytest.raises(ValidationFailed) as refused:
-        validate_features(cfg, MONTH, old)
+        validation.checked_features(cfg, MONTH, old)
     assert _checks(refused.value.summary["critical_failures"]) == {"features.age.range"}
     assert refused.value.summary["critical_failures"][0]["unexpected"] == 2
 
     short = features.iloc[1:]
-    assert "features.rows.residents" in _checks(validate_features(cfg, MONTH, short, raise_on_critical=False)
+    assert "features.rows.residents" in _checks(validation.checked_features(cfg, MONTH, short, raise_on_critical=False)
                                                 ["critical_failures"])
 
     alone = features.assign(living_alone=1.0)
-    summary = validate_features(cfg, MONTH, alone)
+    summary = validation.checked_features(cfg, MONTH, alone)
     assert _checks(summary["warnings"]) == {"features.living_alone.mean"}
     assert summary["warnings"][0]["observed"] == 1.0
 
@@ -485,7 +501,7 @@ def test_the_feature_suite_passes_on_real_features_and_catches_planted_faults(fr
 def test_data_docs_name_every_suite_hold_no_pseudonym_and_are_reproducible(fresh):
     cfg, key = fresh
     ingest_month(cfg, MONTH, key)
-    validate_features(cfg, MONTH, features_from_lake(cfg.lake, MONTH))
+    validation.checked_features(cfg, MONTH, features_from_lake(cfg.lake, MONTH))
     site = cfg.work / "runs" / MONTH / "data_docs"
     index = (site / "index.html").read_text(encoding="utf-8")
     for name in all_suites():
@@ -506,7 +522,7 @@ def test_data_docs_name_every_suite_hold_no_pseudonym_and_are_reproducible(fresh
         return {str(p.relative_to(site)): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(site.rglob("*")) if p.is_file()}
     first = fingerprint()
-    docs.build_data_docs(cfg, MONTH)
+    validation.build_data_docs(cfg.work, MONTH)
     assert fingerprint() == first
 
 
@@ -519,7 +535,7 @@ def test_a_validated_table_is_not_kept_alive_by_gx(ward, tmp_path):
     cfg = dataclasses.replace(ward.cfg, work=tmp_path / "work")
     shutil.copytree(ward.cfg.lake, cfg.lake)
     feats = features_from_lake(ward.cfg.lake, ward.month).assign(_marker=1.0)
-    validate_features(cfg, ward.month, feats.drop(columns="_marker"), raise_on_critical=False)
+    validation.checked_features(cfg, ward.month, feats.drop(columns="_marker"), raise_on_critical=False)
     marked = len(feats)
     del feats
     gc.collect()

@@ -172,7 +172,7 @@ def previous_scores(cfg: Config, month: str, previous: str) -> pd.DataFrame | No
     return read_parquet(path, columns=["score"]) if path.exists() else None
 
 
-def data_docs_link(cfg: Config, month: str, docs: str | None) -> str | None:
+def link_from_report(cfg: Config, month: str, docs: str | None) -> str | None:
     """The month's Data Docs (a work-relative path) as a link from the report folder."""
     if not docs:
         return None
