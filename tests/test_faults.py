@@ -40,7 +40,8 @@ from pipelines import audit
 from pipelines.catalog import lake
 from pipelines.cli import main
 from pipelines.config import Config, load_config
-from pipelines.ingest import Delivery, ingest_month, keep_replaced_record
+from pipelines.catalog.deliveries import Delivery, keep_replaced_record
+from pipelines.ingest import ingest_month
 from pipelines.locks import LOCK_NAME, LockHeld, custody_lock, holder, work_lock
 from pipelines.catalog.runs import completed_run, inbox_months
 from pipelines.monthly import run_month, run_months
