@@ -1,12 +1,20 @@
-"""A small fairness audit at capacity k (the arithmetic of Aequitas, written for our case).
+"""The fairness audit at capacity k (the arithmetic of Aequitas, written for our case): one
+computation for the holdout at training and for this month's list in the report.
 
 Outreach is assistive and capacity-limited, so what matters is whether each group's people in
 need are found at the same rate (recall/TPR parity) and whether visits are wasted at the same
-rate (FDR parity). For each attribute, every group's TPR and FDR at k are divided by the
-reference group's (the largest group); a ratio outside [low, high] is flagged. Groups with
-fewer than `min_labelled` labelled people are suppressed, both for privacy and because their
-rates are noise; for the same reason a ratio is computed only when each rate's denominator
-(positives for TPR, labelled people selected for FDR) holds `min_labelled` people in both groups.
+rate (FDR parity). Every group's rates are divided by the whole cohort's: a reference group could
+itself be too small to judge (and then every ratio was blank and nothing could ever be flagged),
+the whole cohort never is while anyone is audited. A group is flagged when its people in need are
+found less often (TPR ratio below `low`) or its visits are wasted more often (FDR ratio above
+`high`); being served better than the whole is not a harm to that group.
+
+The selection rate (selected / people in the group) is reported beside them, with its ratio to the
+whole, but is not itself a flag: need differs by age and living situation, so a good list selects
+groups unequally. Label-based figures of a group with fewer than `min_labelled` labelled people
+are withheld, for privacy and because they are noise; a ratio is judged only when the group's
+denominator (positives for TPR, labelled people selected for FDR) holds `min_labelled` people.
+Without a `label` column (this month's list) only the selection figures are computed.
 """
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ import pandas as pd
 
 from features.groups import age_band
 
+WHOLE = ("cohort", "all")   # the (attribute, group) of the reference row: everyone audited
+
 
 def audit_groups(frame: pd.DataFrame) -> dict[str, pd.Series]:
     """The attributes the audit groups by, from a features frame."""
@@ -22,50 +32,64 @@ def audit_groups(frame: pd.DataFrame) -> dict[str, pd.Series]:
         "sex": frame["sex"].astype("str"),
         "age_band": age_band(frame["age"]),
         "district": frame["district"].astype("str"),
-        "living_alone": np.where(frame["living_alone"] >= 0.5, "alone", "with_others"),
+        "living_alone": pd.Series(np.where(frame["living_alone"] >= 0.5, "alone", "with_others"), index=frame.index),
     }
 
 
-def _rates(selected: np.ndarray, labels: np.ndarray) -> dict:
+def _rates(selected: np.ndarray, labels: np.ndarray | None) -> dict:
+    people, chosen = int(len(selected)), int(selected.sum())
+    out = {"people": people, "selected": chosen, "selection_rate": chosen / people if people else None}
+    if labels is None:
+        return out | {k: None for k in ("labelled", "positives", "selected_labelled", "true_positives", "tpr", "fdr")}
     labelled = ~np.isnan(labels)
     positive = labelled & (labels == 1)
     chosen_labelled = selected & labelled
     tp = int((selected & positive).sum())
     fp = int((chosen_labelled & (labels == 0)).sum())
-    return {"labelled": int(labelled.sum()), "positives": int(positive.sum()), "selected_labelled": int(chosen_labelled.sum()),
-            "true_positives": tp, "tpr": tp / positive.sum() if positive.sum() else None,
-            "fdr": fp / (tp + fp) if tp + fp else None}
+    return out | {"labelled": int(labelled.sum()), "positives": int(positive.sum()),
+                  "selected_labelled": int(chosen_labelled.sum()), "true_positives": tp,
+                  "tpr": tp / positive.sum() if positive.sum() else None, "fdr": fp / (tp + fp) if tp + fp else None}
+
+
+def _ratio(value: float | None, whole: float | None) -> float | None:
+    return value / whole if value is not None and whole else None
 
 
 def audit(frame: pd.DataFrame, selected: np.ndarray, low: float = 0.8, high: float = 1.25,
           min_labelled: int = 10) -> list[dict]:
-    """frame: features with a `label` column (1/0/NaN); selected: boolean top-k mask."""
-    labels = frame["label"].to_numpy(dtype="float64")
-    rows: list[dict] = []
-    if not len(frame):   # nobody in the holdout cohort (e.g. min_age above everyone): no groups to compare
-        return rows
+    """frame: features, with a `label` column (1/0/NaN) when outcomes are known; selected: boolean
+    top-k mask. The first row is the whole cohort (the reference), then one row per group."""
+    labels = frame["label"].to_numpy(dtype="float64") if "label" in frame else None
+    selected = np.asarray(selected, dtype=bool)
+    if not len(frame):   # nobody in the cohort (e.g. min_age above everyone): no groups to compare
+        return []
+    whole = _rates(selected, labels)
+    rows: list[dict] = [{"attribute": WHOLE[0], "group": WHOLE[1], "reference": "all", **whole,
+                         "selection_ratio": 1.0, "tpr_ratio": None, "fdr_ratio": None, "flag": False,
+                         "flagged": [], "suppressed": False}]
     for attribute, groups in audit_groups(frame).items():
-        groups = pd.Series(groups, index=frame.index)
-        stats = {g: _rates(selected[(groups == g).to_numpy()], labels[(groups == g).to_numpy()])
-                 for g in sorted(groups.unique())}
-        sizes = groups.value_counts()
-        reference = max(stats, key=lambda g: (sizes[g], g))
-        ref = stats[reference]
-        for group, s in stats.items():
-            row = {"attribute": attribute, "group": group, "reference": reference, **s,
-                   "tpr_ratio": None, "fdr_ratio": None, "flag": False, "suppressed": s["labelled"] < min_labelled}
+        groups = groups.to_numpy()
+        for group in sorted(set(groups)):
+            inside = groups == group
+            s = _rates(selected[inside], None if labels is None else labels[inside])
+            row = {"attribute": attribute, "group": group, "reference": "all", **s,
+                   "selection_ratio": _ratio(s["selection_rate"], whole["selection_rate"]),
+                   "tpr_ratio": None, "fdr_ratio": None, "flag": False, "flagged": [],
+                   "suppressed": labels is not None and s["labelled"] < min_labelled}
             if row["suppressed"]:
                 row.update({k: None for k in ("labelled", "positives", "selected_labelled", "true_positives",
                                               "tpr", "fdr")})
-            else:
+            elif labels is not None:
                 for metric, denominator in (("tpr", "positives"), ("fdr", "selected_labelled")):
-                    # A ratio is judged only when both rates rest on enough people: TPR on 2
+                    # A ratio is judged only when the group's rate rests on enough people: TPR on 2
                     # positives is 0, 0.5 or 1 by chance, and flagging it would block any model
                     # that finds somebody while one that finds nobody has no ratios to flag.
-                    enough = s[denominator] >= min_labelled and ref[denominator] >= min_labelled
-                    if enough and s[metric] is not None and ref[metric]:
-                        row[f"{metric}_ratio"] = s[metric] / ref[metric]
-                row["flag"] = any(r is not None and not (low <= r <= high)
-                                  for r in (row["tpr_ratio"], row["fdr_ratio"]))
+                    if s[denominator] >= min_labelled:
+                        row[f"{metric}_ratio"] = _ratio(s[metric], whole[metric])
+                if row["tpr_ratio"] is not None and row["tpr_ratio"] < low:
+                    row["flagged"].append("tpr")
+                if row["fdr_ratio"] is not None and row["fdr_ratio"] > high:
+                    row["flagged"].append("fdr")
+                row["flag"] = bool(row["flagged"])
             rows.append(row)
     return rows

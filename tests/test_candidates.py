@@ -154,3 +154,21 @@ def test_a_challenger_must_beat_champion_and_best_baseline_without_new_fairness_
     assert _decide(_figures(.3, ["sex=female"]), _figures(.25, ["sex=female"]))["serving"] == "challenger"
     d = _decide(_figures(.18))
     assert d["serving"] == "alone_75" and "best baseline alone_75" in d["reason"]
+
+
+def test_a_challenger_whose_top_k_finds_nobody_aged_90_plus_is_not_promoted_and_the_flag_is_named():
+    from tests.test_fairness import under_selected_holdout
+    from models.fairness import audit
+
+    frame, baseline, challenger = under_selected_holdout()
+    evaluation, fairness = {}, {}
+    for name, ap in zip(["alone_75", "health_unknown", "points"], (.2, .1, .15)):
+        evaluation[name], _ = _figures(ap)
+        fairness[name] = audit(frame, baseline)
+    evaluation["model"], fairness["model"] = _figures(.3)[0], audit(frame, challenger)
+    d = decide(evaluation, fairness, False, min_labelled=10)
+    assert d["serving"] == "alone_75" and d["new_flags"] == ["age_band=90歳以上"]
+    assert "fairness flags" in d["reason"] and "age_band=90歳以上" in d["reason"]
+    # the same challenger without the gap is promoted: the gate, not the figures, refused it
+    fairness["model"] = audit(frame, baseline)
+    assert decide(evaluation, fairness, False, min_labelled=10)["serving"] == "challenger"
