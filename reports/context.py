@@ -135,10 +135,12 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Fairness:
-    computed: tuple[dict, ...]
-    stored: tuple[dict, ...]
-    ratio: float
-    holdout_why_not: Notice | None   # holdout recall/precision per group cannot be shown
+    computed: tuple[dict, ...]        # this month's list, audited by the report (reports/fairness_tables.py)
+    stored: tuple[dict, ...]          # the holdout audit of each ranker, recorded at training
+    ratio: float                      # [fairness] ratio_bounds: the lower bound (recall)
+    holdout_why_not: Notice | None    # holdout recall/FDR per group cannot be shown
+    findings: tuple[dict, ...] = ()   # flagged groups and groups with nobody selected, in sentences (ja, en)
+    high: float = 1.25                # the upper bound (false-discovery rate)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""What the report computes beyond training.json: holdout curves, calibration, group results, drift.
+"""What the report computes beyond training.json: holdout curves, calibration and drift. (Group
+results are the fairness audit of models/fairness.py, shown by reports/fairness_tables.py.)
 
 The holdout scores are those training computed (the model that was compared with the
 baselines, fitted on the training months only, and every baseline). Every count shown
@@ -15,8 +16,6 @@ import pandas as pd
 
 from models import metrics
 from models.baselines import BASELINES
-from features.groups import SEX_JA, age_band
-from reports.formatting import count_text
 
 PSI_FLAG = 0.2
 
@@ -85,74 +84,6 @@ def calibration_bins(h: Holdout, threshold: int, n_bins: int = 10) -> tuple[list
         bins.append({"predicted": float(scores[part].mean()), "observed": float(y[part].mean()), "n": int(len(part))})
     brier = float(np.mean((scores - y) ** 2))
     return bins, brier
-
-
-def _rate(numerator: int, denominator: int, threshold: int) -> str:
-    """A rate, unless it would let a small count (1 … threshold-1) be read off."""
-    if denominator == 0:
-        return "—"
-    if 0 < numerator < threshold or denominator < threshold:
-        return f"<{threshold}人"
-    return f"{numerator / denominator:.2f}"
-
-
-def group_results(h: Holdout | None, listed: pd.DataFrame, eligible: pd.DataFrame, threshold: int,
-                  bound: float) -> list[dict]:
-    """Per group (sex, age band): this month's selection rate among eligible people and, on the
-    holdout, recall and precision at capacity of the ranker that made the list. Flags mark a group
-    whose rate is below `bound` (the lower fairness ratio bound) of the whole (only where the counts are large enough)."""
-
-    tables = []
-    chosen = set(listed["pid"])
-    attributes = {"sex": ("性別", "sex", lambda f: f["sex"].map(SEX_JA).fillna("不明")),
-                  "age_band": ("年齢区分", "age band", lambda f: age_band(f["age"]))}
-    top = None
-    if h is not None:
-        ranker = h.serving
-        order = metrics.top_k(h.frame[f"score_{ranker}"].to_numpy(dtype="float64"), h.frame["pid"].to_numpy(), h.k)
-        top = np.zeros(len(h.frame), dtype=bool)
-        top[order] = True
-    for key, (ja, en, grouping) in attributes.items():
-        groups = grouping(eligible)
-        listed_mask = eligible["pid"].isin(chosen)
-        overall_sel = listed_mask.mean() if len(eligible) else 0.0
-        rows = []
-        hold_groups = grouping(h.frame) if h is not None else None
-        if h is not None:
-            lab = h.frame["label"]
-            pos_all = int((lab == 1).sum())
-            recall_all = (int(((lab == 1) & top).sum()) / pos_all) if pos_all else None
-            lab_top = int((lab.notna() & top).sum())
-            prec_all = (int(((lab == 1) & top).sum()) / lab_top) if lab_top else None
-        for group in sorted(groups.unique()):
-            in_group = groups == group
-            n_elig, n_list = int(in_group.sum()), int((in_group & listed_mask).sum())
-            row = {"attribute": f"{ja} / {en}", "group": group, "eligible": count_text(n_elig, threshold),
-                   "listed": count_text(n_list, threshold), "selection_rate": _rate(n_list, n_elig, threshold),
-                   "selection_ratio": "—", "recall": "—", "precision": "—", "flags": []}
-            if n_elig >= threshold and n_list >= threshold and overall_sel:
-                ratio = (n_list / n_elig) / overall_sel
-                row["selection_ratio"] = f"{ratio:.2f}"
-                if ratio < bound:
-                    row["flags"].append(f"掲載率が全体の{bound * 10:g}割未満 / selection rate below {bound:.0%} of overall")
-            if h is not None:
-                g = (hold_groups == group).to_numpy()
-                lab = h.frame["label"].to_numpy()
-                pos = int(np.nansum(lab[g] == 1))
-                found = int(np.sum((lab[g] == 1) & top[g]))
-                labelled_top = int(np.sum(~np.isnan(lab[g]) & top[g]))
-                row["recall"] = _rate(found, pos, threshold)
-                row["precision"] = _rate(found, labelled_top, threshold)
-                # judged whenever the denominator is large enough; the flag is one coarse bit
-                if pos >= threshold and recall_all:
-                    if (found / pos) < bound * recall_all:
-                        row["flags"].append(f"検証月の再現率が全体の{bound * 10:g}割未満 / holdout recall below {bound:.0%} of overall")
-                if labelled_top >= threshold and prec_all:
-                    if (found / labelled_top) < bound * prec_all:
-                        row["flags"].append(f"検証月の適合率が全体の{bound * 10:g}割未満 / holdout precision below {bound:.0%} of overall")
-            rows.append(row)
-        tables.append({"attribute": f"{ja} / {en}", "rows": rows})
-    return tables
 
 
 # ----------------------------------------------------------------------------------------- drift

@@ -1,90 +1,162 @@
-"""The report's fairness section: group results at capacity, and the fairness audit stored with
-the training result rendered as tables, every small count suppressed."""
+"""The report's fairness section: one computation (models/fairness.py `audit`), shown twice.
+
+This month's list is audited by the report (selection per group among eligible people: the list
+has no outcomes yet); the holdout audit of every ranker was computed at training and is read back
+from training.json. Both are rendered as the same bilingual table: group, people and selected
+(counts 1 … threshold-1 suppressed, and then the rates that would give them back), selection rate,
+recall and false-discovery rate, each with its ratio to the whole cohort, and the flag in words.
+What a reader must not miss is also said in sentences: a flagged group, and a group with eligible
+people of whom nobody is listed.
+"""
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 
-from reports import evaluation
+from features.groups import AGE_BANDS, SEX_JA
+from models.fairness import WHOLE, audit
 from reports.context import Fairness, Notice
-from reports.formatting import figure_text
+from reports.disclosure import suppress
+from reports.formatting import count_text
 from reports.rankers import RANKER_TITLES
 
+ATTRIBUTES = {"cohort": ("全体", "whole cohort"), "sex": ("性別", "sex"), "age_band": ("年齢区分", "age band"),
+              "district": ("地区", "district"), "living_alone": ("世帯", "household")}
+AGE_EN = {label: (f"aged {low}+" if high >= 200 else f"under {high + 1}" if low == 0 else f"aged {low}–{high}")
+          for low, high, label in AGE_BANDS}
+HOUSEHOLD = {"alone": ("独居", "living alone"), "with_others": ("同居あり", "living with others")}
 
 
-def fairness_section(stored: dict | None, held, listed: pd.DataFrame, eligible: pd.DataFrame,
-                     threshold: int, bound: float) -> Fairness:
-    why = None if held is not None else Notice(
-        "fairness", "検証結果がないため、グループ別の検証月の再現率・適合率は示せません（今月の掲載率のみ示します）。",
-        "No holdout evaluation, so per-group holdout recall and precision cannot be shown "
-        "(only this month's selection rates).")
-    return Fairness(computed=tuple(evaluation.group_results(held, listed, eligible, threshold, bound)),
-                    stored=tuple(stored_tables(stored, threshold) if stored else []),
-                    ratio=bound, holdout_why_not=why)
+def group_words(attribute: str, group: str) -> tuple[str, str]:
+    """A group's name in Japanese and English."""
+    if (attribute, group) == WHOLE:
+        return "全体", "whole cohort"
+    if attribute == "sex":
+        return SEX_JA.get(group, "その他・不明"), group
+    if attribute == "age_band":
+        return group, AGE_EN.get(group, "age unknown")
+    if attribute == "living_alone":
+        return HOUSEHOLD.get(group, (group, group))
+    return group, group          # district names are proper nouns: the same in both languages
 
 
-COUNT_WORDS = ("labelled", "positives", "true_positives", "selected", "count", "n", "people", "listed")
-
-
-RATE_WORDS = ("tpr", "fdr", "recall", "precision", "rate")
-
-
-def stored_tables(value, threshold: int = 10) -> list[dict]:
-    """Render whatever training.json's "fairness" holds as simple tables (keys as columns): a
-    dict of rankers to row lists (models/fairness.py), a list of rows, or nested dicts. Cells
-    named flag/flagged/flags that are truthy mark the row. Counts of 1 … threshold-1 are shown
-    as <threshold, and then the row's rates too (they would give the count back); ratios stay."""
-    def flat(obj, prefix=""):
-        if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
-            rows = []
-            for k, v in obj.items():
-                inner = flat(v, f"{prefix}{k} / ")
-                rows.extend([{"group": f"{prefix}{k}", **v}] if inner is None else inner)
-            return rows
+def _rate(numerator: int | None, denominator: int | None, threshold: int) -> str | None:
+    """A rate as shown, None when it cannot be computed; hidden when it would give back a small count."""
+    if numerator is None or not denominator:
         return None
+    if 0 < numerator < threshold or denominator < threshold:
+        return f"<{threshold}人"
+    return f"{numerator / denominator:.2f}"
 
-    def cells(row: dict, header: list[str]) -> list[str]:
-        small = [h for h in header if isinstance(row.get(h), int) and not isinstance(row.get(h), bool)
-                 and 0 < row[h] < threshold]
-        out = []
-        for h in header:
-            v = row.get(h)
-            if h in small:
-                out.append(f"<{threshold}")
-            elif small and isinstance(v, float) and any(w == h or h.startswith(w) for w in RATE_WORDS) \
-                    and not h.endswith("ratio"):
-                out.append(f"<{threshold}人")
-            elif isinstance(v, list):
-                out.append(", ".join(map(str, v)))
-            elif isinstance(v, dict):
-                out.append(str(v))
-            else:
-                out.append(figure_text(v))
-        return out
 
-    if isinstance(value, list):
-        candidates = [("fairness", value)]
-    elif isinstance(value, dict):
-        candidates = list(value.items())
-    else:
-        return []
-    tables = []
-    for title, body in candidates:
-        rows = body if isinstance(body, list) else flat(body) if isinstance(body, dict) else None
-        if rows is None and isinstance(body, dict):
-            rows = [body]
-        if not rows or not all(isinstance(r, dict) for r in rows):
-            tables.append({"title": str(title), "header": ["value"], "rows": [[figure_text(body)]], "flags": [False]})
+def _ratio(value: float | None, shown: str | None) -> str:
+    # a ratio times the whole's rate is the group's rate: hidden whenever the rate is
+    return f"×{value:.2f}" if value is not None and shown is not None and shown[0].isdigit() else "—"
+
+
+def _row(r: dict, threshold: int, low: float, high: float, min_labelled: int, labelled: bool,
+         shown: tuple[str, str]) -> dict:
+    ja, en = group_words(r["attribute"], r["group"])
+    people, selected = shown
+    # a count hidden by complementary suppression ("x") hides its rate too
+    selection = (_rate(r["selected"], r["people"], threshold) if people.isdigit() and selected.isdigit()
+                 else None if not r["people"] else f"<{threshold}人" if selected.startswith("<") else "x")
+    words: list[tuple[str, str]] = []
+    if "tpr" in r.get("flagged", []):
+        words.append((f"要支援者の発見率（再現率）が全体の{low:g}倍未満", f"recall below {low:g}× the whole cohort's"))
+    if "fdr" in r.get("flagged", []):
+        words.append((f"誤検出率が全体の{high:g}倍超", f"false-discovery rate above {high:g}× the whole cohort's"))
+    if r["people"] and not r["selected"]:
+        words.append(("掲載0人", "nobody selected"))
+    if labelled and r.get("suppressed"):
+        words.append((f"結果の分かる人が{min_labelled}人未満のため再現率・誤検出率は判定しません",
+                      f"fewer than {min_labelled} with a known outcome: recall and FDR not judged"))
+    recall = _rate(r.get("true_positives"), r.get("positives"), threshold)
+    tp, chosen = r.get("true_positives"), r.get("selected_labelled")
+    fdr = _rate(None if chosen is None else chosen - tp, chosen, threshold)
+    return {"group": ja, "group_en": en, "people": people, "selected": selected, "selection_rate": selection or "—",
+            "selection_ratio": _ratio(r.get("selection_ratio"), selection), "recall": recall or "—",
+            "recall_ratio": _ratio(r.get("tpr_ratio"), recall), "fdr": fdr or "—",
+            "fdr_ratio": _ratio(r.get("fdr_ratio"), fdr), "flag": bool(r.get("flag")),
+            "words_ja": "、".join(w[0] for w in words) or "—", "words_en": "; ".join(w[1] for w in words)}
+
+
+def audit_table(title: str, rows: list[dict], threshold: int, bounds: tuple[float, float], min_labelled: int,
+                labelled: bool) -> dict:
+    """One ranker's (or this month's list's) audit rows as a bilingual table, a section per attribute."""
+    low, high = bounds
+    sections = []
+    for attribute, (ja, en) in ATTRIBUTES.items():
+        mine = [r for r in rows if r["attribute"] == attribute]
+        if mine:
+            # the whole cohort's counts are shown, so each attribute's cells are suppressed as a
+            # table with its total (one small cell would be recovered by subtraction)
+            people = suppress(pd.Series([r["people"] for r in mine]), threshold)
+            selected = suppress(pd.Series([r["selected"] for r in mine]), threshold)
+            sections.append({"attribute": f"{ja} / {en}",
+                             "rows": [_row(r, threshold, low, high, min_labelled, labelled, (people[i], selected[i]))
+                                      for i, r in enumerate(mine)]})
+    return {"title": title, "labelled": labelled, "sections": sections}
+
+
+def findings(who_ja: str, who_en: str, rows: list[dict], threshold: int, bounds: tuple[float, float],
+             eligible_words: tuple[str, str] = ("対象者", "people")) -> list[dict]:
+    """Sentences for the flagged groups and the groups with people of whom nobody is selected."""
+    low, high = bounds
+    out = []
+    for r in rows:
+        if r["attribute"] == WHOLE[0]:
             continue
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        first = [k for k in ("attribute", "group", "reference") if k in keys]
-        last = [k for k in ("flag", "flagged", "flags", "suppressed") if k in keys]
-        header = first + [k for k in keys if k not in first and k not in last] + last
-        flags = [any(bool(r.get(k)) for k in ("flag", "flagged", "flags") if k in r) for r in rows]
-        name = RANKER_TITLES.get(str(title), str(title))
-        tables.append({"title": name, "header": header, "rows": [cells(r, header) for r in rows], "flags": flags})
-    return tables
+        ja, en = group_words(r["attribute"], r["group"])
+        if "tpr" in r.get("flagged", []):
+            out.append({"ja": f"{who_ja}：{ja}は、要支援者の発見率（再現率）が全体の{low:g}倍未満です。",
+                        "en": f"{who_en}: {en} — people in need are found less often (recall below {low:g}× the whole cohort's)."})
+        if "fdr" in r.get("flagged", []):
+            out.append({"ja": f"{who_ja}：{ja}は、誤検出率が全体の{high:g}倍を超えています。",
+                        "en": f"{who_en}: {en} — visits are wasted more often (false-discovery rate above {high:g}× the whole cohort's)."})
+        if r["people"] and not r["selected"]:
+            n = count_text(r["people"], threshold)
+            out.append({"ja": f"{who_ja}：{ja}の{eligible_words[0]}{n}人のうち掲載0人です。",
+                        "en": f"{who_en}: {en} — none of the {n} {eligible_words[1]} is selected."})
+    return out
+
+
+def fairness_section(stored: dict | None, serving: str | None, listed: pd.DataFrame, eligible: pd.DataFrame,
+                     threshold: int, bounds: tuple[float, float], min_labelled: int) -> Fairness:
+    """This month's list audited among eligible people, and the holdout audits stored at training."""
+    bounds = (float(bounds[0]), float(bounds[1]))
+    month_rows = audit(eligible.drop(columns="label", errors="ignore"),
+                       eligible["pid"].isin(set(listed["pid"])).to_numpy(dtype=bool), *bounds,
+                       min_labelled=min_labelled) if len(eligible) else []
+    month = audit_table("今月のリスト / this month's list", month_rows, threshold, bounds, min_labelled, False)
+    said = findings("今月のリスト", "This month's list", month_rows, threshold, bounds,
+                    ("掲載可能者", "eligible people"))
+    stored = stored or {}
+    order = sorted(stored, key=lambda who: (who != serving, who != "model", who != "champion", who))
+    tables = []
+    for who in order:
+        title = RANKER_TITLES.get(who, who) + (" — 今月のリストを作った方法 / made this month's list" if who == serving else "")
+        tables.append(audit_table(title, stored[who], threshold, bounds, min_labelled, True))
+        if who in (serving, "model"):
+            ja, en = RANKER_TITLES.get(who, who).split(" / ", 1)
+            said += findings(f"検証月の{ja}", f"Holdout, {en}", stored[who], threshold, bounds)
+    why = None if stored else Notice(
+        "fairness", "検証結果がないため、グループ別の検証月の再現率・誤検出率は示せません（今月の掲載率のみ示します）。",
+        "No holdout evaluation, so per-group holdout recall and false-discovery rates cannot be shown "
+        "(only this month's selection rates).")
+    return Fairness(computed=(month,), stored=tuple(tables), ratio=bounds[0], holdout_why_not=why,
+                    findings=tuple(said), high=bounds[1])
+
+
+def flat_rows(table: dict) -> tuple[list[str], list[list[str]]]:
+    """A rendered audit table as one header and rows (the model card's tables)."""
+    header = ["attribute", "group", "people", "selected", "selection rate", "× whole", "recall", "× whole",
+              "FDR", "× whole", "flag"]
+    rows = [[s["attribute"], f"{r['group']} / {r['group_en']}", r["people"], r["selected"], r["selection_rate"],
+             r["selection_ratio"], r["recall"], r["recall_ratio"], r["fdr"], r["fdr_ratio"],
+             r["words_en"] or "—"] for s in table["sections"] for r in s["rows"]]
+    return header, rows
 
 
 def as_stored(value):

@@ -17,6 +17,7 @@ from models.baselines import BASELINES
 from models.candidates import CANDIDATES, kind
 from contract.sources import SOURCES
 from reports.context import ReportContext
+from reports.fairness_tables import flat_rows
 
 TO_FILL = "（区が記入 / to be filled in by the ward）"
 CARD_DEFAULTS = {
@@ -59,10 +60,6 @@ def card_sections(settings: dict, month: str, trained, context: ReportContext) -
     performance: Table = (["ranker", "k", "precision@k", "recall@k", "ROC AUC", "average precision", "Brier"],
                           [[r.name, str(r.k), r.precision, r.recall, r.roc_auc, r.average_precision,
                             r.brier] for r in context.evaluation.rows])
-    fairness_rows = [[t_["attribute"], r["group"], r["selection_rate"], r["selection_ratio"], r["recall"], r["precision"],
-                      "; ".join(r["flags"]) or "—"] for t_ in context.fairness.computed for r in t_["rows"]]
-    fairness: Table = (["attribute", "group", "selection rate", "ratio to overall", "holdout recall@k",
-                        "holdout precision@k", "flags"], fairness_rows)
     sources: Table = (["source", "名称", "kind", "required"],
                       [[n, src.title_ja, src.kind, "yes" if src.required else "no"] for n, src in SOURCES.items()])
     labels = trained.label_counts or {}
@@ -175,9 +172,11 @@ def card_sections(settings: dict, month: str, trained, context: ReportContext) -
              "audit log. Named sheets expire and are purged."),
         ]),
         ("Tier 2 — Risks, mitigations and impact", [
-            *[(f"Fairness audit at training (holdout, TPR/FDR ratios): {t_['title']}", (t_["header"], t_["rows"]))
+            ("Fairness findings", "; ".join(f["en"] for f in context.fairness.findings) or "none"),
+            *[(f"Fairness audit at training (holdout at k, ratios to the whole cohort): {t_['title']}", flat_rows(t_))
               for t_ in context.fairness.stored],
-            ("Fairness on the holdout and this month's list (computed by the report)", fairness),
+            *[(f"Fairness of {t_['title']} (selection among eligible people)", flat_rows(t_))
+              for t_ in context.fairness.computed],
             ("Limitations", "Selective labels (above); small numbers of labelled people make holdout metrics noisy; "
              "the model cannot see isolation that leaves no administrative trace; drift in source systems changes "
              "features (monitored monthly, PSI > 0.2 flagged)."),

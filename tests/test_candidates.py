@@ -10,8 +10,10 @@ from models import metrics
 from models.baselines import baseline_scores, points_score
 from models.candidates import base_pipeline, fit_candidate, log_odds
 from models.explain import shap_values
+from models.fairness import audit
 from models.train import decide
 from pipelines.config import load_config
+from tests.test_fairness import under_selected_holdout
 
 TRAINING = load_config(environ={}).settings["training"] | {"max_iter": 30}
 
@@ -157,9 +159,6 @@ def test_a_challenger_must_beat_champion_and_best_baseline_without_new_fairness_
 
 
 def test_a_challenger_whose_top_k_finds_nobody_aged_90_plus_is_not_promoted_and_the_flag_is_named():
-    from tests.test_fairness import under_selected_holdout
-    from models.fairness import audit
-
     frame, baseline, challenger = under_selected_holdout()
     evaluation, fairness = {}, {}
     for name, ap in zip(["alone_75", "health_unknown", "points"], (.2, .1, .15)):

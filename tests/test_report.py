@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.fairness import audit
 from pipelines.leakscan import scan
 from reports import evaluation
-from reports.fairness_tables import stored_tables
+from reports.fairness_tables import as_stored, fairness_section
+from reports.rankers import RANKER_TITLES
+from tests.test_fairness import under_selected_holdout
 
 SECTIONS = ["meta", "quality", "cohort", "model", "fairness", "reasons", "drift", "makeup", "outputs"]
 
@@ -48,6 +51,9 @@ def test_small_counts_are_suppressed_in_the_report(report):
     fairness = report[report.index('id="fairness"'):report.index('id="reasons"')]
     for value in re.findall(r'<td(?: class="n")?>(\d+)</td>', fairness):
         assert int(value) == 0 or int(value) >= 10, value
+    # the tables are labelled in words, not with the audit's column names
+    for raw in ("tpr_ratio", "fdr_ratio", "suppressed", "selected_labelled", "True", "False"):
+        assert raw not in fairness, raw
 
 
 def test_the_model_card_follows_the_atrs_fields_and_is_in_mlflow(ward):
@@ -82,30 +88,47 @@ def test_psi_is_zero_for_the_same_distribution_and_flags_a_shift():
     assert rows[0]["flag"] and rows[0]["current_mean"] > rows[0]["previous_mean"]
 
 
-def test_group_results_flag_a_group_found_less_often_and_hide_small_counts():
+def test_this_months_list_says_when_a_group_with_eligible_people_has_nobody_listed():
     rng = np.random.default_rng(1)
-    n = 4000
-    frame = pd.DataFrame({"pid": [f"p{i:05d}" for i in range(n)], "age": rng.integers(65, 95, n).astype(float),
-                          "sex": np.where(rng.random(n) < .5, "male", "female"), "district": "東町地区"})
-    label = (rng.random(n) < .3).astype(float)
-    label[rng.random(n) < .5] = np.nan
-    score = rng.random(n) + np.where(frame["sex"] == "female", .6, 0) * (label == 1)
-    frame["label"], frame["score_model"] = label, score
-    held = evaluation.Holdout("2026-04", 600, frame, ["model"])
-    listed = frame.nlargest(300, "score_model")[["pid"]]
-    tables = evaluation.group_results(held, listed, frame, 10, 0.8)
-    sex = {r["group"]: r for r in tables[0]["rows"]}
-    assert any("recall" in f for f in sex["男性"]["flags"]) and not sex["女性"]["flags"]
-    tiny = evaluation.group_results(None, frame.iloc[:3][["pid"]], frame.iloc[:15], 10, 0.8)
-    shown = [r["listed"] for t in tiny for r in t["rows"]]
-    assert all(v == "0" or v == "<10" for v in shown)
+    n = 600
+    eligible = pd.DataFrame({"pid": [f"p{i:05d}" for i in range(n)],
+                             "age": np.r_[np.full(129, 92.0), rng.integers(65, 90, n - 129)].astype(float),
+                             "sex": rng.choice(["male", "female"], n), "living_alone": rng.integers(0, 2, n).astype(float),
+                             "district": np.r_[np.full(n - 5, "東町地区"), np.full(5, "西町地区")]})
+    listed = eligible[(eligible["age"] < 90) & (eligible["district"] == "東町地区")].head(60)[["pid"]]
+    section = fairness_section({}, None, listed, eligible, 10, (0.8, 1.25), 10)
+    said = [f["ja"] for f in section.findings]
+    assert "今月のリスト：90歳以上の掲載可能者129人のうち掲載0人です。" in said
+    assert "今月のリスト：西町地区の掲載可能者<10人のうち掲載0人です。" in said       # 5 people: suppressed
+    assert any("aged 90+ — none of the 129 eligible people is selected" in f["en"] for f in section.findings)
+    rows = [r for s in section.computed[0]["sections"] for r in s["rows"]]
+    old = next(r for r in rows if r["group"] == "90歳以上")
+    assert old["group_en"] == "aged 90+" and old["selection_rate"] == "0.00" and old["words_ja"] == "掲載0人"
+    for r in rows:     # every count shown is 0, ≥ 10, <10 or hidden as x
+        for cell in (r["people"], r["selected"]):
+            assert cell in ("0", "<10", "x") or int(cell) >= 10, cell
+    assert section.holdout_why_not is not None and section.stored == ()
 
 
-def test_a_fairness_section_stored_at_training_is_rendered_with_its_flags():
-    tables = stored_tables({"sex": {"male": {"recall": 0.31, "flag": True}, "female": {"recall": 0.45, "flag": False}}})
-    assert tables[0]["header"] == ["group", "recall", "flag"]
-    assert tables[0]["flags"] == [True, False]
-    assert stored_tables([{"group": "a", "ratio": 0.7, "flagged": True}])[0]["flags"] == [True]
+def test_the_holdout_audit_is_a_bilingual_table_with_the_flag_in_words_and_no_column_names():
+    from reports.report import _ENV
+
+    frame, baseline, challenger = under_selected_holdout()
+    stored = as_stored({"model": audit(frame, challenger), "alone_75": audit(frame, baseline)})
+    eligible = frame.drop(columns="label").assign(pid=[f"p{i:04d}" for i in range(len(frame))])
+    section = fairness_section(stored, "alone_75", eligible[baseline][["pid"]], eligible, 10, (0.8, 1.25), 10)
+    # the ranker that made the list comes first, then the challenger
+    assert section.stored[0]["title"] == RANKER_TITLES["alone_75"] + " — 今月のリストを作った方法 / made this month's list"
+    assert section.stored[1]["title"] == "挑戦モデル / challenger"
+    assert "検証月の挑戦モデル：90歳以上は、要支援者の発見率（再現率）が全体の0.8倍未満です。" in [f["ja"] for f in section.findings]
+    html = _ENV.get_template("report.html.j2").render(**_bare_context(fairness=section).template_vars())
+    part = html[html.index('id="fairness"'):html.index('id="reasons"')]
+    for words in ["再現率 <small>recall@k</small>", "誤検出率 <small>FDR@k</small>", "選定率 <small>selection rate</small>",
+                  "90歳以上 <small>aged 90+</small>", "recall below 0.8× the whole cohort&#39;s", "全体 <small>whole cohort</small>"]:
+        assert words in part, words
+    assert part.count('class="flag"') == 1                         # the challenger's 90+ row, nothing else
+    for raw in ("tpr_ratio", "fdr_ratio", "suppressed", "selected_labelled", "True", "False", "age_band", "living_alone"):
+        assert raw not in part, raw
 
 
 CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
