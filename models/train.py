@@ -266,7 +266,12 @@ def decide(evaluation: dict, fairness: dict, has_champion: bool, min_labelled: i
     if has_champion and not challenger >= champion:
         why_not.append(f"it is worse than the champion ({words} {_figure(challenger)} vs {_figure(champion)})")
     if new_flags:
-        why_not.append("it adds fairness flags the incumbent does not have: " + ", ".join(new_flags))
+        # say which rate is out of bounds, so the reason reads without the audit table beside it
+        what = {f"{r['attribute']}={r['group']}": r.get("flagged", []) for r in fairness["model"] if r.get("flag")}
+        rates = {"tpr": "recall too low", "fdr": "false-discovery rate too high"}
+        named = [f + (f" ({', '.join(rates[m] for m in what[f])} against the whole cohort)" if what.get(f) else "")
+                 for f in new_flags]
+        why_not.append("it adds fairness flags the incumbent does not have: " + ", ".join(named))
     if not why_not:
         vs = f"champion {_figure(champion)}, " if has_champion else ""
         return out | {"serving": "challenger", "reason": f"the challenger is promoted: holdout {words} "

@@ -167,7 +167,7 @@ def test_a_challenger_whose_top_k_finds_nobody_aged_90_plus_is_not_promoted_and_
     evaluation["model"], fairness["model"] = _figures(.3)[0], audit(frame, challenger)
     d = decide(evaluation, fairness, False, min_labelled=10)
     assert d["serving"] == "alone_75" and d["new_flags"] == ["age_band=90歳以上"]
-    assert "fairness flags" in d["reason"] and "age_band=90歳以上" in d["reason"]
+    assert "fairness flags" in d["reason"] and "age_band=90歳以上 (recall too low against the whole cohort)" in d["reason"]
     # the same challenger without the gap is promoted: the gate, not the figures, refused it
     fairness["model"] = audit(frame, baseline)
     assert decide(evaluation, fairness, False, min_labelled=10)["serving"] == "challenger"
