@@ -70,8 +70,7 @@ def _row(r: dict, threshold: int, low: float, high: float, min_labelled: int, la
     if r["people"] and not r["selected"]:
         words.append(("掲載0人", "nobody selected"))
     if labelled and r.get("suppressed"):
-        words.append((f"結果の分かる人が{min_labelled}人未満のため再現率・誤検出率は判定しません",
-                      f"fewer than {min_labelled} with a known outcome: recall and FDR not judged"))
+        words.append((f"結果の分かる人が{min_labelled}人未満：判定せず", f"under {min_labelled} with a known outcome: not judged"))
     recall = _rate(r.get("true_positives"), r.get("positives"), threshold)
     tp, chosen = r.get("true_positives"), r.get("selected_labelled")
     fdr = _rate(None if chosen is None else chosen - tp, chosen, threshold)
@@ -101,8 +100,9 @@ def audit_table(title: str, rows: list[dict], threshold: int, bounds: tuple[floa
 
 
 def findings(who_ja: str, who_en: str, rows: list[dict], threshold: int, bounds: tuple[float, float],
-             eligible_words: tuple[str, str] = ("対象者", "people")) -> list[dict]:
-    """Sentences for the flagged groups and the groups with people of whom nobody is selected."""
+             eligible_words: tuple[str, str] = ("対象者", "people"), unselected: bool = True) -> list[dict]:
+    """Sentences for the flagged groups and (when `unselected`) the groups with people of whom
+    nobody is selected."""
     low, high = bounds
     out = []
     for r in rows:
@@ -115,7 +115,7 @@ def findings(who_ja: str, who_en: str, rows: list[dict], threshold: int, bounds:
         if "fdr" in r.get("flagged", []):
             out.append({"ja": f"{who_ja}：{ja}は、誤検出率が全体の{high:g}倍を超えています。",
                         "en": f"{who_en}: {en} — visits are wasted more often (false-discovery rate above {high:g}× the whole cohort's)."})
-        if r["people"] and not r["selected"]:
+        if unselected and r["people"] and not r["selected"]:
             n = count_text(r["people"], threshold)
             out.append({"ja": f"{who_ja}：{ja}の{eligible_words[0]}{n}人のうち掲載0人です。",
                         "en": f"{who_en}: {en} — none of the {n} {eligible_words[1]} is selected."})
@@ -140,7 +140,9 @@ def fairness_section(stored: dict | None, serving: str | None, listed: pd.DataFr
         tables.append(audit_table(title, stored[who], threshold, bounds, min_labelled, True))
         if who in (serving, "model"):
             ja, en = RANKER_TITLES.get(who, who).split(" / ", 1)
-            said += findings(f"検証月の{ja}", f"Holdout, {en}", stored[who], threshold, bounds)
+            # on the holdout only flags are sentences: with a small k many groups have nobody in
+            # the top k, and the table shows that; this month's list is where it must be said
+            said += findings(f"検証月の{ja}", f"Holdout, {en}", stored[who], threshold, bounds, unselected=False)
     why = None if stored else Notice(
         "fairness", "検証結果がないため、グループ別の検証月の再現率・誤検出率は示せません（今月の掲載率のみ示します）。",
         "No holdout evaluation, so per-group holdout recall and false-discovery rates cannot be shown "
