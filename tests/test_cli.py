@@ -201,3 +201,11 @@ def test_ingest_of_a_month_with_no_delivery_says_so_in_both_languages(tmp_path, 
     assert main(_env(tmp_path) + ["ingest", "--month", "2030-01"]) == 2
     err = capsys.readouterr().err
     assert "2030-01 の提供が受信フォルダにありません" in err and "no delivery for 2030-01" in err
+
+
+def test_truth_check_for_a_month_without_a_run_names_what_to_run(tmp_path, capsys):
+    main(_env(tmp_path) + ["keygen"])
+    capsys.readouterr()
+    assert main(_env(tmp_path) + ["truth-check", "--month", "2030-01", "--truth", sys.executable]) == 2
+    err = capsys.readouterr().err
+    assert "2030-01 には完了した実行結果がありません" in err and "mimamori run --month 2030-01" in err
