@@ -186,7 +186,7 @@ RAISE_LIMIT = bilingual("対処：提供元の部署に抽出の修正と再提�
 
 def failure_message(what: str, summary: dict, consequence: str = "nothing was stored", *,
                     what_ja: str | None = None, consequence_ja: str = "何も保存していません",
-                    evidence: dict[str, dict] | None = None, top: int = 3) -> str:
+                    evidence: dict[str, dict] | None = None, top: int = 3, action: str | None = None) -> str:
     """The refusal of a table for its critical failures, in Japanese with English, never a value.
 
     `evidence[source]` (optional, from the caller that holds the rows) names the delivered
@@ -210,7 +210,7 @@ def failure_message(what: str, summary: dict, consequence: str = "nothing was st
         else:
             lines.append(f"  - {name}: " + bilingual(f"{f.get('description_ja') or f['description']}{_count_ja(f)}",
                                                        f"{f['description']}{_count_en(f)}"))
-    lines.append(RAISE_LIMIT if share else REDELIVER)
+    lines.append(action or (RAISE_LIMIT if share else REDELIVER))
     return "\n".join(lines)
 
 

@@ -278,7 +278,8 @@ def _match_header(path: Path, header: list[str], source: Source) -> tuple[dict[s
             # Unknown header names are not echoed: without a header row they are data values.
             hint = (f"; none of the {len(header)} header names is known: is the header row missing, "
                     "or is the file not comma-separated?")
-        raise ContractError(f"{path}：必須の列がありません：{names}。見出し行を確かめ、列をそろえて提供し直してもらってください / "
+        hint_ja = "（既知の見出しが一つもない：見出し行がないか、カンマ区切りでない可能性）" if not positions else ""
+        raise ContractError(f"{path}：必須の列がありません：{names}{hint_ja}。見出し行を確かめ、列をそろえて提供し直してもらってください / "
                             f"{path}: missing required column(s) {names}{hint}; ask for the extract again with them")
     return positions, unknown
 

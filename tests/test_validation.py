@@ -487,6 +487,10 @@ def test_the_feature_suite_passes_on_real_features_and_catches_planted_faults(fr
         validation.checked_features(cfg, MONTH, old)
     assert _checks(refused.value.summary["critical_failures"]) == {"features.age.range"}
     assert refused.value.summary["critical_failures"][0]["unexpected"] == 2
+    message = str(refused.value)   # both languages, the rule and what to do; never the value 130
+    assert f"{MONTH} の特徴量表" in message and "リストは作っていません" in message and "no list was made" in message
+    assert refused.value.summary["critical_failures"][0]["description_ja"] in message and "130" not in message
+    assert "Data Docs" in message and "What to do" in message
 
     short = features.iloc[1:]
     assert "features.rows.residents" in _checks(validation.checked_features(cfg, MONTH, short, raise_on_critical=False)
