@@ -42,6 +42,7 @@ demo: install
 	$(MIMAMORI) release --month $(DEMO_END)
 	$(MIMAMORI) truth-check --month $(DEMO_END) --truth $(DEMO)/truth/latent_state.csv
 	$(MIMAMORI) audit verify
+	@echo; echo "mimamori demo finished."
 	@$(MIMAMORI) where --month $(DEMO_END)
 
 # Two workers: the suite is single-threaded Python for most of its time, and CI has 2 cores.

@@ -10,7 +10,9 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 def check_month(month: str) -> str:
     if not _MONTH.match(month or ""):
-        raise ValueError(f"not a month in YYYY-MM form: {month!r}")
+        # A refusal in the form of contract/messages.py (not imported: months stays pandas-only).
+        raise ValueError(f"{month!r} は年月ではありません。YYYY-MM の形（例：2026-04、月は 01〜12）で書いてください / "
+                         f"not a month in YYYY-MM form: {month!r} (e.g. 2026-04, month 01 to 12)")
     return month
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from contract.messages import bilingual
+
 
 # Quarantine reasons of validation, beside the contract's "<column>: <problem>" reasons.
 REASON_PREFIX = "validation: "
@@ -164,11 +166,52 @@ def summarise(verdicts: list[Verdict], data_docs: str | None) -> dict:
     }
 
 
-def failure_message(what: str, summary: dict, consequence: str = "nothing was stored") -> str:
-    lines = "\n".join(f"  - {f['source']}: {f['description']} ({f['unexpected']} of {f['rows']} rows)"
-                      if f.get("rows") is not None else f"  - {f['source']}: {f['description']}"
-                      for f in summary["critical_failures"])
-    return f"{what} failed critical expectations; {consequence}:\n{lines}"
+def _count_ja(e: dict) -> str:
+    return f"（{e['rows']:,d}行中{e['unexpected']:,d}行）" if e.get("rows") is not None else ""
+
+
+def _count_en(e: dict) -> str:
+    return f" ({e['unexpected']:,d} of {e['rows']:,d} rows)" if e.get("rows") is not None else ""
+
+
+REDELIVER = bilingual("対処：提供元の部署に抽出の修正と再提供を依頼してください（詳細は Data Docs）",
+                      "What to do: ask the department to correct the extract and deliver it again "
+                      "(details in the Data Docs)")
+RAISE_LIMIT = bilingual("対処：提供元の部署に抽出の修正と再提供を依頼してください。原因が分かっていて受け入れる場合は、"
+                        "mimamori.toml の validation.quarantine_limit を上げて取り込み直してください",
+                        "What to do: ask the department to correct the extract and deliver it again, or, if the "
+                        "cause is understood and acceptable, raise validation.quarantine_limit in mimamori.toml "
+                        "and ingest again")
+
+
+def failure_message(what: str, summary: dict, consequence: str = "nothing was stored", *,
+                    what_ja: str | None = None, consequence_ja: str = "何も保存していません",
+                    evidence: dict[str, dict] | None = None, top: int = 3, action: str | None = None) -> str:
+    """The refusal of a table for its critical failures, in Japanese with English, never a value.
+
+    `evidence[source]` (optional, from the caller that holds the rows) names the delivered
+    `file` and its quarantine `reasons` as (reason, reason_ja, rows, example line), most rows
+    first: a quarantine-share refusal then says why the rows were quarantined and where to look.
+    """
+    evidence = evidence or {}
+    lines = [bilingual(f"{what_ja or what}は重大な検証に失敗したため受け付けませんでした。{consequence_ja}",
+                       f"{what} failed critical expectations; {consequence}")]
+    share = False
+    for f in summary["critical_failures"]:
+        found = evidence.get(f["source"], {})
+        name = found.get("file", f["source"])
+        if f.get("expectation") == "quarantine_share":
+            share = True
+            lines.append(f"  - {name}: " + bilingual(f"隔離された行が多すぎます{_count_ja(f)}",
+                                                       f"too many rows quarantined{_count_en(f)}"))
+            for reason, reason_ja, n, line in found.get("reasons", [])[:top]:
+                lines.append("      " + bilingual(f"{n:,d}行：{reason_ja}（例：{line}行目）",
+                                                    f"{n:,d} rows: {reason} (e.g. line {line})"))
+        else:
+            lines.append(f"  - {name}: " + bilingual(f"{f.get('description_ja') or f['description']}{_count_ja(f)}",
+                                                       f"{f['description']}{_count_en(f)}"))
+    lines.append(action or (RAISE_LIMIT if share else REDELIVER))
+    return "\n".join(lines)
 
 
 def summary_lines(summary: dict) -> list[str]:

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import pipelines  # noqa: F401  (telemetry off first)
 from pipelines import commands
+from contract.messages import bilingual
 from pipelines.config import Config, load_config
 
 # --- argument types: every value a user types is checked here, once, at parse time ----------
@@ -21,7 +22,8 @@ def month(text: str) -> str:
     """YYYY-MM with a real month (a folder name, so nothing else: no `..`, no slashes)."""
     match = _MONTH.fullmatch(text)
     if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 2999:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a month: write it as YYYY-MM, e.g. 2026-04")
+        raise argparse.ArgumentTypeError(bilingual(f"{text!r} は年月ではありません。YYYY-MM の形（例：2026-04、月は 01〜12）で書いてください",
+                                                   f"{text!r} is not a month: write it as YYYY-MM, e.g. 2026-04 (month 01 to 12)"))
     return text
 
 

@@ -132,7 +132,8 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
 
     months = inbox_months(cfg) if args.all else [args.month]
     if not months:
-        raise SystemExit(f"no delivery months in the inbox {cfg.inbox}")
+        raise SystemExit(f"mimamori: error: 受信フォルダ {cfg.inbox} に提供月がありません / "
+                         f"no delivery months in the inbox {cfg.inbox}")
     console = _console()
     if args.all:
         for month in inbox_months(cfg, pending=True):
@@ -294,12 +295,20 @@ def cmd_truth_check(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from contract.messages import no_run
     from pipelines.catalog import runs
 
+    if runs.completed_run(cfg, args.month) is None:   # paths of a run that never happened mislead
+        raise UsageError(no_run(args.month))
     release_dir = cfg.releases_dir / args.month
-    print("\nmimamori demo finished. Where things are:")
-    print(f"  outreach sheets (custody zone): {release_dir / 'outreach.xlsx'}")
-    print(f"                                  {release_dir / 'outreach.csv'}")
+    print(f"\n{args.month}: where things are")
+    sheets = [release_dir / "outreach.xlsx", release_dir / "outreach.csv"]
+    if all(p.exists() for p in sheets):
+        print(f"  outreach sheets (custody zone): {sheets[0]}")
+        print(f"                                  {sheets[1]}")
+    else:
+        print(f"  outreach sheets (custody zone): not released yet (two approvals, then "
+              f"`mimamori release --month {args.month}`)")
     print(f"  batch report:                   {runs.report_file(cfg, args.month)}")
     print(f"  MLflow store:                   {cfg.mlflow_db}")
     mlflow_cli = Path(sys.executable).parent / "mlflow"

@@ -54,6 +54,8 @@ class RawTable:
 
 def never_closes(path: Path, line: int) -> ContractError:
     return ContractError(
+        f"{path} {line}行目：引用符（\"）がここで開いたまま閉じていないため、ファイル全体を受け付けませんでした。"
+        "引用符を閉じるか取り除いて、提供し直してもらってください / "
         f"{path} line {line}: a quote (\") opens a field here and never closes; every line after it would be "
         "swallowed into that field, so the file is refused. Close or remove the quote and deliver the file again")
 
@@ -104,7 +106,10 @@ def to_utf8(path: Path, data: bytes) -> tuple[bytes, str]:
         except UnicodeDecodeError as error:
             bad = max(bad, error.start)  # the corrupt byte is where the CP932 reading stopped
     line = body.count(b"\n", 0, bad) + 1
-    raise ContractError(f"{path} line {line}: bytes that are neither UTF-8 nor CP932")
+    raise ContractError(f"{path} {line}行目：UTF-8 でも CP932 でもない文字コードのため、ファイルを受け付けませんでした。"
+                        "UTF-8 か CP932（Shift_JIS）で書き出し直してもらってください / "
+                        f"{path} line {line}: bytes that are neither UTF-8 nor CP932; ask for the file again, "
+                        "exported as UTF-8 or CP932 (Shift_JIS)")
 
 
 def physical_lines(data: bytes) -> int:
@@ -313,6 +318,8 @@ def _parquet_strings(path: Path, i: int, name: str, column: pa.ChunkedArray, mon
 
 def swallowed(path: Path, start: int, end: int, what: str) -> ContractError:
     return ContractError(
+        f"{path} {start}行目：引用符で始まる項目が{end}行目まで続き、契約に合わない行になるため、ファイルを受け付けませんでした。"
+        "引用符の抜けか余分を直して、提供し直してもらってください / "
         f"{path} line {start}: a quoted field opens here and runs to line {end}, and the record it makes "
         f"fails the contract ({what}); a quote (\") is probably missing or stray. The file is refused "
         "because the lines it swallowed cannot be told from the quoted text; fix the quote and deliver it again")

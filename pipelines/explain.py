@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from contract.messages import no_run
+from contract.months import check_month
 from contract.storage import read_parquet
 from pipelines.catalog import runs
 from pipelines.catalog.features import month_features
@@ -25,8 +27,7 @@ def _rows_of(path: Path, pid: str, missing: str, absent: str) -> tuple[pd.DataFr
 
 def explain_person(cfg: Config, month: str, pid: str) -> tuple[str, Path | None]:
     """(the view's text, the waterfall PNG saved as runs/<month>/explain/<pid>.png, if any)."""
-    listed, row = _rows_of(runs.list_file(cfg, month), pid,
-                           f"no list for {month}: run `mimamori run --month {month}` first",
+    listed, row = _rows_of(runs.list_file(cfg, check_month(month)), pid, no_run(month, "（リストがない）", " (no list)"),
                            f"{pid} is not on the {month} list (only listed people are explained)")
     # the cache is reused only while the lake it came from is unchanged
     values = month_features(cfg.work, month).set_index("pid").loc[pid]

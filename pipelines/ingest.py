@@ -28,8 +28,9 @@ from pipelines.catalog import lake, validation
 from pipelines.catalog.deliveries import Delivery, commit_delivery
 from pipelines.config import Config
 from pipelines.leakscan import keep_needles
+from contract.messages import bilingual, reason_ja
 from contract.sources import SOURCES, Source
-from contract.months import age_on, month_end
+from contract.months import age_on, check_month, month_end
 from pipelines.pseudonymise import check_lake_key, key_id, pseudonymise
 from pipelines.parsing import parse_ids
 from pipelines.reading import ContractError, LineAccountingError, check_lines, delivery_file, read_source
@@ -138,14 +139,18 @@ def _custody_rows(bad: pd.DataFrame) -> pd.DataFrame:
 
 def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
     """Read and pseudonymise every file of a month in memory; refuse the month on a contract breach."""
-    month_dir = cfg.inbox / month
+    month_dir = cfg.inbox / check_month(month)
     if not month_dir.is_dir():
-        raise ContractError(f"no delivery for {month}: the folder {month_dir} does not exist")
+        raise ContractError(bilingual(
+            f"{month} の提供が受信フォルダにありません（{month_dir} がない）。月を確かめるか、抽出を {month_dir} に置いてください",
+            f"no delivery for {month}: the folder {month_dir} does not exist; check the month, or put the "
+            f"extracts into {month_dir}"))
     inputs = delivery_inputs(month_dir)
     missing = [s.name for s in SOURCES.values() if s.required and s.name not in inputs]
     if missing:
-        raise ContractError(f"delivery {month} lacks required file(s): "
-                            + ", ".join(f"{name}.csv" for name in missing))
+        files = ", ".join(f"{name}.csv" for name in missing)
+        raise ContractError(bilingual(f"{month} の提供に必須のファイルがありません：{files}。提供元に依頼してください",
+                                      f"delivery {month} lacks required file(s): {files}; ask the department for them"))
     known = {p.name for p in inputs.values()}
     stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
     tables, quarantine, sources, lines, spans, custody = {}, {}, {}, {}, {}, {}
@@ -258,6 +263,30 @@ def check_accounting(delivery: Delivery) -> None:
                 "the month is not ingested")
 
 
+def refusal_evidence(delivery: Delivery, check) -> dict[str, dict]:
+    """Per source with a critical failure: the delivered file and why its rows were quarantined
+    (reason, the reason in Japanese, rows, first line), most rows first; lines and rules, no value."""
+    out = {}
+    for name in {f["source"] for f in check.summary["critical_failures"]}:
+        if name not in delivery.summary["sources"]:
+            continue
+        contract = delivery.quarantine.get(name, pd.DataFrame({"_line": [], "reason": []}))
+        moved = check.moved(name) if name in delivery.tables else pd.DataFrame({"row": [], "reason": []})
+        rows = pd.DataFrame({
+            "line": np.concatenate([contract["_line"].to_numpy(dtype=np.int64),
+                                    delivery.lines[name][moved["row"].to_numpy(dtype=np.int64)]]),
+            "reason": np.concatenate([contract["reason"].astype("str").to_numpy(dtype=object),
+                                      moved["reason"].astype("str").to_numpy(dtype=object)])})
+        rows = rows.assign(reason=rows["reason"].str.split("; ")).explode("reason")
+        grouped = rows.groupby("reason")["line"].agg(["size", "min"]).sort_values(
+            ["size", "min"], ascending=[False, True])
+        ja = {e["description"]: e["description_ja"] for e in check.summary["quarantined"] if e["source"] == name}
+        out[name] = {"file": delivery.summary["sources"][name]["file"],
+                     "reasons": [(str(r), reason_ja(name, str(r), ja), int(n), int(line))
+                                 for r, (n, line) in grouped.iterrows()]}
+    return out
+
+
 def is_ingested(cfg: Config, month: str, key: bytes) -> bool:
     """True if the lake holds exactly this delivery, under this key."""
     record = lake.delivery_record(cfg.lake, month)
@@ -293,6 +322,7 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
 
     The key must be the one the lake was made with; only `rekey` passes `new_key=True`.
     """
+    check_month(month)   # a library caller bypasses the CLI's parsing: 2026-13 is no folder to look for
     if not force and is_ingested(cfg, month, key):
         lake.verify_month(cfg.lake, month)   # DataDamaged if a committed file changed since
         record = lake.delivery_record(cfg.lake, month)
@@ -308,7 +338,8 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
                                         build_docs=build_docs)
     delivery.summary["validation"] = check.summary
     if check.failed:  # before anything is committed: the lake keeps its previous state
-        raise ValidationFailed(failure_message(f"delivery {month}", check.summary), check.summary)
+        raise ValidationFailed(failure_message(f"delivery {month}", check.summary, what_ja=f"{month} の提供",
+                                               evidence=refusal_evidence(delivery, check)), check.summary)
     quarantine_failed_rows(delivery, {name: check.moved(name) for name in delivery.tables})
     check_accounting(delivery)  # a line not accounted for is a bug: stop before anything is committed
     commit_delivery(cfg, delivery)  # the record holds no timings: same delivery, same bytes

@@ -21,6 +21,7 @@ import pandas as pd
 from pipelines import audit
 from pipelines.catalog import runs
 from pipelines.config import Config
+from contract.messages import no_run
 from contract.sources import OUTCOME, SOURCES
 from contract.storage import file_sha256
 from contract.months import check_month, month_end, shift
@@ -100,8 +101,8 @@ def _header_row(sheet) -> tuple[int, dict[str, int]] | None:
 def _listed(cfg: Config, month: str) -> pd.DataFrame:
     path = runs.list_file(cfg, month)
     if not path.exists():
-        raise OutcomesRejected(f"there is no list for {month} ({path}); outcomes are imported against the "
-                               "list the sheet was made from")
+        raise OutcomesRejected(no_run(month, f"（リスト {path} がない。結果は、シートの元になったリストに対して取り込みます）",
+                                      f" (no list {path}; outcomes are imported against the list the sheet was made from)"))
     return read_parquet(path, columns=["pid", "rank"])
 
 

@@ -232,8 +232,11 @@ def record_texts(path: Path, lines: list[int], spans: list[int] | None = None) -
 
 
 def _refusal(path: Path, line: int, i: int, name: str, verb: str = "holds") -> ContractError:
-    return ContractError(f"{path} line {line}, {column_label(i, name)}: {verb} an individual number (個人番号); "
-                         "the whole file is refused and must not be stored (番号法 Art. 29)")
+    return ContractError(f"{path} {line}行目、{column_label(i, name)}：個人番号{'を示す見出しがある' if verb == 'names' else 'が含まれる'}ため、"
+                         "ファイル全体を受け付けず、保存もしません（番号法第29条）。個人番号を除いた抽出を提供し直してもらってください / "
+                         f"{path} line {line}, {column_label(i, name)}: {verb} an individual number (個人番号); "
+                         "the whole file is refused and must not be stored (番号法 Art. 29); ask for the extract "
+                         "again without it")
 
 
 def _refuse_my_numbers(path: Path, raw: RawTable) -> None:
@@ -275,7 +278,9 @@ def _match_header(path: Path, header: list[str], source: Source) -> tuple[dict[s
             # Unknown header names are not echoed: without a header row they are data values.
             hint = (f"; none of the {len(header)} header names is known: is the header row missing, "
                     "or is the file not comma-separated?")
-        raise ContractError(f"{path}: missing required column(s) {names}{hint}")
+        hint_ja = "（既知の見出しが一つもない：見出し行がないか、カンマ区切りでない可能性）" if not positions else ""
+        raise ContractError(f"{path}：必須の列がありません：{names}{hint_ja}。見出し行を確かめ、列をそろえて提供し直してもらってください / "
+                            f"{path}: missing required column(s) {names}{hint}; ask for the extract again with them")
     return positions, unknown
 
 

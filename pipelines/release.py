@@ -24,7 +24,8 @@ from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
 from contract.sources import SOURCES
 from contract.storage import file_sha256
-from contract.months import age_on, month_end
+from contract.messages import no_run
+from contract.months import age_on, check_month, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
@@ -54,9 +55,9 @@ def _completed_manifest(cfg: Config, month: str) -> dict:
         report = report_file(cfg, month)
         status = ("no manifest" if found is None else f"status {found.get('status')!r}"
                   if found.get("status") != "done" else "its outputs changed since it finished")
-        raise ReleaseRefused(f"the {month} run did not complete ({status}"
-                             + ("" if report.exists() else ", no report") +
-                             f"): rerun `mimamori run --month {month}` before approving or releasing its list")
+        detail = status + ("" if report.exists() else ", no report")
+        raise ReleaseRefused(no_run(month, f"（{detail}）", f" ({detail}); the list can be approved or released "
+                                    "only after its run completes"))
     return manifest
 
 
@@ -88,9 +89,9 @@ def _stale_list(cfg: Config, month: str, manifest: dict, state: dict) -> str | N
 
 def approve(cfg: Config, month: str, approver: str, basis: str, purpose: str) -> dict:
     """Record one approver's approval of this month's list, as it is now, with the lake and key it depends on."""
-    path = list_file(cfg, month)
+    path = list_file(cfg, check_month(month))   # library callers bypass the CLI's parsing
     if not path.exists():
-        raise ReleaseRefused(f"there is no list for {month} to approve: run `mimamori run --month {month}` first")
+        raise ReleaseRefused(no_run(month, "（承認するリストがない）", " (no list to approve)"))
     if not approver_identity(approver) or not basis.strip():
         raise ReleaseRefused("an approval needs the approver's name and the legal basis")
     manifest = _completed_manifest(cfg, month)
@@ -220,8 +221,8 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     if recipient not in RECIPIENTS:
         raise ReleaseRefused(f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}")
     key = load_key(cfg.key_file)
-    if not list_file(cfg, month).exists():
-        raise ReleaseRefused(f"there is no list for {month}: run `mimamori run --month {month}` first")
+    if not list_file(cfg, check_month(month)).exists():   # library callers bypass the CLI's parsing
+        raise ReleaseRefused(no_run(month, "（リストがない）", " (no list)"))
     manifest = _completed_manifest(cfg, month)
     listed = read_parquet(list_file(cfg, month))
     if not len(listed):

@@ -19,10 +19,14 @@ from pipelines.config import Config
 from pipelines.monthly import excluded_pids, recently_visited
 from models.prioritise import capacity, eligible, make_list
 from pipelines.pseudonymise import load_key, pseudonymise
+from contract.messages import no_run
+from contract.months import check_month
 from contract.storage import read_parquet
 
 
 def truth_precision(cfg: Config, month: str, truth_path: Path) -> dict:
+    if not runs.list_file(cfg, check_month(month)).exists():   # no list to measure: say what to run
+        raise FileNotFoundError(no_run(month, "（リストがない）", " (no list)"))
     key = load_key(cfg.key_file)
     truth = pd.read_csv(truth_path, dtype={"resident_id": str})
     isolated = pd.Series(truth["isolated"].to_numpy(),

@@ -30,7 +30,9 @@ def test_commands_that_need_the_key_fail_clearly_without_it(tmp_path, capsys):
 def test_release_without_a_list_is_refused(tmp_path, capsys):
     main(_env(tmp_path) + ["keygen"])
     assert main(_env(tmp_path) + ["approve", "--month", "2026-10", "--approver", "A", "--basis", "x"]) == 2
-    assert "no list for 2026-10" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "2026-10 には完了した実行結果がありません" in err and "there is no completed run for 2026-10" in err
+    assert "mimamori run --month 2026-10" in err
 
 
 def test_the_console_script_runs_from_the_environment_variables(tmp_path):
@@ -140,3 +142,70 @@ def test_the_valid_months_parse(tmp_path):
 
     for text in ("1999-01", "2026-04", "2026-12"):
         assert build_parser().parse_args(["ingest", "--month", text]).month == text
+
+
+# Every option that takes a month, with the other arguments its command needs (sys.executable
+# stands in for an existing file: the month is refused before the file is opened).
+MONTH_OPTIONS = {
+    ("synth", "--end-month"): ["synth", "--end-month", "{m}"],
+    ("ingest", "--month"): ["ingest", "--month", "{m}"],
+    ("validate", "--month"): ["validate", "--month", "{m}"],
+    ("run", "--month"): ["run", "--month", "{m}"],
+    ("approve", "--month"): ["approve", "--month", "{m}", "--approver", "A", "--basis", "b"],
+    ("release", "--month"): ["release", "--month", "{m}"],
+    ("explain", "--month"): ["explain", "--month", "{m}", "--pid", "0" * 32],
+    ("outcomes", "--month"): ["outcomes", "import", sys.executable, "--month", "{m}"],
+    ("outcomes", "--into"): ["outcomes", "import", sys.executable, "--month", "2026-10", "--into", "{m}"],
+    ("truth-check", "--month"): ["truth-check", "--month", "{m}", "--truth", sys.executable],
+    ("where", "--month"): ["where", "--month", "{m}"],
+}
+
+
+def test_the_month_options_listed_are_every_month_option_of_the_cli():
+    from pipelines.cli import build_parser, month
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    found = {(name, a.option_strings[0]) for name, p in sub.choices.items() for a in p._actions if a.type is month}
+    assert found == set(MONTH_OPTIONS)
+
+
+@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "2026-00"])
+@pytest.mark.parametrize("option", sorted(MONTH_OPTIONS), ids=lambda o: " ".join(o))
+def test_every_month_taking_command_refuses_a_month_that_is_not_one_in_both_languages(tmp_path, capsys, option, bad):
+    code, err = _outcome(_env(tmp_path) + [a.format(m=bad) for a in MONTH_OPTIONS[option]], capsys)
+    _one_line_error(code, err)
+    assert "は年月ではありません" in err and "is not a month" in err and bad in err
+
+
+def test_where_for_a_month_without_a_completed_run_is_an_error_naming_what_to_run(tmp_path, capsys):
+    main(_env(tmp_path) + ["keygen"])
+    capsys.readouterr()
+    code = main(_env(tmp_path) + ["where", "--month", "2030-01"])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert "demo finished" not in out and "outreach.xlsx" not in out and "index.html" not in out
+    assert "2030-01 には完了した実行結果がありません" in err and "mimamori run --month 2030-01" in err
+
+
+def test_explain_for_a_month_without_a_run_names_what_to_run(tmp_path, capsys):
+    main(_env(tmp_path) + ["keygen"])
+    capsys.readouterr()
+    assert main(_env(tmp_path) + ["explain", "--month", "2030-01", "--pid", "0" * 32]) == 2
+    err = capsys.readouterr().err
+    assert "2030-01 には完了した実行結果がありません" in err and "mimamori run --month 2030-01" in err
+
+
+def test_ingest_of_a_month_with_no_delivery_says_so_in_both_languages(tmp_path, capsys):
+    main(_env(tmp_path) + ["keygen"])
+    capsys.readouterr()
+    assert main(_env(tmp_path) + ["ingest", "--month", "2030-01"]) == 2
+    err = capsys.readouterr().err
+    assert "2030-01 の提供が受信フォルダにありません" in err and "no delivery for 2030-01" in err
+
+
+def test_truth_check_for_a_month_without_a_run_names_what_to_run(tmp_path, capsys):
+    main(_env(tmp_path) + ["keygen"])
+    capsys.readouterr()
+    assert main(_env(tmp_path) + ["truth-check", "--month", "2030-01", "--truth", sys.executable]) == 2
+    err = capsys.readouterr().err
+    assert "2030-01 には完了した実行結果がありません" in err and "mimamori run --month 2030-01" in err

@@ -522,7 +522,7 @@ def test_approve_refuses_a_month_whose_run_did_not_complete(custody_zones, damag
         write_json(manifest, manifest_path)
     else:
         (custody_zones.cfg.runs / C_MONTH / "report" / "index.html").unlink()
-    with pytest.raises(ReleaseRefused, match="did not complete"):
+    with pytest.raises(ReleaseRefused, match="no completed run"):
         approve(custody_zones.cfg, C_MONTH, "承認者A", BASIS, "見守り訪問")
     assert not (custody_zones.cfg.approvals_dir / f"{C_MONTH}.jsonl").exists()
 

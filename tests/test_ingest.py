@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.catalog import lake
 from pipelines.config import load_config
-from pipelines.ingest import ingest_month
+from pipelines.ingest import ValidationFailed, ingest_month
 from pipelines.pseudonymise import create_key, load_key
 from pipelines.reading import ContractError
 from synth.ward import generate_ward
@@ -206,3 +206,41 @@ def test_ingest_keeps_the_needles_the_leak_guard_would_read_from_each_residents_
         csv.writer(handle).writerows(rows)
     ingest_month(cfg, "2026-10", key, force=True, build_docs=False)
     assert not cache.valid(file_sha256(path))
+
+
+def test_a_delivery_refused_for_its_quarantine_share_says_why_where_and_what_to_do(small):
+    """Item 7: not just "N of M rows quarantined" but the rule, an example line and the remedy, in
+    Japanese with English, and never a cell value."""
+    cfg, key = small
+    path = cfg.inbox / "2026-10" / "residents.csv"
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    bad = rows.index[1::7]                                   # ~14% of residents: far above the limit
+    planted = [f"昭和99年{i % 12 + 1}月{i % 27 + 1}日" for i in range(len(bad))]
+    rows.loc[bad, "birth_date"] = planted
+    rows.to_csv(path, index=False)
+    with pytest.raises(ValidationFailed) as refused:
+        ingest_month(cfg, "2026-10", key)
+    message = str(refused.value)
+    assert "residents.csv" in message
+    assert "birth_date（生年月日）が日付として読めない" in message and "birth_date: not a date" in message
+    assert f"（例：{bad[0] + 2}行目）" in message and f"(e.g. line {bad[0] + 2})" in message   # header is line 1
+    assert "validation.quarantine_limit" in message and "再提供" in message and "deliver it again" in message
+    assert "隔離された行が多すぎます" in message and "too many rows quarantined" in message
+    for value in planted + rows["resident_id"].tolist()[:50] + rows["name"].tolist()[:50]:
+        assert value not in message
+    assert lake.delivery_record(cfg.lake, "2026-10") is None
+
+
+def test_a_month_that_is_not_a_month_is_refused_by_the_library_too(small):
+    cfg, key = small
+    for month in ("2026-13", "2026-1", "2026-00"):
+        with pytest.raises(ValueError, match="年月ではありません.* / not a month"):
+            ingest_month(cfg, month, key)
+
+
+def test_a_month_with_no_delivery_is_refused_in_both_languages(small):
+    cfg, key = small
+    with pytest.raises(ContractError) as refused:
+        ingest_month(cfg, "2030-01", key)
+    assert "2030-01 の提供が受信フォルダにありません" in str(refused.value)
+    assert "no delivery for 2030-01" in str(refused.value)

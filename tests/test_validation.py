@@ -487,6 +487,10 @@ def test_the_feature_suite_passes_on_real_features_and_catches_planted_faults(fr
         validation.checked_features(cfg, MONTH, old)
     assert _checks(refused.value.summary["critical_failures"]) == {"features.age.range"}
     assert refused.value.summary["critical_failures"][0]["unexpected"] == 2
+    message = str(refused.value)   # both languages, the rule and what to do; never the value 130
+    assert f"{MONTH} の特徴量表" in message and "リストは作っていません" in message and "no list was made" in message
+    assert refused.value.summary["critical_failures"][0]["description_ja"] in message and "130" not in message
+    assert "Data Docs" in message and "What to do" in message
 
     short = features.iloc[1:]
     assert "features.rows.residents" in _checks(validation.checked_features(cfg, MONTH, short, raise_on_critical=False)
@@ -542,3 +546,18 @@ def test_a_validated_table_is_not_kept_alive_by_gx(ward, tmp_path):
     alive = [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == marked
              and "months_since_contact_imp" in o.columns]
     assert alive == []
+
+
+def test_a_critical_failure_refuses_the_delivery_naming_file_rule_and_remedy_in_both_languages(fresh):
+    cfg, key = fresh
+    path = cfg.inbox / MONTH / "residents.csv"
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows.iloc[: len(rows) // 2].to_csv(path, index=False)          # half the ward vanishes from the extract
+    with pytest.raises(ValidationFailed) as refused:
+        ingest_month(cfg, MONTH, key)
+    message = str(refused.value)
+    band = next(e for e in refused.value.summary["critical_failures"] if e["check"] == "residents.rows.band")
+    assert f"residents.csv: {band['description_ja']}" in message and band["description"] in message
+    assert "受け付けませんでした" in message and "failed critical expectations" in message
+    assert "再提供を依頼してください" in message and "ask the department to correct the extract" in message
+    assert not any(v in message for v in rows["resident_id"].tolist()[:100] + rows["name"].tolist()[:100])

@@ -36,6 +36,7 @@ from expectations.results import run_time
 from expectations.suite_spec import FEATURES, suites_by_name
 from expectations.validate import DeliveryCheck, delivery_check, feature_check
 from pipelines.catalog import lake
+from contract.messages import bilingual
 from pipelines.config import Config
 
 SITE = "mimamori"
@@ -257,6 +258,10 @@ def checked_features(cfg: Config, month: str, frame: pd.DataFrame, raise_on_crit
     build_data_docs(cfg.work, month)
     summary = _with_link(check.summary, cfg.work, month)
     if raise_on_critical and summary["critical_failures"]:
-        raise ValidationFailed(failure_message(f"the feature table of {month}", summary,
-                                               "no list was made from it"), summary)
+        raise ValidationFailed(failure_message(
+            f"the feature table of {month}", summary, "no list was made from it", what_ja=f"{month} の特徴量表",
+            consequence_ja="リストは作っていません",
+            action=bilingual("対処：Data Docs で失敗した検査を確かめ、元の提供に原因があれば提供元に修正と再提供を依頼してください",
+                             "What to do: look up the failed checks in the Data Docs; if a delivery is the cause, "
+                             "ask the department to correct it and deliver it again")), summary)
     return summary
