@@ -27,7 +27,6 @@ from pipelines.ingest import ingest_month, is_ingested
 from pipelines.locks import work_lock
 from pipelines.pseudonymise import key_id, load_key
 from pipelines.training import trained_month
-from reports.modelcard import model_card_documents
 from reports.report import ReportInputs, report_context, report_html
 
 Progress = Callable[[str], None]
@@ -140,8 +139,8 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
                                                    lambda m: month_features(cfg.work, m)),
             previous_scores=runs.previous_scores(cfg, month, previous), scores=scored[["score"]])
         context = report_context(inputs)
-        card = model_card_documents(cfg.settings, month, trained, context) if trained.model_version else None
-        has_card = runs.save_model_card(cfg, month, trained, card)
+        # the serving version's card as written at its registration; a rule's list has none
+        has_card = runs.save_serving_card(cfg, month, trained.model_version if trained.mode == "model" else None)
         context = replace(context, explanations=str(stored) if stored else None,
                           model_card="model_card.html" if has_card else None)
         info["path"] = str(runs.save_report(cfg, month, report_html(context)))

@@ -7,6 +7,7 @@ and version in MLflow, promoted when it serves).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Callable
 
@@ -16,8 +17,10 @@ from models.labels import Outcomes
 from models.train import (EvaluationSettings, TrainResult, comparison, enough_labels, few_labels_result,
                           fit_months, fitted_candidates, label_counts, labels_for, no_window_result, refit_frame,
                           split_rows, training_frame, training_plan, with_registered)
-from pipelines.catalog import registry
+from contract.storage import DataDamaged
+from pipelines.catalog import registry, runs
 from pipelines.config import Config
+from reports.modelcard import model_card_documents, registration_record, version_description
 from reports.plots import splits
 
 MonthFeatures = Callable[..., pd.DataFrame]   # (month, pids=None) -> the month's feature rows (of those pids)
@@ -53,10 +56,40 @@ def trained_month(cfg: Config, month: str, first_month: str, outcomes: Outcomes,
         final, version = reused
         if version.tags.get("promoted") == "true":   # a run killed before it moved the alias
             registry.promote(cfg, month, str(version.version))
+        registered_card(cfg, month, result, str(version.version), version.run_id, tags)
         return with_registered(result, final, str(version.version), version.run_id, champion)
     # The challenger as it would serve: refitted on every usable month, holdout included.
     everything = refit_frame(train, holdout_features, holdout_labels)
     final, calibration = fit_months(training, result.challenger, everything, plan.final_calibration_months)
     result = replace(result, calibration=calibration)
     run_id, version = registry.log_training(cfg, final, result, everything, tags)
+    registered_card(cfg, month, result, version, run_id, tags)
     return with_registered(result, final, version, run_id, champion)
+
+
+def registered_card(cfg: Config, month: str, result: TrainResult, version: str, run_id: str,
+                    tags: dict[str, str]) -> None:
+    """Write the version's card once, from its own training record, and attach it to MLflow.
+
+    The version's tag `model_card_sha256` marks its card as registered: from then on the card is
+    never rewritten, and a rerun reusing the version keeps it and checks it against the tag. A
+    version without the tag (a run killed before tagging, or a card written before cards were
+    immutable) gets its card written from its record and tagged now."""
+    recorded = registry.card_hash(cfg, version)
+    existing = runs.model_card_sha256(cfg, version)
+    if recorded is not None and existing == recorded:
+        return
+    if recorded is not None and existing is not None:
+        raise DataDamaged(f"{runs.card_paths(cfg, version)[1]} is not the card registered for version {version} "
+                          f"(SHA-256 {existing[:12]}…, MLflow tag {registry.CARD_TAG} {recorded[:12]}…); "
+                          "restore it from the run's model_card/ artifact")
+    record = registration_record(result, month, version, run_id, tags)
+    _, markdown, html = model_card_documents(cfg.settings, record)
+    digest = hashlib.sha256(html.encode("utf-8")).hexdigest()
+    if recorded is not None and digest != recorded:
+        raise DataDamaged(f"the card of version {version} is missing and cannot be written again with the bytes "
+                          f"MLflow recorded ({registry.CARD_TAG} {recorded[:12]}…); restore it from the run's "
+                          "model_card/ artifact")
+    paths = runs.write_model_card(cfg, version, markdown, html)
+    if recorded is None:
+        registry.attach_model_card(cfg, version, run_id, paths, digest, version_description(record, digest))

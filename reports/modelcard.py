@@ -7,17 +7,25 @@ mitigations. Written as Markdown and HTML from one structure, into
 The card holds aggregates only (through disclosure control) and no personal data. Ward-specific
 fields (organisation, contacts, legal basis) come from the `[model_card]` table of the ward's
 mimamori.toml when present; the defaults below say what to fill in.
+
+A card is a record of one version: it is written once, when the version is registered, from
+that version's own training record (`registration_record`), never from a later month's report,
+and is never rewritten (pipelines/training.py keeps it and checks its SHA-256 against the
+version's MLflow tag). What changes month by month (serving status, this month's fairness and
+SHAP summary) is in each month's report, not in the card.
 """
 from __future__ import annotations
 
 import html
+from types import SimpleNamespace
 
 from features.catalog import AGE_TOP, CATALOG, FLAGGED
 from models.baselines import BASELINES
-from models.candidates import CANDIDATES, kind
+from models.candidates import CANDIDATES
 from contract.sources import SOURCES
-from reports.context import ReportContext
-from reports.fairness_tables import flat_rows
+from reports.fairness_tables import audit_table, flat_rows
+from reports.model_sections import metric_row
+from reports.rankers import RANKER_TITLES, ranker_title
 
 TO_FILL = "（区が記入 / to be filled in by the ward）"
 CARD_DEFAULTS = {
@@ -38,50 +46,89 @@ def _settings(settings: dict) -> dict:
     return CARD_DEFAULTS | dict(settings.get("model_card", {}) or {})
 
 
-def _kind(trained) -> str:
-    """Candidate kind of the version the card describes (the serving model, else the challenger)."""
-    if trained.model is not None:
-        return kind(trained.model)
-    return getattr(trained, "challenger", None) or "hgb"
+# How each candidate kind's reasons are computed (models/explain.py): exact in both cases.
+EXPLANATION = {
+    "hgb": "exact TreeSHAP (shap.TreeExplainer, no background data) in the model's log-odds",
+    "logit": "exact linear SHAP (shap.LinearExplainer against an all-zero background of the scaled "
+             "features, i.e. coefficient × scaled value) in the model's log-odds",
+}
 
 
-def card_sections(settings: dict, month: str, trained, context: ReportContext) -> list[tuple[str, list[tuple[str, str | Table]]]]:
-    """The card's content: [(section title, [(field, text or (header, rows))])]."""
+def registration_record(result, month: str, version: str, run_id: str, tags: dict[str, str]) -> dict:
+    """What the card of a newly registered version is written from: that version's own training
+    record (TrainResult.record of the month it was registered in), with its number, run and
+    provenance. The registered version is the month's challenger, whoever serves."""
+    return result.record() | {"model_version": version, "mlflow_run_id": run_id, "trained_month": month,
+                              "promoted": result.serving == "challenger",
+                              "config_hash": tags.get("config_hash", "—"), "code_version": tags.get("code_version", "—")}
+
+
+def version_description(record: dict, card_sha256: str) -> str:
+    """The MLflow description of a registered version: what its card says in one paragraph."""
+    labels = record.get("label_counts") or {}
+    months = list(record.get("train_months") or []) + ([record["holdout_month"]] if record.get("holdout_month") else [])
+    return (f"Trained in batch {record['trained_month']}: {record.get('challenger')} "
+            f"({CANDIDATES.get(record.get('challenger') or '', ('', '?'))[1]}), calibration {record.get('calibration') or '—'}; "
+            f"evaluated on as-of months {', '.join(record.get('train_months') or []) or '—'} "
+            f"({labels.get('train_labelled', '—')} labelled rows, {labels.get('train_positive', '—')} positive), "
+            f"holdout {record.get('holdout_month') or '—'}; refitted on {', '.join(months) or '—'}. "
+            f"{'Promoted' if record['promoted'] else 'Not promoted'} on {record.get('criterion') or '—'}: "
+            f"{record.get('reason', '')}. Model card: model_card/model_card.html (SHA-256 {card_sha256}).")
+
+
+def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
+    """The card's content: [(section title, [(field, text or (header, rows))])], from the
+    version's registration record only."""
     s = _settings(settings)
     t = settings["training"]
     share = float(settings.get("prioritise", {}).get("exploration_share", 0) or 0)
-    version = trained.model_version
-    serving = trained.mode == "model"
-    threshold = context.threshold
+    threshold = settings["report"]["small_cell"]
+    bounds = (float(settings["fairness"]["ratio_bounds"][0]), float(settings["fairness"]["ratio_bounds"][1]))
+    min_labelled = settings["fairness"]["min_labelled"]
+    version, month = record["model_version"], record["trained_month"]
+    names = SimpleNamespace(challenger=record.get("challenger"), champion_version=record.get("champion_version"))
     features: Table = (["feature", "名称 / label", "source", "window", "imputation"],
                        [[name, f"{f.label_ja} / {f.label_en}", f.source, f.window,
                          f.imputation + (f" (flag `{name}_imp`: {f.imputed_en})" if name in FLAGGED else "")]
                         for name, f in CATALOG.items()])
-    performance: Table = (["ranker", "k", "precision@k", "recall@k", "ROC AUC", "average precision", "Brier"],
-                          [[r.name, str(r.k), r.precision, r.recall, r.roc_auc, r.average_precision,
-                            r.brier] for r in context.evaluation.rows])
+    evaluation = record.get("evaluation") or {}
+    rankers = [who for who in ["model", "champion", *BASELINES] if who in evaluation]
+    rows = [metric_row(ranker_title(who, names), evaluation[who], threshold) for who in rankers]
+    rows += [metric_row(ranker_title(who, names), m, threshold) for who, m in sorted((record.get("candidates") or {}).items())]
+    performance: Table = (["ranker", "k", "precision@k (ties worst – best)", "ROC AUC", "average precision", "Brier"],
+                          [[r.name, str(r.k), r.precision_ties, r.roc_auc, r.average_precision, r.brier]
+                           for r in rows])
     sources: Table = (["source", "名称", "kind", "required"],
                       [[n, src.title_ja, src.kind, "yes" if src.required else "no"] for n, src in SOURCES.items()])
-    labels = trained.label_counts or {}
-    shap_rows = context.shap.rows
-    top_features = ", ".join(r["label"] for r in shap_rows[:5]) if shap_rows else "—"
-    status = ("champion: serves the monthly list" if serving else
-              f"registered but not serving: {trained.reason}")
-    kind = _kind(trained)
+    labels = record.get("label_counts") or {}
+    kind = record.get("challenger") or "hgb"
+    explanation = EXPLANATION.get(kind, kind)
+    words = {"precision_at_k": "precision@k", "average_precision": "average precision"}.get(record.get("criterion"),
+                                                                                            record.get("criterion"))
+    status = (f"promoted to champion when registered (batch {month}): {record['reason']}" if record["promoted"] else
+              f"registered but not promoted (batch {month}): {record['reason']}")
+    train_months = list(record.get("train_months") or [])
+    holdout = record.get("holdout_month")
+    refit_rows = labels.get("train_labelled", 0) + labels.get("holdout_labelled", 0)
+    refit_positive = labels.get("train_positive", 0) + labels.get("holdout_positive", 0)
     architecture = {
         "hgb": f"declared imputer → HistGradientBoostingClassifier(max_iter={t['max_iter']}, learning_rate="
                f"{t['learning_rate']}, max_leaf_nodes={t['max_leaf_nodes']}, min_samples_leaf={t['min_samples_leaf']}, "
                f"l2_regularization=1.0, no early stopping, seed {t['seed']})",
         "logit": f"declared imputer → StandardScaler → LogisticRegression(C={t['logit_c']}, lbfgs, seed {t['seed']})",
     }.get(kind, kind)
-    calibration = getattr(trained, "calibration", None) or "—"
+    calibration = record.get("calibration") or "—"
     return [
         ("Metadata", [
             ("Standard", "UK Algorithmic Transparency Recording Standard (ATRS) v3.0 fields"),
-            ("Model", f"mimamori-risk version {version} (MLflow run {trained.run_id or '—'})"),
+            ("Model", f"mimamori-risk version {version} (MLflow run {record.get('mlflow_run_id') or '—'})"),
             ("Batch month it was trained in", month),
-            ("Status", status),
-            ("Config hash / code", f"{context.meta.rows[1][1]} / {context.meta.rows[2][1]}"),
+            ("Candidate kind", f"{kind}: {CANDIDATES.get(kind, (kind, kind))[1]}"),
+            ("Status at registration", status),
+            ("Promotion criterion", f"{words} on the holdout"),
+            ("This card", "written once when the version was registered and never rewritten; whether the "
+             "version serves a later month is in that month's report and in MLflow (alias `champion`)"),
+            ("Config hash / code", f"{record.get('config_hash', '—')} / {record.get('code_version', '—')}"),
         ]),
         ("Tier 1 — Overview / 概要", [
             ("Name", "mimamori（見守り）孤立リスクの訪問優先リスト / isolation-risk outreach priority list"),
@@ -108,8 +155,7 @@ def card_sections(settings: dict, month: str, trained, context: ReportContext) -
              "resident on point-in-time features; eligible people (aged "
              f"{settings['prioritise']['min_age']}+, not excluded, not visited in "
              f"{settings['prioritise']['recent_visit_days']} days) are ranked and each district's list is cut at its "
-             "capacity. Each listed person gets the three largest risk-raising reasons (exact SHAP: TreeSHAP for "
-             "trees, linear SHAP for the regression)."
+             f"capacity. Each listed person gets the three largest risk-raising reasons ({explanation})."
              + (f" A share of {share:.0%} of each list is drawn at random from the eligible rest (exploration picks, "
                 "marked on sheets and kept out of precision claims), so that future labels do not only describe "
                 "people a rule or model already ranks high." if share else "")),
@@ -146,15 +192,18 @@ def card_sections(settings: dict, month: str, trained, context: ReportContext) -
              "and saved with the model); every imputed feature has a no-record flag. Probability calibration: "
              f"{calibration}. Sex and district are not features (they are audited, not used)."),
             ("Model input (features)", features),
-            ("Model output", "Calibrated probability (0–1) used to rank; reasons from exact SHAP in the "
-             "uncalibrated log-odds (calibration is monotone, so order and reasons agree)."),
-            ("Training window", f"as-of months {', '.join(trained.train_months) or '—'} (calibration: "
-             f"{', '.join(getattr(trained, 'calibration_months', []) or []) or '—'}); holdout as-of month "
-             f"{trained.holdout_month or '—'}; the registered model is refitted on training + holdout months, "
-             "its newest months calibrating."),
-            ("Most influential features (global SHAP)", top_features),
+            ("Model output", f"Probability (0–1; calibration: {calibration}) used to rank; reasons: {explanation}, "
+             "before any calibration (calibration is monotone, so order and reasons agree)."),
+            ("Training window", f"evaluated on as-of months {', '.join(train_months) or '—'} (calibration: "
+             f"{', '.join(record.get('calibration_months') or []) or '—'}), holdout as-of month {holdout or '—'}; "
+             f"the registered version is refitted on {', '.join(train_months + ([holdout] if holdout else []))} "
+             f"({len(train_months) + (1 if holdout else 0)} months)."),
+            ("Labels", f"training months: {labels.get('train_labelled', '—')} labelled rows "
+             f"({labels.get('train_positive', '—')} positive); holdout: {labels.get('holdout_labelled', '—')} "
+             f"({labels.get('holdout_positive', '—')} positive); the registered version's refit: {refit_rows} "
+             f"({refit_positive} positive)"),
             ("Performance on the holdout (at capacity k)", performance),
-            ("Labels", f"labelled rows: {', '.join(f'{k} = {v}' for k, v in labels.items()) or '—'}"),
+            ("Most influential features", "see the SHAP summary of each month's report (it depends on the month scored)"),
         ]),
         ("Tier 2 — Data specification", [
             ("Source data", sources),
@@ -172,11 +221,11 @@ def card_sections(settings: dict, month: str, trained, context: ReportContext) -
              "audit log. Named sheets expire and are purged."),
         ]),
         ("Tier 2 — Risks, mitigations and impact", [
-            ("Fairness findings", "; ".join(f["en"] for f in context.fairness.findings) or "none"),
-            *[(f"Fairness audit at training (holdout at k, ratios to the whole cohort): {t_['title']}", flat_rows(t_))
-              for t_ in context.fairness.stored],
-            *[(f"Fairness of {t_['title']} (selection among eligible people)", flat_rows(t_))
-              for t_ in context.fairness.computed],
+            *[(f"Fairness audit at training (holdout at k, ratios to the whole cohort): {RANKER_TITLES.get(who, who)}",
+               flat_rows(audit_table(RANKER_TITLES.get(who, who), rows, threshold, bounds, min_labelled, True)))
+              for who, rows in sorted((record.get("fairness") or {}).items())],
+            ("New fairness flags at registration", ", ".join(record.get("new_fairness_flags") or []) or "none"),
+            ("Fairness of a month's list", "in that month's report"),
             ("Limitations", "Selective labels (above); small numbers of labelled people make holdout metrics noisy; "
              "the model cannot see isolation that leaves no administrative trace; drift in source systems changes "
              "features (monitored monthly, PSI > 0.2 flagged)."),
@@ -235,8 +284,8 @@ def to_html(title: str, sections) -> str:
     return "".join(parts)
 
 
-def model_card_documents(settings: dict, month: str, trained, context: ReportContext) -> tuple[str, str, str]:
-    """(title, Markdown, HTML) of the card of the month's registered version."""
-    title = f"Model card: mimamori-risk v{trained.model_version} ({month})"
-    sections = card_sections(settings, month, trained, context)
+def model_card_documents(settings: dict, record: dict) -> tuple[str, str, str]:
+    """(title, Markdown, HTML) of the card of one registered version, from its registration record."""
+    title = f"Model card: mimamori-risk v{record['model_version']} (trained in batch {record['trained_month']})"
+    sections = card_sections(settings, record)
     return title, to_markdown(title, sections), to_html(title, sections)

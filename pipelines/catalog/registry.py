@@ -20,6 +20,12 @@ from pipelines.config import Config
 EXPERIMENT = "mimamori"
 REGISTERED_MODEL = "mimamori-risk"
 CHAMPION = "champion"
+CARD_TAG = "model_card_sha256"   # the version's card as written at registration (pipelines/training.py)
+MODEL_DESCRIPTION = (
+    "mimamori（見守り）: 社会的孤立のリスクで、地区ごとの訪問優先リストを作るモデル / isolation-risk scores that order "
+    "each district's outreach list. Each version is refitted monthly from pseudonymised ward records and "
+    "serves only when promoted (alias `champion`); each version's model card is an artifact of its run "
+    "under model_card/ and its SHA-256 is the version's tag model_card_sha256.")
 
 # Types skops will not load without being told to, reviewed for the models we log: the tree
 # predictor is sklearn's own compiled node array; the calibration wrappers are sklearn's Platt
@@ -191,12 +197,18 @@ def log_training(cfg: Config, model, result: TrainResult, train_frame: pd.DataFr
     return run_id, version
 
 
-def log_artifacts(cfg: Config, run_id: str, paths: list[Path], folder: str) -> str | None:
-    """Attach files to a run; the name of the error instead when MLflow cannot take them."""
-    try:
-        mlflow_client = client(cfg)
-        for path in paths:
-            mlflow_client.log_artifact(run_id, str(path), folder)
-    except Exception as exc:  # the file on disk is what counts; say why MLflow has none
-        return type(exc).__name__
-    return None
+def card_hash(cfg: Config, version: str) -> str | None:
+    """The SHA-256 of the version's card recorded when it was attached, or None (not yet attached)."""
+    return client(cfg).get_model_version(REGISTERED_MODEL, version).tags.get(CARD_TAG)
+
+
+def attach_model_card(cfg: Config, version: str, run_id: str, paths: list[Path], sha256: str,
+                      description: str) -> None:
+    """Attach a version's card to its run (model_card/), describe the version and the registered
+    model, and tag the version with the card's SHA-256 last: the tag says the card is complete."""
+    mlflow_client = client(cfg)
+    for path in paths:
+        mlflow_client.log_artifact(run_id, str(path), "model_card")
+    mlflow_client.update_registered_model(REGISTERED_MODEL, description=MODEL_DESCRIPTION)
+    mlflow_client.update_model_version(REGISTERED_MODEL, version, description=description)
+    mlflow_client.set_model_version_tag(REGISTERED_MODEL, version, CARD_TAG, sha256)

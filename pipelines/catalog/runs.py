@@ -8,7 +8,8 @@
         explanations.parquet             the listed people's SHAP contributions (a model's list only)
         report/index.html                the monthly report; report/model_card.html beside it
         explain/<pid>.png                an auditor's waterfall chart of one person
-    <work>/model_cards/v<N>/             the card of each registered version (md, html)
+    <work>/model_cards/v<N>/             the card of each registered version (md, html), written once
+                                         at registration; report/model_card.html is the serving version's
 
 Every write is atomic (contract/storage.py). A manifest says "running" from the run's start
 until every output is written and fingerprinted in its `outputs`, so nothing trusts a
@@ -29,7 +30,6 @@ from contract.storage import file_sha256, read_json, read_parquet, write_bytes, 
 from features.catalog import MODEL_FEATURES
 from models.train import TrainResult
 from pipelines import __version__
-from pipelines.catalog import registry
 from pipelines.config import Config
 from pipelines.reading import delivery_file
 from pipelines.resources import peak_rss, release_memory
@@ -188,21 +188,36 @@ def card_dir(cfg: Config, version: str) -> Path:
     return cfg.work / "model_cards" / f"v{version}"
 
 
-def save_model_card(cfg: Config, month: str, trained: TrainResult, card: tuple[str, str, str] | None) -> bool:
-    """Write the version's card (md, html), attach it to its MLflow run, and put the html beside
-    the month's report; without a card, no stale copy stays beside the report."""
-    beside = report_dir(cfg, month) / "model_card.html"
-    if card is None:
-        beside.unlink(missing_ok=True)
-        return False
-    _, markdown, html = card
-    folder = card_dir(cfg, trained.model_version)
-    paths = [folder / "model_card.md", folder / "model_card.html"]
+def card_paths(cfg: Config, version: str) -> list[Path]:
+    """The version's card: [model_card.md, model_card.html] under <work>/model_cards/v<N>/."""
+    folder = card_dir(cfg, version)
+    return [folder / "model_card.md", folder / "model_card.html"]
+
+
+def model_card_sha256(cfg: Config, version: str) -> str | None:
+    """SHA-256 of the version's HTML card as it is on disk; None when the version has no card."""
+    html = card_paths(cfg, version)[1]
+    return file_sha256(html) if html.exists() else None
+
+
+def write_model_card(cfg: Config, version: str, markdown: str, html: str) -> list[Path]:
+    """Write a version's card (md first, html last: the html's presence says the card is whole).
+    Called once per version, at registration; an existing card is never rewritten."""
+    paths = card_paths(cfg, version)
     write_text(markdown, paths[0])
     write_text(html, paths[1])
-    if trained.run_id:
-        registry.log_artifacts(cfg, trained.run_id, paths, "model_card")
-    write_text(html, beside)
+    return paths
+
+
+def save_serving_card(cfg: Config, month: str, version: str | None) -> bool:
+    """Copy the serving version's card, unchanged, beside the month's report; when a rule serves
+    (or the version has no card), no card stays beside the report."""
+    beside = report_dir(cfg, month) / "model_card.html"
+    card = card_paths(cfg, version)[1] if version else None
+    if card is None or not card.exists():
+        beside.unlink(missing_ok=True)
+        return False
+    write_bytes(card.read_bytes(), beside)
     return True
 
 

@@ -1,0 +1,149 @@
+"""Model cards are immutable records of one version (issue 14, item 1): each card is written when
+its version is registered, from that version's own training record, says what MLflow says of
+that version, is attached to it (artifact, SHA-256 tag, description), and is never rewritten."""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from contract.storage import DataDamaged
+from pipelines.catalog import registry, runs
+from pipelines.config import load_config
+from pipelines.monthly import run_month
+
+EARLIER = "2026-09"   # a month the session ward has not run: registers a second version
+WORDS = {"precision_at_k": "precision@k", "average_precision": "average precision"}
+
+
+@pytest.fixture(scope="module")
+def two_versions(ward, tmp_path_factory):
+    """A copy of the session ward (v1 registered in 2026-10) that then runs 2026-09 (v2) and
+    reruns 2026-10; every card's bytes after each step."""
+    root = tmp_path_factory.mktemp("cards") / "ward"
+    shutil.copytree(ward.root, root, symlinks=True)
+    cfg = load_config(root / "mimamori.toml", root / "inbox", root / "work", root / "custody", environ={})
+    v1 = _version_of_month(cfg, ward.month)
+    cards = [_cards(cfg)]
+    earlier = run_month(cfg, EARLIER)
+    cards.append(_cards(cfg))
+    rerun = run_month(cfg, ward.month)
+    cards.append(_cards(cfg))
+    return cfg, v1, cards, earlier, rerun
+
+
+def _cards(cfg) -> dict[str, bytes]:
+    """Every card file's bytes, by version folder and file name."""
+    return {f"{p.parent.name}/{p.name}": p.read_bytes() for p in sorted((cfg.work / "model_cards").glob("v*/*"))}
+
+
+def _version_of_month(cfg, month: str) -> str:
+    versions = registry.client(cfg).search_model_versions(
+        f"name='{registry.REGISTERED_MODEL}' and tag.month='{month}'")
+    assert len(versions) == 1, [v.version for v in versions]
+    return str(versions[0].version)
+
+
+def _field(markdown: str, name: str) -> str:
+    match = re.search(rf"^- \*\*{re.escape(name)}:\*\* (.*)$", markdown, re.M)
+    assert match, name
+    return match.group(1)
+
+
+def test_each_card_states_its_own_versions_training_as_mlflow_records_it(two_versions):
+    cfg, v1, _, _, _ = two_versions
+    client = registry.client(cfg)
+    v2 = _version_of_month(cfg, EARLIER)
+    assert v2 != v1
+    for version in (v1, v2):
+        mv = client.get_model_version(registry.REGISTERED_MODEL, version)
+        run = client.get_run(mv.run_id)
+        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+        md = runs.card_paths(cfg, version)[0].read_text(encoding="utf-8")
+        assert md.startswith(f"# Model card: mimamori-risk v{version} (trained in batch {mv.tags['month']})")
+        assert _field(md, "Batch month it was trained in") == mv.tags["month"]
+        assert mv.run_id in _field(md, "Model")
+        assert _field(md, "Candidate kind").startswith(tags["candidate"] + ":")
+        assert _field(md, "Promotion criterion") == f"{WORDS[tags['criterion']]} on the holdout"
+        assert _field(md, "Status at registration").startswith(
+            "promoted to champion" if mv.tags["promoted"] == "true" else "registered but not promoted")
+        window = _field(md, "Training window")
+        assert f"evaluated on as-of months {params['train_months'].replace(',', ', ')} " in window
+        assert f"holdout as-of month {params['holdout_month']};" in window
+        assert f"calibration: {params['calibration']}" in _field(md, "Model output")
+        assert (f"training months: {int(metrics['labels_train_labelled'])} labelled rows "
+                f"({int(metrics['labels_train_positive'])} positive); holdout: "
+                f"{int(metrics['labels_holdout_labelled'])} ({int(metrics['labels_holdout_positive'])} positive)"
+                ) in _field(md, "Labels")
+        # the challenger's holdout figure that promotion compared, as MLflow logged it
+        challenger_row = next(line for line in md.splitlines() if line.startswith("| 挑戦モデル"))
+        assert f"{metrics['holdout_model_average_precision']:.3f}" in challenger_row
+        # the explanation method of this kind of model, not TreeSHAP for a regression
+        method = _field(md, "Detailed description")
+        if tags["candidate"] == "logit":
+            assert "linear SHAP" in method and "TreeSHAP" not in md
+        else:
+            assert "TreeSHAP" in method
+        # attached to the version: its run holds the very bytes, its tag their SHA-256
+        html = runs.card_paths(cfg, version)[1].read_bytes()
+        assert mv.tags[registry.CARD_TAG] == hashlib.sha256(html).hexdigest()
+        local = Path(client.download_artifacts(mv.run_id, "model_card/model_card.html", str(cfg.work.parent)))
+        assert local.read_bytes() == html
+        assert f"Trained in batch {mv.tags['month']}" in mv.description
+        assert mv.tags[registry.CARD_TAG] in mv.description
+    assert client.get_registered_model(registry.REGISTERED_MODEL).description
+
+
+def test_a_card_is_never_rewritten_by_later_runs(two_versions):
+    _, v1, (built, after_earlier, after_rerun), _, _ = two_versions
+    assert set(built) == {f"v{v1}/model_card.md", f"v{v1}/model_card.html"}
+    # another month's run adds its own version's card and leaves v1's bytes alone ...
+    assert {k: after_earlier[k] for k in built} == built and len(after_earlier) == 4
+    # ... and rerunning a month (its version reused, the champion now another) rewrites no card
+    assert after_rerun == after_earlier
+
+
+def test_the_months_report_carries_the_serving_versions_card(two_versions):
+    cfg, _, _, earlier, rerun = two_versions
+    for manifest in (earlier, rerun):
+        train = manifest["stages"]["train"]
+        beside = runs.report_dir(cfg, manifest["month"]) / "model_card.html"
+        report = runs.report_file(cfg, manifest["month"]).read_text(encoding="utf-8")
+        if train["mode"] == "model":
+            assert beside.read_bytes() == runs.card_paths(cfg, train["model_version"])[1].read_bytes()
+            assert f"v{train['model_version']}, the version that made this month's list" in report
+        else:
+            assert not beside.exists()
+            assert "A rule made this month's list, so no model card applies to it" in report
+
+
+def test_an_altered_card_stops_the_rerun_instead_of_being_replaced(two_versions):
+    cfg, v1, _, _, _ = two_versions
+    html = runs.card_paths(cfg, v1)[1]
+    original = html.read_bytes()
+    html.write_bytes(original.replace(b"Model card", b"Model card (edited)", 1))
+    try:
+        with pytest.raises(DataDamaged, match="not the card registered"):
+            run_month(cfg, "2026-10")
+        assert html.read_bytes() != original   # kept as found, for whoever investigates
+    finally:
+        html.write_bytes(original)
+
+
+def test_a_deleted_card_is_not_replaced_by_a_different_one(two_versions):
+    # rerun after another version became champion: the record differs, so no card with other bytes
+    cfg, v1, _, _, _ = two_versions
+    paths = runs.card_paths(cfg, v1)
+    original = [p.read_bytes() for p in paths]
+    for p in paths:
+        p.unlink()
+    try:
+        with pytest.raises(DataDamaged, match="cannot be written again with the bytes"):
+            run_month(cfg, "2026-10")
+        assert not any(p.exists() for p in paths)
+    finally:
+        for p, data in zip(paths, original):
+            p.write_bytes(data)
