@@ -128,7 +128,7 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
             ("Promotion criterion", f"{words} on the holdout"),
             ("This card", "written once when the version was registered and never rewritten; whether the "
              "version serves a later month is in that month's report and in MLflow (alias `champion`)"),
-            ("Config hash / code", f"{record.get('config_hash', '—')} / {record.get('code_version', '—')}"),
+            ("Config hash / code", f"{record.get('config_hash', '—')} / git {record.get('code_version', '—')}"),
         ]),
         ("Tier 1 — Overview / 概要", [
             ("Name", "mimamori（見守り）孤立リスクの訪問優先リスト / isolation-risk outreach priority list"),
