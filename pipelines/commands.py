@@ -106,7 +106,8 @@ def validate_month(cfg: Config, month: str, key: bytes | None = None) -> dict:
     from pipelines.pseudonymise import load_key
 
     delivery = read_delivery(cfg, month, key if key is not None else load_key(cfg.key_file))
-    check = validation.checked_delivery(cfg, month, delivery.tables, delivery.quarantine)
+    check = validation.checked_delivery(cfg, month, delivery.tables, delivery.quarantine,
+                                        sources=delivery.summary["sources"])
     return {"month": month, **check.summary}
 
 

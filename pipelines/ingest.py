@@ -335,7 +335,7 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     delivery = read_delivery(cfg, month, key)
     # `run` builds the month's Data Docs once, after the feature checks; `ingest` alone builds them here.
     check = validation.checked_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine,
-                                        build_docs=build_docs)
+                                        build_docs=build_docs, sources=delivery.summary["sources"])
     delivery.summary["validation"] = check.summary
     if check.failed:  # before anything is committed: the lake keeps its previous state
         raise ValidationFailed(failure_message(f"delivery {month}", check.summary, what_ja=f"{month} の提供",
