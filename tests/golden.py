@@ -81,8 +81,8 @@ def file_digest(path: Path, roots: list[Path]) -> str:
 
 # Not hashed: MLflow's own store (run ids and times in its database and artifact folders) and
 # lock files. Of the custody zone only the released sheets are hashed: its audit log chains
-# times of day into its MACs. GX's Data Docs are hashed (their run times are the delivery's
-# knowledge date, so they are deterministic).
+# times of day into its MACs. The Data Docs are hashed (built from the GX results,
+# whose run times are the delivery's knowledge date, so they are deterministic).
 SKIP_PARTS = {"mlflow"}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,3 +132,19 @@ def test_schema_observations_are_shown(observed, shown):
                                                                   {"observed_value": observed})]}}
     page = data_docs_pages("2026-10", results, {"residents": 1}, {})["validations/residents.html"]
     assert f'<td class="n">{shown}</td>' in page
+
+
+def test_screenshots_shoot_the_month_offline_and_refuse_a_page_that_fetches(ward, browser, tmp_path):
+    from PIL import Image
+
+    from pipelines.screenshots import PageFetched, month_pages, shoot_html
+
+    pages = month_pages(ward.cfg, ward.month)
+    assert {"report.png", "data_docs.png"} <= set(pages)
+    for name, page in pages.items():
+        shot = Image.open(shoot_html(browser, page, tmp_path / name)).convert("L")
+        assert shot.width == 1280 and shot.height > 900 and np.asarray(shot).std() > 20, name   # drawn, full page
+    fetching = tmp_path / "cdn.html"
+    fetching.write_text('<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/x.css"><p>x</p>', encoding="utf-8")
+    with pytest.raises(PageFetched, match="cdn.jsdelivr.net"):
+        shoot_html(browser, fetching, tmp_path / "cdn.png")
