@@ -69,8 +69,8 @@ class OfflinePage:
     blocked: list[str] = field(default_factory=list)
 
     def open(self, path: Path) -> Page:
-        """Load a local HTML file and wait until it has settled (nothing pending)."""
-        self.page.goto(Path(path).resolve().as_uri(), wait_until="networkidle")
+        """Load a local HTML file: everything it refers to has been loaded or refused (the load event)."""
+        self.page.goto(Path(path).resolve().as_uri(), wait_until="load")
         return self.page
 
 
