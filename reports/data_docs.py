@@ -51,6 +51,7 @@ class CheckRow:
     success: bool
     raised: bool
     observed: str
+    observed_number: bool                 # a count or aggregate (right-aligned), not the schema
     unexpected: int | None
     rows: int | None
 
@@ -114,7 +115,8 @@ def check_row(number: int, result: dict) -> CheckRow:
                     column=_column(kwargs, meta), rule=f"{config['type']}({rule})", policy=meta.get("policy", "critical"),
                     success=bool(result.get("success")),
                     raised=bool(result.get("exception_info", {}).get("raised_exception")),
-                    observed=_observed(config["type"], outcome), unexpected=outcome.get("unexpected_count"),
+                    observed=_observed(config["type"], outcome),
+                    observed_number=isinstance(outcome.get("observed_value"), (int, float)), unexpected=outcome.get("unexpected_count"),
                     rows=outcome.get("element_count"))
 
 

@@ -132,7 +132,7 @@ def test_schema_observations_are_shown(observed, shown):
     results = {"residents": {"success": True, "results": [_result("residents.x", "critical", kind, True,
                                                                   {"observed_value": observed})]}}
     page = data_docs_pages("2026-10", results, {"residents": 1}, {})["validations/residents.html"]
-    assert f'<td class="n">{shown}</td>' in page
+    assert f'<td class="rule">{shown}</td>' in page
 
 
 def test_screenshots_shoot_the_month_offline_and_refuse_a_page_that_fetches(ward, browser, tmp_path):
