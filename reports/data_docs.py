@@ -127,6 +127,7 @@ def suite(name: str, results: dict, delivered: dict | None) -> Suite:
     delivered = delivered or {}
     checks = tuple(check_row(i, r) for i, r in enumerate(results.get("results", []), start=1))
     reasons = [(r, reason_ja(name, r), int(n)) for r, n in sorted(delivered.get("reasons", {}).items())]
+    # worded as the quarantine files and the delivery record word them (expectations.policy.REASON_PREFIX)
     reasons += [(f"validation: {c.description}", f"検証：{c.description_ja or c.description}", int(c.unexpected or 0))
                 for c in checks if c.policy == "quarantine" and not c.success and not c.raised]
     source = SOURCES.get(name)
