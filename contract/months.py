@@ -5,7 +5,7 @@ import re
 
 import pandas as pd
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"\A\d{4}-(0[1-9]|1[0-2])\Z")   # \Z, not $: a month followed by a newline is no month
 
 
 def check_month(month: str) -> str:
