@@ -162,4 +162,6 @@ def test_database_is_sqlite_in_custody_unless_configured(zones, tmp_path):
     toml.write_text('[web]\ndatabase = "postgresql+psycopg://mimamori@db.example/mimamori"\n', encoding="utf-8")
     cfg = load_config(toml, environ={})
     assert database_url(cfg) == "postgresql+psycopg://mimamori@db.example/mimamori"
-    assert cfg.config_hash == load_config(None, environ={}).config_hash   # web settings change no result
+    plain = tmp_path / "plain.toml"
+    plain.write_text("", encoding="utf-8")
+    assert cfg.config_hash == load_config(plain, environ={}).config_hash   # web settings change no result
