@@ -5,7 +5,7 @@ import re
 
 import pandas as pd
 
-_MONTH = re.compile(r"\A\d{4}-(0[1-9]|1[0-2])\Z")   # \Z, not $: a month followed by a newline is no month
+_MONTH = re.compile(r"\A[0-9]{4}-(0[1-9]|1[0-2])\Z")   # \Z, not $ (a newline after it); [0-9], not \d (２０２６)
 
 
 def check_month(month: str) -> str:

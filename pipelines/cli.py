@@ -15,7 +15,7 @@ from pipelines.web.roles import ROLES
 
 # --- argument types: every value a user types is checked here, once, at parse time ----------
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")   # [0-9]: \d would take full-width digits
 _PID = re.compile(r"[0-9a-f]{32}")
 
 

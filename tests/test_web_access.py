@@ -11,6 +11,7 @@ from pipelines import cli
 from pipelines.config import load_config
 from pipelines.web.accounts import authenticated
 from pipelines.web.db import User, database_url
+from pipelines.web.security import month_param
 from tests.webapp import PASSWORD, Clock, app_for, cheap_hashes, csrf_of, logged_in, login_attempt, routes
 
 
@@ -165,3 +166,13 @@ def test_database_is_sqlite_in_custody_unless_configured(zones, tmp_path):
     plain = tmp_path / "plain.toml"
     plain.write_text("", encoding="utf-8")
     assert cfg.config_hash == load_config(plain, environ={}).config_hash   # web settings change no result
+
+
+@pytest.mark.parametrize("text", ["2026-10\n", "2026-13", "2026-1", "../2026-10", "2026-10/..", "２０２６-10", ""])
+def test_a_month_parameter_is_exactly_a_month(text):
+    from fastapi import HTTPException   # imported here: only this test calls the checker directly
+
+    with pytest.raises(HTTPException) as refused:
+        month_param(text)
+    assert refused.value.status_code == 404
+    assert month_param("2026-10") == "2026-10"

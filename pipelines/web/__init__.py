@@ -5,6 +5,8 @@ stage's result; its own state (accounts, sessions, visits entered) is in a SQLAl
 SQLite in the custody zone unless `[web] database` names another URL.
 
     app.py          create_app: the app, its templates, login/logout and the home page
+    pages.py        what every page shares: the login, role checks, CSRF-checked forms, rendering
+    roles.py        the roles (ROLES)
     db.py           the tables and the engine (database_url)
     accounts.py     users, argon2 password hashes, roles
     security.py     sessions that expire, CSRF tokens, login throttling, checked path parameters
