@@ -59,7 +59,7 @@ def districts(request: Request, month: str, login: Login = Depends(COORDINATOR),
               db: Session = Depends(db_session)) -> Response:
     listed = _listed(request, month)
     visited = {v.pid for v in visits.month_visits(db, month)}
-    rows = [{"district": d, "listed": len(g), "visited": int(g["pid"].isin(visited).sum()), "url": quote(str(d))}
+    rows = [{"district": d, "listed": len(g), "visited": int(g["pid"].isin(visited).sum()), "url": quote(str(d), safe="")}
             for d, g in listed.groupby("district", sort=True)]
     return render(request, "coord_districts.html.j2", login, month=month, districts=rows,
                   released=released_sheet(request.app.state.cfg, month) is not None)
@@ -92,7 +92,7 @@ def _district_view(request: Request, month: str, district: str, login: Login, db
     first, last = visits.visit_window(month, request.app.state.clock().date())
     return render(request, "coord_district.html.j2", login, month=month, district=district, people=rows,
                   released=release is not None, outcomes=visits.OUTCOME_JA, first=first, last=last,
-                  error=error, url=quote(district))
+                  error=error, url=quote(district, safe=""))
 
 
 @router.post("/months/{month}/districts/{district}/visits")
@@ -113,7 +113,7 @@ def record_visit(request: Request, month: str, district: str, form: dict = Depen
         return _district_view(request, month, district, login, db, error=str(exc))
     visits.save_visit(db, month, pid, district, when, outcome, login.user.name, state.clock())
     visits.export_month(cfg, state.sessions, month, login.user.name)
-    return RedirectResponse(f"/coord/months/{month}/districts/{quote(district)}", status_code=303)
+    return RedirectResponse(f"/coord/months/{month}/districts/{quote(district, safe='')}", status_code=303)
 
 
 @router.get("/months/{month}/people/{pid}", response_class=HTMLResponse)
@@ -129,4 +129,4 @@ def person(request: Request, month: str, pid: str, login: Login = Depends(COORDI
     return render(request, "coord_person.html.j2", login, month=month, person=row.iloc[0].to_dict(),
                   entered=visits.person_visits(db, pid), outcomes=visits.OUTCOME_JA,
                   delivered=[] if delivered is None else delivered.to_dict("records"),
-                  url=quote(str(row.iloc[0]["district"])))
+                  url=quote(str(row.iloc[0]["district"]), safe=""))
