@@ -42,8 +42,15 @@ demo: install
 	$(MIMAMORI) release --month $(DEMO_END)
 	$(MIMAMORI) truth-check --month $(DEMO_END) --truth $(DEMO)/truth/latent_state.csv
 	$(MIMAMORI) audit verify
+	@echo; echo "web app accounts (demo only; the passwords are random and printed once):"
+	@for role in coordinator approver auditor analyst custodian; do \
+		pw=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))'); \
+		printf '%s\n' "$$pw" | $(MIMAMORI) users add demo-$$role --role $$role >/dev/null; \
+		echo "  demo-$$role  $$pw"; \
+	done
 	@echo; echo "mimamori demo finished."
 	@$(MIMAMORI) where --month $(DEMO_END)
+	@echo "  web app: MIMAMORI_INBOX=$(DEMO)/inbox MIMAMORI_WORK=$(DEMO)/work MIMAMORI_CUSTODY=$(DEMO)/custody $(BIN)/mimamori serve"
 
 # Two workers: the suite is single-threaded Python for most of its time, and CI has 2 cores.
 test: install-dev

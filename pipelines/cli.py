@@ -11,10 +11,11 @@ import pipelines  # noqa: F401  (telemetry off first)
 from pipelines import commands
 from contract.messages import bilingual
 from pipelines.config import Config, load_config
+from pipelines.web.roles import ROLES
 
 # --- argument types: every value a user types is checked here, once, at parse time ----------
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")   # [0-9]: \d would take full-width digits
 _PID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -44,6 +45,13 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 4294967295")
+    return value
+
+
+def port(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
     return value
 
 
@@ -86,7 +94,7 @@ class _Parser(argparse.ArgumentParser):
 
 # Commands that read or write the custody zone check its modes first (pipelines/custody.py).
 CUSTODY_COMMANDS = {"ingest", "validate", "run", "approve", "release", "purge", "rekey", "audit", "outcomes",
-                    "truth-check", "scan-pii"}
+                    "truth-check", "scan-pii", "serve", "users"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_bench)
 
     sub.add_parser("scan-pii", help="search the analyst zone for identifiers from the inbox").set_defaults(func=commands.cmd_scan_pii)
+
+    p = sub.add_parser("serve", help="start the local web app (coordinators, auditors, …); this machine only unless --host")
+    p.add_argument("--host", type=name_text, help="address to listen on (default: [web] host, 127.0.0.1)")
+    p.add_argument("--port", type=port, help="port (default: [web] port, 8080)")
+    p.set_defaults(func=commands.cmd_serve)
+
+    p = sub.add_parser("users", help="accounts of the web app (the password is asked for, or read from stdin)")
+    p.add_argument("action", choices=["add"])
+    p.add_argument("name", type=name_text)
+    p.add_argument("--role", required=True, choices=list(ROLES))
+    p.set_defaults(func=commands.cmd_users)
     return parser
 
 

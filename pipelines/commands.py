@@ -238,13 +238,9 @@ def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.audit import verify
-    from contract.storage import read_json
+    from pipelines.audit import release_seals, verify
 
-    # release records seal the head of the log they saw: a log cut back below one is caught
-    seals = [(str(p), read_json(p)["audit_head"]) for p in sorted(cfg.releases_dir.glob("*/release*.json"))
-             if "audit_head" in read_json(p)]
-    problems = verify(cfg.audit_log, seals)
+    problems = verify(cfg.audit_log, release_seals(cfg.releases_dir))
     if problems:
         print(f"audit log {cfg.audit_log} FAILED verification:")
         for p in problems:
@@ -329,4 +325,47 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         print(f"{phase}: {p['months']} months in {p['seconds']} s (CPU {p['cpu_seconds']} s), "
               f"peak RSS {p['peak_rss_mb']} MB, floor {p['floor_seconds']} s")
     print(f"results: {path}; table: {args.docs}")
+    return 0
+
+
+def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    import uvicorn
+
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.web.app import create_app
+
+    web = cfg.settings["web"]
+    host, port = args.host or web["host"], args.port or web["port"]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}, not only this machine: put it behind HTTPS before anyone uses it",
+              file=sys.stderr)
+    print(f"mimamori: http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(create_app(cfg), host=host, port=port, log_level="warning", server_header=False)
+    return 0
+
+
+def new_password(stream=None) -> str:
+    """The new account's password: asked twice at a terminal, else the first line of stdin
+    (never an argument: argv is visible to every user of the machine and kept in shell history)."""
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    import getpass
+
+    stream = stream or sys.stdin
+    if not stream.isatty():
+        return stream.readline().rstrip("\r\n")
+    first = getpass.getpass("パスワード / password: ")
+    if getpass.getpass("もう一度 / again: ") != first:
+        raise UsageError("パスワードが一致しません / the two passwords differ")
+    return first
+
+
+def cmd_users(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.web.accounts import add_user
+    from pipelines.web.db import database_url, engine_for, sessions_for
+
+    with sessions_for(engine_for(database_url(cfg)))() as db:
+        user = add_user(db, args.name, args.role, new_password())
+    print(f"account {user.name} created with the role {user.role}")
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -40,17 +40,13 @@ class OutcomesRejected(ValueError):
 
 
 @dataclass(frozen=True)
-class _Row:
-    sheet: str
-    row: int
+class OutcomeRow:
+    """One visit outcome of a listed person, checked against the list it came from."""
+    where: str                 # where it was written (a sheet's row, an app record), for messages
     pid: str
-    resident_id: str | None
+    resident_id: str | None    # None when the source named the person by rank (looked up on merge)
     visit_date: dt.date
-    outcome: str
-
-    @property
-    def where(self) -> str:
-        return f"sheet 「{self.sheet}」 row {self.row}"
+    outcome: str               # the contract's canonical value (contract.sources.OUTCOME)
 
 
 def _outcome(value) -> str | None:
@@ -106,7 +102,7 @@ def _listed(cfg: Config, month: str) -> pd.DataFrame:
     return read_parquet(path, columns=["pid", "rank"])
 
 
-def _residents_by_pid(cfg: Config, months: list[str], key: bytes) -> dict[str, str]:
+def residents_by_pid(cfg: Config, months: list[str], key: bytes) -> dict[str, str]:
     """pid -> 宛名番号 over the identified residents extracts of some months (custody zone)."""
     out: dict[str, str] = {}
     for month in months:
@@ -119,7 +115,7 @@ def _residents_by_pid(cfg: Config, months: list[str], key: bytes) -> dict[str, s
     return out
 
 
-def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
+def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[OutcomeRow]:
     """Every filled-in row of every district sheet, checked; raises OutcomesRejected listing all problems."""
     from openpyxl import load_workbook
 
@@ -129,7 +125,7 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
     by_rank = dict(zip(listed["rank"].astype(int), listed["pid"]))
     book = load_workbook(xlsx_path, data_only=True, read_only=True)
     problems: list[str] = []
-    rows: list[_Row] = []
+    rows: list[OutcomeRow] = []
     first_day = month_end(month).normalize().replace(day=1).date()
     sheets_read = 0
     for sheet in book.worksheets:
@@ -171,10 +167,10 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
                 except (TypeError, ValueError, KeyError):
                     problems.append(f"{where}: neither a {ID_HEADER} nor a {RANK_HEADER} of the {month} list")
                     continue
-            rows.append(_Row(sheet.title, r, pid, resident_id, visit, outcome))
+            rows.append(OutcomeRow(where, pid, resident_id, visit, outcome))
     if sheets_read == 0 and not problems:
         problems.append(f"no sheet has the columns {ID_HEADER} (or {RANK_HEADER}), {DATE_HEADER} and {OUTCOME_HEADER}")
-    seen: dict[tuple[str, dt.date], _Row] = {}
+    seen: dict[tuple[str, dt.date], OutcomeRow] = {}
     for row in rows:
         if row.visit_date < first_day:
             problems.append(f"{row.where}: {DATE_HEADER} is before the list month {month}")
@@ -225,22 +221,31 @@ def import_outcomes(cfg: Config, xlsx_path: Path, month: str, into: str | None =
     if into <= month:
         raise OutcomesRejected(f"outcomes of the {month} list go into a later delivery month, not {into}")
     rows = read_returned_sheet(cfg, Path(xlsx_path), month)
+    return merge_outcomes(cfg, month, into, rows, Path(xlsx_path).name, "outcomes_import",
+                          sheet_sha256=file_sha256(Path(xlsx_path)))
+
+
+def merge_outcomes(cfg: Config, month: str, into: str, rows: list[OutcomeRow], origin: str, event: str,
+                   **logged) -> Path:
+    """Merge checked outcome rows of `month`'s list into the `into` delivery's outreach_outcomes
+    (the new rows win per person and visit day), write it atomically and log `event` with
+    `logged`; `origin` names the source in messages. Returns the written file. Raises
+    OutcomesRejected, writing nothing. The returned-sheet import and the web app both end here."""
     last_day = month_end(into).date()
     late = [r for r in rows if r.visit_date > last_day]
     if late:
-        raise OutcomesRejected(f"{Path(xlsx_path).name}: {len(late)} visit(s) dated after the end of the {into} "
+        raise OutcomesRejected(f"{origin}: {len(late)} visit(s) dated after the end of the {into} "
                                f"delivery, e.g. {late[0].where}; nothing was imported. Import them into a later "
                                "month (into=…) once that month's delivery is prepared")
     missing_ids = [r for r in rows if r.resident_id is None]
     if missing_ids:
         key = load_key(cfg.key_file)
-        ids = _residents_by_pid(cfg, [month, into], key)
+        ids = residents_by_pid(cfg, [month, into], key)
         unknown = [r for r in missing_ids if r.pid not in ids]
         if unknown:
-            raise OutcomesRejected(f"{Path(xlsx_path).name}: {unknown[0].where}: the listed person is not in the "
+            raise OutcomesRejected(f"{origin}: {unknown[0].where}: the listed person is not in the "
                                    f"{month} residents extract; nothing was imported")
-        rows = [r if r.resident_id else _Row(r.sheet, r.row, r.pid, ids[r.pid], r.visit_date, r.outcome)
-                for r in rows]
+        rows = [r if r.resident_id else replace(r, resident_id=ids[r.pid]) for r in rows]
     new = pd.DataFrame({"resident_id": [r.resident_id for r in rows],
                         "visit_date": [r.visit_date.isoformat() for r in rows],
                         "outcome": [r.outcome for r in rows]}, columns=COLUMNS)
@@ -254,7 +259,7 @@ def import_outcomes(cfg: Config, xlsx_path: Path, month: str, into: str | None =
     merged = pd.concat([merged, bad], ignore_index=True)
     target = current or month_dir / "outreach_outcomes.csv"
     _write(merged, target)
-    audit.append(cfg.audit_log, "outcomes_import", month=month, into=into, sheet_sha256=file_sha256(Path(xlsx_path)),
+    audit.append(cfg.audit_log, event, month=month, into=into, **logged,
                  rows=len(new), replaced=int(len(good) + len(new) - (len(merged) - len(bad))),
                  outcomes={k: int(v) for k, v in new["outcome"].value_counts().sort_index().items()},
                  file=target.name, file_sha256=file_sha256(target))

@@ -23,7 +23,7 @@ from pipelines.catalog.runs import completed_run, inbox_dir, list_file, read_man
 from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
 from contract.sources import SOURCES
-from contract.storage import file_sha256
+from contract.storage import DataDamaged, file_sha256
 from contract.messages import no_run
 from contract.months import age_on, check_month, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
@@ -271,6 +271,24 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     write_json(info, out_dir / f"release{_suffix(recipient)}.json")
     audit.append(cfg.audit_log, "release", **info)
     return info | {"dir": str(out_dir)}
+
+
+def released_sheet(cfg: Config, month: str, recipient: str = "coordinator") -> tuple[dict, pd.DataFrame] | None:
+    """(release record, the released CSV as text columns) of a recipient's live release of the
+    month; None when it was never released or has been purged. A CSV that no longer has the
+    bytes the record names is refused (DataDamaged), never shown."""
+    record_path = cfg.releases_dir / check_month(month) / f"release{_suffix(recipient)}.json"
+    if not record_path.exists():
+        return None
+    info = read_json(record_path)
+    name = f"outreach{_suffix(recipient)}.csv"
+    path = record_path.parent / name
+    if info.get("purged") or not path.exists():
+        return None
+    if file_sha256(path) != info["files"].get(name):
+        raise DataDamaged(f"the released sheet {path} does not match its release record {record_path}: "
+                          "it was altered after the release; release the month again")
+    return info, pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
 
 
 def purge(cfg: Config, today: date | None = None) -> list[dict]:

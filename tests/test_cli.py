@@ -169,7 +169,7 @@ def test_the_month_options_listed_are_every_month_option_of_the_cli():
     assert found == set(MONTH_OPTIONS)
 
 
-@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "2026-00"])
+@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "2026-00", "２０２６-10"])
 @pytest.mark.parametrize("option", sorted(MONTH_OPTIONS), ids=lambda o: " ".join(o))
 def test_every_month_taking_command_refuses_a_month_that_is_not_one_in_both_languages(tmp_path, capsys, option, bad):
     code, err = _outcome(_env(tmp_path) + [a.format(m=bad) for a in MONTH_OPTIONS[option]], capsys)
