@@ -4,7 +4,7 @@
 
 The report is shot by headless Chromium; the sheet is printed by LibreOffice to PDF and turned
 into PNG by pdftoppm when both are installed, otherwise rendered from the workbook's own
-layout (reports.sheets.preview_html) and shot by Chromium. Use only synthetic wards: a sheet
+layout (reports.sheet_checks.preview_html) and shot by Chromium. Use only synthetic wards: a sheet
 holds names and addresses.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from reports.sheets import preview_html
+from reports.sheet_checks import preview_html
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 

@@ -11,7 +11,9 @@ from openpyxl import load_workbook
 from features.catalog import questions
 from contract.sources import OUTCOME
 from pipelines.release import write_outreach_xlsx
-from reports.sheets import OUTCOME_CHOICES, OVERVIEW, RECIPIENTS, display_width, layout_problems, preview_html
+from reports.recipients import RECIPIENTS
+from reports.sheet_checks import layout_problems, preview_html
+from reports.sheets import OUTCOME_CHOICES, OVERVIEW, display_width
 
 
 def released(n: int = 23) -> pd.DataFrame:
