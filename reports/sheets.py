@@ -45,28 +45,28 @@ class SheetColumn:
 
 # Column key -> how it is shown. Widths are fitted to content between min and max.
 COLUMNS: dict[str, SheetColumn] = {
-    "order": SheetColumn("順位", 5, 5, "0", "right"),
+    "order": SheetColumn("順位", 6, 6, "0", "right"),
     "rank": SheetColumn("区全体順位", 7, 7, "0", "right"),
-    "pick": SheetColumn("区分", 5, 5),
+    "pick": SheetColumn("区分", 6, 6),
     "district": SheetColumn("地区", 8, 12),
-    "resident_id": SheetColumn("宛名番号", 12, 12, "@"),
+    "resident_id": SheetColumn("宛名番号", 13, 13, "@"),
     "name": SheetColumn("氏名", 10, 14),
     "name_kana": SheetColumn("フリガナ", 10, 14),
     "kana_name": SheetColumn("フリガナ・氏名", 10, 14, stack=("name_kana", "name")),
     "address": SheetColumn("住所", 16, 30),
     "phone": SheetColumn("電話番号", 13, 13, "@"),
     "address_phone": SheetColumn("住所・電話番号", 16, 30, stack=("address", "phone")),
-    "age": SheetColumn("年齢", 5, 5, "0", "right"),
-    "age_band": SheetColumn("年齢区分", 9, 9),
-    "sex": SheetColumn("性別", 5, 5),
+    "age": SheetColumn("年齢", 6, 6, "0", "right"),
+    "age_band": SheetColumn("年齢区分", 10, 10),
+    "sex": SheetColumn("性別", 6, 6),
     "score": SheetColumn("スコア", 6, 8, "0.000", "right"),
     "reasons": SheetColumn("訪問の理由", 18, 40),
     "questions": SheetColumn("確認したいこと", 14, 30),
-    "previous_visit": SheetColumn("前回訪問", 11, 11),
-    "visitor": SheetColumn("訪問担当者", 9, 9),
+    "previous_visit": SheetColumn("前回訪問", 12, 12),
+    "visitor": SheetColumn("訪問担当者", 10, 10),
     "visit_date": SheetColumn("訪問日", 11, 11, "yyyy/mm/dd"),
-    "outcome": SheetColumn("訪問結果", 9, 9),
-    "note": SheetColumn("特記事項", 14, 14),
+    "outcome": SheetColumn("訪問結果", 10, 10),
+    "note": SheetColumn("特記事項", 13, 13),
 }
 ENTRY = ["visitor", "visit_date", "outcome", "note"]
 OVERVIEW_ONLY = {"district", "score"}   # a district sheet is its district; the order there is the priority
@@ -80,7 +80,7 @@ HEADER_FILL, EXPLORATION_FILL, ENTRY_FILL = "DDEBF7", "FFF2CC", "F2F2F2"
 # Print geometry. Column widths are in units of the workbook font's digit width (Calibri 11:
 # 7 px at 96 px per inch); A4 landscape is 297 mm wide; a page fitted to its width prints at
 # BASE_PT × (printable width / sheet width) when the sheet is wider than the paper.
-BASE_PT, PRINT_MIN_PT, PRINT_TARGET_PT = 11.0, 10.0, 10.25
+BASE_PT, PRINT_MIN_PT, PRINT_TARGET_PT = 11.0, 10.0, 10.2
 PX_PER_WIDTH, PX_PER_INCH, A4_LANDSCAPE_INCHES = 7.0, 96.0, 297 / 25.4
 SIDE_MARGIN_INCHES = 0.4
 LINE_HEIGHT = 15.0               # points per wrapped line at 11 pt
