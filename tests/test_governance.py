@@ -48,8 +48,17 @@ def test_each_recipient_gets_only_what_their_role_needs(approved):
     assert not minsei["訪問の理由"].str.contains(r"\d+か月分|(?<![〜\d])\d+歳(?!以上)").any()   # no exact figures
     records = [e for e in audit.entries(cfg.audit_log) if e["event"] == "release"]
     assert [r["recipient"] for r in records] == ["minsei", "nurse"]
+    assert [r["csv_form"] for r in records] == ["excel", "excel"]       # the documented default
     with pytest.raises(ReleaseRefused, match="unknown recipient"):
         release(cfg, MONTH, "press")
+    with pytest.raises(ReleaseRefused, match="unknown CSV form"):
+        release(cfg, MONTH, "nurse", csv_form="tsv")
+    # the plain form, for another system: column keys and the IDs as they are
+    info = release(cfg, MONTH, "nurse", csv_form="plain")
+    plain = pd.read_csv(out / "outreach_nurse.csv", encoding="utf-8-sig", dtype=str)
+    assert info["csv_form"] == "plain" and list(plain.columns[:4]) == ["rank", "district", "resident_id", "name_kana"]
+    assert plain["resident_id"].tolist() == nurse["宛名番号"].str[2:-1].tolist()
+    assert plain["resident_id"].str.fullmatch(r"\d{10}").all()
 
 
 def test_expired_sheets_are_purged_and_the_purge_is_logged(approved):
