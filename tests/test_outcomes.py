@@ -227,3 +227,15 @@ def test_a_sheet_made_before_district_order_is_matched_by_its_ward_rank(copy, tm
     got = pd.read_csv(cfg.inbox / into / "outreach_outcomes.csv", dtype=str)
     ids = reidentify(cfg, month, listed, load_key(cfg.key_file)).set_index("rank")["resident_id"]
     assert got["resident_id"].tolist() == [ids[ward_rank]]
+
+
+def test_the_new_outcomes_label_nobody_and_the_old_ones_still_do():
+    from models.labels import Outcomes
+
+    found = ["needs_support", "no_concern", "hospitalised", "moved", "institution", "deceased", "other", "not_home"]
+    visits = pd.DataFrame({"pid": [f"p{i}" for i in range(len(found))],
+                           "visit_date": pd.to_datetime(["2026-11-05"] * len(found)), "outcome": found})
+    adverse = pd.DataFrame({"pid": pd.Series(dtype="str"), "event_date": pd.Series(dtype="datetime64[ns]"),
+                            "event_type": pd.Series(dtype="str")})
+    got = labels(Outcomes(visits, adverse), "2026-10", 90)
+    assert got.to_dict("records") == [{"pid": "p0", "label": 1}, {"pid": "p1", "label": 0}]
