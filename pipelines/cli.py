@@ -142,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("release", help="write the named visiting sheets of an approved list (custody zone)")
     p.add_argument("--month", type=month, required=True)
     p.add_argument("--recipient", choices=["coordinator", "minsei", "nurse"], default="coordinator",
-                   help="coordinator: the full sheet; minsei: name, address, age band, reasons; nurse: adds contact details")
+                   help="coordinator: the full sheet; minsei: name, address, age band, reasons without figures; "
+                        "nurse: adds contact details (reports/recipients.py)")
+    p.add_argument("--csv", dest="csv_form", choices=["excel", "plain"], default=None,
+                   help="outreach.csv for Excel (Japanese headers, IDs keep their zeros) or plain "
+                        "(column keys, for another system); default [release] csv_form = excel")
     p.set_defaults(func=commands.cmd_release)
 
     p = sub.add_parser("explain", help="an auditor's view of one listed person's reasons (no identifiers)")

@@ -186,7 +186,7 @@ def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import release
 
-    info = release(cfg, args.month, args.recipient)
+    info = release(cfg, args.month, args.recipient, getattr(args, "csv_form", None))
     print(f"released {info['rows']} rows for {args.month} to the {args.recipient} into {info['dir']} "
           f"({', '.join(info['files'])}; expires {info['expires']})")
     return 0

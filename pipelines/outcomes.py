@@ -1,12 +1,15 @@
 """Returned visiting sheets -> next month's outreach_outcomes delivery (custody zone).
 
-A coordinator hands out `outreach.xlsx` (reports/sheets.py); visitors fill in 訪問日 and
-訪問結果 and return it. `import_outcomes` reads every district sheet, checks each filled-in row
+A coordinator hands out `outreach.xlsx` (reports/sheets.py); visitors fill in 訪問日,
+訪問結果 and, if they like, 特記事項 (a free note) and return it. `import_outcomes` reads every district sheet, checks each filled-in row
 against the contract and against the month's list, and writes (or merges into)
 `<inbox>/<month+1>/outreach_outcomes.csv` with the contract's canonical columns, so the next
-run ingests the outcomes like any delivery and they become labels. Anything wrong stops the
-import with the sheet's name and row number, and nothing is written. Messages never quote an
-identifier.
+run ingests the outcomes like any delivery and they become labels (the note is an identifier
+column: it stays in the delivery, in the custody zone). A row is matched by its 宛名番号, or by
+区全体順位 (the ward-wide rank) on a sheet without one; sheets made before district order
+existed carry the ward rank as 順位. Anything wrong stops the import with the sheet's name and
+row number, and nothing is written; a row with a 訪問日 or a note but no 訪問結果 is refused, not
+skipped. Messages never quote an identifier.
 """
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ from pipelines.pseudonymise import load_key, pseudonym, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from contract.storage import atomic_path, read_parquet
 
-ID_HEADER, RANK_HEADER, DATE_HEADER, OUTCOME_HEADER = "宛名番号", "順位", "訪問日", "訪問結果"
-COLUMNS = ["resident_id", "visit_date", "outcome"]
+ID_HEADER, RANK_HEADER, DATE_HEADER, OUTCOME_HEADER = "宛名番号", "区全体順位", "訪問日", "訪問結果"
+NOTE_HEADER, OLD_RANK_HEADER = "特記事項", "順位"   # 順位 was the ward rank before sheets had 区全体順位
+COLUMNS = ["resident_id", "visit_date", "outcome", "note"]
+ALLOWED_JA = "・".join(dict.fromkeys(k for k, v in OUTCOME.items() if k != v))
 MAX_LISTED_PROBLEMS = 30
 
 
@@ -47,6 +52,7 @@ class OutcomeRow:
     resident_id: str | None    # None when the source named the person by rank (looked up on merge)
     visit_date: dt.date
     outcome: str               # the contract's canonical value (contract.sources.OUTCOME)
+    note: str = ""             # 特記事項: an identifier, kept in the inbox file, never in the lake
 
 
 def _outcome(value) -> str | None:
@@ -83,6 +89,22 @@ def _resident_id(value) -> str | None:
         value = int(value)
     text = unicodedata.normalize("NFKC", str(value)).strip()
     return text or None
+
+
+def _text(value) -> str:
+    """A cell as stripped text ('' when empty)."""
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value).strip()
+
+
+def _no_outcome(sheet: str, row: int, filled: str) -> str:
+    """Why a row with a 訪問日 (or a note) and no 訪問結果 is refused, and what to do, in Japanese and English."""
+    what = {"訪問日": ("訪問日", "a 訪問日 (visit date)"), "特記事項": ("特記事項", "a 特記事項 (note)")}[filled]
+    return (f"シート「{sheet}」{row}行目: {what[0]}があるのに訪問結果が空欄です。訪問結果を一覧（{ALLOWED_JA}）から選ぶか、"
+            f"訪問していなければ{what[0]}を消して、もう一度取り込んでください / sheet 「{sheet}」 row {row}: "
+            f"{what[1]} but no 訪問結果 (outcome): choose one from the list, or clear the {what[1].split()[0]} "
+            "if the visit did not happen, then import again")
 
 
 def _header_row(sheet) -> tuple[int, dict[str, int]] | None:
@@ -133,7 +155,8 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[Outcom
         if found is None:
             continue   # the overview sheet 「全体」 has no entry columns
         header_row, names = found
-        if DATE_HEADER not in names or (ID_HEADER not in names and RANK_HEADER not in names):
+        rank_header = RANK_HEADER if RANK_HEADER in names else OLD_RANK_HEADER
+        if DATE_HEADER not in names or (ID_HEADER not in names and rank_header not in names):
             problems.append(f"sheet 「{sheet.title}」: has {OUTCOME_HEADER} but no {DATE_HEADER} column or no "
                             f"{ID_HEADER}/{RANK_HEADER} column to say whom a row is about")
             continue
@@ -141,14 +164,16 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[Outcom
         for r, values in enumerate(sheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1):
             cell = lambda h: values[names[h]] if h in names and names[h] < len(values) else None  # noqa: E731
             outcome = _outcome(cell(OUTCOME_HEADER))
-            if outcome is None:
-                continue   # not visited yet, or not written in: nothing to import
-            where = f"sheet 「{sheet.title}」 row {r}"
-            if outcome == "":
-                problems.append(f"{where}: unknown {OUTCOME_HEADER} (allowed: "
-                                + ", ".join(sorted({k for k, v in OUTCOME.items() if k != v})) + ")")
-                continue
             raw_date = cell(DATE_HEADER)
+            note = _text(cell(NOTE_HEADER))
+            where = f"sheet 「{sheet.title}」 row {r}"
+            if outcome is None:
+                if _text(raw_date) or note:
+                    problems.append(_no_outcome(sheet.title, r, "訪問日" if _text(raw_date) else "特記事項"))
+                continue   # not visited yet: nothing to import
+            if outcome == "":
+                problems.append(f"{where}: unknown {OUTCOME_HEADER} (allowed: {ALLOWED_JA})")
+                continue
             visit = _date(raw_date)
             if visit is None:
                 problems.append(f"{where}: {DATE_HEADER} is " + ("missing" if raw_date in (None, "") else
@@ -161,13 +186,13 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[Outcom
                     problems.append(f"{where}: the {ID_HEADER} is not on the {month} list")
                     continue
             else:
-                rank = cell(RANK_HEADER)
+                rank = cell(rank_header)
                 try:
                     pid = by_rank[int(rank)]
                 except (TypeError, ValueError, KeyError):
-                    problems.append(f"{where}: neither a {ID_HEADER} nor a {RANK_HEADER} of the {month} list")
+                    problems.append(f"{where}: neither a {ID_HEADER} nor a {rank_header} of the {month} list")
                     continue
-            rows.append(OutcomeRow(where, pid, resident_id, visit, outcome))
+            rows.append(OutcomeRow(where, pid, resident_id, visit, outcome, note))
     if sheets_read == 0 and not problems:
         problems.append(f"no sheet has the columns {ID_HEADER} (or {RANK_HEADER}), {DATE_HEADER} and {OUTCOME_HEADER}")
     seen: dict[tuple[str, dt.date], OutcomeRow] = {}
@@ -195,9 +220,10 @@ def _existing(path: Path | None, into: str) -> tuple[pd.DataFrame, pd.DataFrame]
     rows = read.rows
     good = pd.DataFrame({"resident_id": rows["resident_id"].astype("str"),
                          "visit_date": rows["visit_date"].dt.strftime("%Y-%m-%d"),
-                         "outcome": rows["outcome"].astype("str")})
+                         "outcome": rows["outcome"].astype("str"),
+                         "note": rows["note"].fillna("").astype("str") if "note" in rows else ""})
     # Rows the contract would quarantine are kept verbatim, so ingest still reports them.
-    bad = read.quarantine[COLUMNS].astype("str") if len(read.quarantine) else empty
+    bad = (read.quarantine.reindex(columns=COLUMNS).fillna("").astype("str") if len(read.quarantine) else empty)
     return good, bad
 
 
@@ -248,7 +274,7 @@ def merge_outcomes(cfg: Config, month: str, into: str, rows: list[OutcomeRow], o
         rows = [r if r.resident_id else replace(r, resident_id=ids[r.pid]) for r in rows]
     new = pd.DataFrame({"resident_id": [r.resident_id for r in rows],
                         "visit_date": [r.visit_date.isoformat() for r in rows],
-                        "outcome": [r.outcome for r in rows]}, columns=COLUMNS)
+                        "outcome": [r.outcome for r in rows], "note": [r.note for r in rows]}, columns=COLUMNS)
 
     month_dir = runs.inbox_dir(cfg, into)
     current = delivery_file(month_dir, "outreach_outcomes") if month_dir.is_dir() else None

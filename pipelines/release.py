@@ -30,7 +30,8 @@ from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
 from features.groups import SEX_JA_SHORT, age_band
-from reports.sheets import RECIPIENTS, outreach_workbook, workbook_bytes
+from reports.recipients import RECIPIENTS, previous_visits
+from reports.sheets import CSV_FORMS, outreach_csv, outreach_workbook, workbook_bytes
 
 class ReleaseRefused(Exception):
     """The release may not happen; the message says what is missing."""
@@ -203,8 +204,17 @@ def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes, path: 
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    # UTF-8 with a BOM: Excel reads UTF-8 only when the file says so
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+
+
+def with_previous_visits(cfg: Config, month: str, named: pd.DataFrame) -> pd.DataFrame:
+    """The released rows with 前回訪問: each person's last visit outcome the lake held when the
+    month's list was made (outcomes known at the month's end)."""
+    visits = lake.outcomes_known_at(cfg.lake, month).visits
+    return named.drop(columns=["previous_visit"], errors="ignore").merge(
+        previous_visits(visits), on="pid", how="left", validate="one_to_one")
 
 
 def _suffix(recipient: str) -> str:
@@ -216,10 +226,15 @@ def write_outreach_xlsx(frame: pd.DataFrame, path: Path, month: str, columns: st
     return write_bytes(workbook_bytes(outreach_workbook(frame, month, columns)), path)
 
 
-def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
-    """Write one recipient's visiting sheets for an approved list into the custody zone."""
+def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: str | None = None) -> dict:
+    """Write one recipient's visiting sheets for an approved list into the custody zone.
+    csv_form: outreach.csv for Excel ("excel") or for another system ("plain"; reports.sheets.outreach_csv);
+    default [release] csv_form."""
     if recipient not in RECIPIENTS:
         raise ReleaseRefused(f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}")
+    csv_form = csv_form or cfg.get("release", "csv_form")
+    if csv_form not in CSV_FORMS:
+        raise ReleaseRefused(f"unknown CSV form {csv_form!r}: choose one of {', '.join(CSV_FORMS)}")
     key = load_key(cfg.key_file)
     if not list_file(cfg, check_month(month)).exists():   # library callers bypass the CLI's parsing
         raise ReleaseRefused(no_run(month, "（リストがない）", " (no list)"))
@@ -249,9 +264,9 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
         raise ReleaseRefused(f"the audit log fails verification ({problems[0]}; {len(problems)} problem(s)): "
                              "run `mimamori audit verify` and restore the log before releasing")
     audit.ready(cfg.audit_log)
-    columns = RECIPIENTS[recipient]
-    named = reidentify(cfg, month, listed, key, extract).sort_values("rank")
-    sheet = named[columns]
+    named = with_previous_visits(cfg, month, reidentify(cfg, month, listed, key, extract)).sort_values("rank")
+    sheet = outreach_csv(named, recipient, csv_form)
+    columns = list(RECIPIENTS[recipient].columns)
     out_dir = private_dir(cfg.releases_dir / month)
     csv_path = out_dir / f"outreach{_suffix(recipient)}.csv"
     xlsx_path = out_dir / f"outreach{_suffix(recipient)}.xlsx"
@@ -260,7 +275,8 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     write_outreach_xlsx(named, xlsx_path, month, recipient)
     released = datetime.now(timezone.utc)
     expires = (released + timedelta(days=cfg.get("release", "expiry_days"))).date().isoformat()
-    info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "approvers": people,
+    info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "csv_form": csv_form,
+            "approvers": people,
             "bases": sorted({a["basis"] for a in valid}), "purposes": sorted({a["purpose"] for a in valid}),
             "list_sha256": valid[0]["list_sha256"], "released": released.isoformat(timespec="seconds"),
             "files": {p.name: file_sha256(private_file(p)) for p in (csv_path, xlsx_path)}, "expires": expires,

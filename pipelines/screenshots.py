@@ -6,7 +6,7 @@ Paths come from the configuration, as for `mimamori` (MIMAMORI_WORK or mimamori.
 are shot by the project's one headless Chromium (pipelines/browser.py) with the network blocked,
 so a screenshot shows what an offline PC shows; a page that tried to fetch anything is refused.
 The sheet is printed by LibreOffice to PDF and turned into PNG by pdftoppm when both are
-installed, otherwise rendered from the workbook's own layout (reports.sheets.preview_html).
+installed, otherwise rendered from the workbook's own layout (reports.sheet_checks.preview_html).
 Use only synthetic wards: a sheet holds names and addresses.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from openpyxl import load_workbook
 from pipelines.browser import chromium_browser, offline_page
 from pipelines.catalog import runs, validation
 from pipelines.config import Config, load_config
-from reports.sheets import preview_html
+from reports.sheet_checks import preview_html
 
 if TYPE_CHECKING:   # Playwright is a dev extra: only its types here
     from playwright.sync_api import Browser
