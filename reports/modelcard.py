@@ -76,6 +76,26 @@ def version_description(record: dict, card_sha256: str) -> str:
             f"{record.get('reason', '')}. Model card: model_card/model_card.html (SHA-256 {card_sha256}).")
 
 
+def _scale(settings: dict, record: dict) -> str:
+    """ATRS 2.3.3 (scale), from the version's own holdout month where it has one."""
+    share = settings["capacity"]["share_of_residents"]
+    labels, model = record.get("label_counts") or {}, (record.get("evaluation") or {}).get("model") or {}
+    if "holdout_cohort" not in labels or "k" not in model:
+        return f"Monthly; about {share:.1%} of residents listed per month (the ward's visiting capacity)."
+    return (f"Monthly. In this version's holdout month ({record.get('holdout_month')}) "
+            f"{labels['holdout_cohort']:,} residents aged {settings['prioritise']['min_age']}+ were ranked and "
+            f"{model['k']:,} would be listed at capacity (about {share:.1%} of residents per month).")
+
+
+def _label_coverage(record: dict) -> str:
+    """ATRS 2.4.3 (completeness) of the labels: how few of the ranked people have a known outcome."""
+    labels = record.get("label_counts") or {}
+    if "holdout_coverage_pct" not in labels:
+        return ""
+    return (f"Labels are selective: in the holdout month {labels['holdout_coverage_pct']:.2f}% of the "
+            f"{labels['holdout_cohort']:,} ranked residents had a known outcome.")
+
+
 def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
     """The card's content: [(section title, [(field, text or (header, rows))])], from the
     version's registration record only."""
@@ -177,8 +197,7 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "民生委員 sheets carry no score. The coordinator sees the rank and score."),
             ("Human decisions and review", "The list informs, a person decides: visitors and the coordinator may skip, "
              "add or reorder visits; outcomes (要支援・問題なし・不在・拒否) are recorded by people and become labels."),
-            ("Frequency and scale", f"Monthly; about {settings['capacity']['share_of_residents']:.1%} of residents "
-             "listed per month (the ward's visiting capacity)."),
+            ("Frequency and scale", _scale(settings, record)),
             ("Appeals and objections", "A resident who objects (申出) is put on the exclusions extract and is never "
              "listed; residents can request disclosure of their identified records as usual."),
             ("Required training", "Coordinators and visitors: what the reasons mean and do not mean (a reason is "
@@ -216,7 +235,8 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "learns the visiting policy as well as isolation; exploration picks and fairness checks are the remedy."),
             ("Sensitive attributes", "Age is a feature; sex and district are not, and are used to audit the list."),
             ("Completeness and representativeness", "Only residents known to ward services appear in the source data; "
-             "people who use no service look alike (many `_imp` flags). Validation results are in each month's report."),
+             "people who use no service look alike (many `_imp` flags). " + _label_coverage(record)
+             + " Validation results are in each month's report."),
             ("Data access and storage", "Analyst zone: pseudonyms only; custody zone: key, approvals, named sheets, "
              "audit log. Named sheets expire and are purged."),
         ]),

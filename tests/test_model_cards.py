@@ -4,6 +4,7 @@ that version, is attached to it (artifact, SHA-256 tag, description), and is nev
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -147,3 +148,22 @@ def test_a_deleted_card_is_not_replaced_by_a_different_one(two_versions):
     finally:
         for p, data in zip(paths, original):
             p.write_bytes(data)
+
+
+def test_the_atrs_scale_and_label_coverage_are_the_versions_own_figures(two_versions):
+    # ATRS 2.3.3 (scale) and 2.4.3 (completeness) filled from the version's training record, not from config
+    cfg, v1, _, _, _ = two_versions
+    for version in (v1, _version_of_month(cfg, EARLIER)):
+        run = registry.client(cfg).get_run(registry.client(cfg).get_model_version(registry.REGISTERED_MODEL, version).run_id)
+        metrics, params = run.data.metrics, run.data.params
+        md = runs.card_paths(cfg, version)[0].read_text(encoding="utf-8")
+        scale = _field(md, "Frequency and scale")
+        month = registry.client(cfg).get_model_version(registry.REGISTERED_MODEL, version).tags["month"]
+        record = json.loads((runs.run_dir(cfg, month) / "training.json").read_text(encoding="utf-8"))
+        labels = record["label_counts"]
+        assert f"holdout month ({params['holdout_month']})" in scale
+        assert f"{labels['holdout_cohort']:,} residents aged" in scale
+        assert f"{record['evaluation']['model']['k']:,} would be listed" in scale
+        assert int(metrics["labels_holdout_labelled"]) == labels["holdout_labelled"]
+        coverage = _field(md, "Completeness and representativeness")
+        assert f"{labels['holdout_coverage_pct']:.2f}% of the {labels['holdout_cohort']:,} ranked" in coverage
