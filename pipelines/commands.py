@@ -171,13 +171,35 @@ def _leak_guard(cfg: Config, console) -> int:
     return 0
 
 
+def cmd_approver(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.approvers import add_approver, registered, revoke_approver, short_fingerprint
+
+    if args.action == "add":
+        a = add_approver(cfg, args.approver_id, args.name, args.role, args.key_out)
+        print(f"registered approver {a['id']} ({a['name']}, {a['role']}), key fingerprint "
+              f"{short_fingerprint(a['fingerprint'])}; private key written to {a['key_file']} (mode 0600): "
+              "give it to that approver only, and keep no copy")
+    elif args.action == "revoke":
+        a = revoke_approver(cfg, args.approver_id, args.reason)
+        print(f"revoked approver {a['id']} ({a['name']}); their approvals no longer count")
+    else:
+        people = registered(cfg)
+        for a in people:
+            print(f"{a['id']:8s} {a['status']:8s} {short_fingerprint(a['fingerprint'])}  {a['name']}（{a['role']}）")
+        if not people:
+            print("no approver registered yet: `mimamori approver add --id A01 --name ... --role ... --key-out ...`")
+    return 0
+
+
 def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import approvals, approve, distinct_approvers
 
-    entry = approve(cfg, args.month, args.approver, args.basis, args.purpose)
+    entry = approve(cfg, args.month, args.approver_id, args.key_file, args.basis, args.purpose)
     n = len(distinct_approvers(approvals(cfg, args.month)))
-    print(f"approval recorded for {args.month} by {entry['approver']}; {n} distinct approver(s) for the current list")
+    print(f"signed approval recorded for {args.month} by {entry['approver_id']} ({entry['approver']}, "
+          f"{entry['role']}); {n} distinct approver(s) for the current list")
     return 0
 
 
