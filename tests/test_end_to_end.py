@@ -120,9 +120,10 @@ def test_the_messy_inbox_gives_the_same_lake_and_the_same_list(ward, messy_ward)
 def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_list(ward):
     cfg, month = ward.cfg, ward.month
     approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    with pytest.raises(ReleaseRefused, match="2 different people"):
+    with pytest.raises(ReleaseRefused, match="2 different registered approvers"):
         release(cfg, month)
-    approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused, match="already approved"):     # the same person again
+        approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
     with pytest.raises(ReleaseRefused):
         release(cfg, month)
     assert not (cfg.releases_dir / month / "outreach.csv").exists()
@@ -148,7 +149,7 @@ def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_lis
     assert [c.value for c in book["全体"][1]][:4] == ["順位", "地区", "宛名番号", "氏名"]
 
     events = [e["event"] for e in audit.entries(cfg.audit_log)]
-    assert events.count("approve") == 3 and events[-1] == "release" and "ingest" in events
+    assert events.count("approve") == 2 and events[-1] == "release" and "ingest" in events
     assert audit.verify(cfg.audit_log) == []
     # the audit log names no resident
     assert not any(i in cfg.audit_log.read_text(encoding="utf-8") for i in sheet["resident_id"])
