@@ -93,8 +93,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Commands that read or write the custody zone check its modes first (pipelines/custody.py).
-CUSTODY_COMMANDS = {"ingest", "validate", "run", "approve", "release", "purge", "rekey", "audit", "outcomes",
-                    "truth-check", "scan-pii", "serve", "users"}
+CUSTODY_COMMANDS = {"ingest", "validate", "run", "approver", "approve", "release", "purge", "rekey", "audit",
+                    "outcomes", "truth-check", "scan-pii", "serve", "users"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,9 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="if another command holds the work dir, wait for it instead of refusing")
     p.set_defaults(func=commands.cmd_run)
 
-    p = sub.add_parser("approve", help="record an approval of a month's list")
+    p = sub.add_parser("approver", help="register, list or revoke the people who may approve a release (custody zone)")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("add", help="register an approver; writes their private key to --key-out (0600)")
+    a.add_argument("--id", dest="approver_id", type=name_text, required=True, help="e.g. A01")
+    a.add_argument("--name", type=name_text, required=True)
+    a.add_argument("--role", type=name_text, required=True, help="e.g. 高齢福祉課長")
+    a.add_argument("--key-out", type=Path, required=True,
+                   help="where to write the approver's private key: a place only they can read, outside every zone")
+    a = actions.add_parser("list", help="the registered approvers, their key fingerprints and status")
+    a = actions.add_parser("revoke", help="revoke an approver: their approvals stop counting")
+    a.add_argument("--id", dest="approver_id", type=name_text, required=True)
+    a.add_argument("--reason", type=name_text, required=True)
+    p.set_defaults(func=commands.cmd_approver)
+
+    p = sub.add_parser("approve", help="sign an approval of a month's list as a registered approver")
     p.add_argument("--month", type=month, required=True)
-    p.add_argument("--approver", type=name_text, required=True)
+    p.add_argument("--approver-id", type=name_text, required=True, help="the id the custodian registered, e.g. A01")
+    p.add_argument("--key-file", type=existing_file, required=True, help="the approver's own private key file")
     p.add_argument("--basis", type=name_text, required=True, help="legal basis, e.g. 個人情報保護法第69条第2項第2号")
     p.add_argument("--purpose", type=name_text, default="見守り訪問（孤立の予防）")
     p.set_defaults(func=commands.cmd_approve)
@@ -208,7 +223,7 @@ ZONE_LOCKS = {"run": ("work",), "ingest": ("work",), "validate": ("work",), "exp
               "truth-check": ("work",), "scan-pii": ("work",), "rekey": ("work", "custody"),
               # approve and release read the run folder: a `run` rewriting it must not be under way
               "approve": ("work", "custody"), "release": ("work", "custody"), "purge": ("custody",),
-              "outcomes": ("custody",)}   # writes the next delivery into the inbox
+              "approver": ("custody",), "outcomes": ("custody",)}   # writes the next delivery into the inbox
 
 
 def _locked(cfg: Config, args: argparse.Namespace) -> int:

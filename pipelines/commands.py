@@ -64,6 +64,7 @@ def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from contract.messages import bilingual, reason_ja
     from pipelines.ingest import ingest_month
     from pipelines.pseudonymise import load_key
 
@@ -73,7 +74,7 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
         extra = f"; unknown columns dropped: {', '.join(s['unknown_columns'])}" if s["unknown_columns"] else ""
         print(f"  {name:20s} {s['accepted']:>9,d} rows  {s['quarantined']:>6,d} quarantined{extra}")
         for reason, n in s["quarantine_reasons"].items():
-            print(f"      {n:>6,d} × {reason}")
+            print(f"      {n:>6,d} × " + bilingual(reason_ja(name, reason), reason))
         if "lines" in s:
             print(f"      {line_accounting(s['lines'])}")
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
@@ -102,13 +103,14 @@ def validate_month(cfg: Config, month: str, key: bytes | None = None) -> dict:
     """
     # imported per command: ingest loads GX and the readers
     from pipelines.catalog import validation
-    from pipelines.ingest import read_delivery
+    from pipelines.ingest import read_delivery, refusal_evidence
     from pipelines.pseudonymise import load_key
 
     delivery = read_delivery(cfg, month, key if key is not None else load_key(cfg.key_file))
     check = validation.checked_delivery(cfg, month, delivery.tables, delivery.quarantine,
                                         sources=delivery.summary["sources"])
-    return {"month": month, **check.summary}
+    # the causes and example lines summary_lines prints: every source, not only refused ones
+    return {"month": month, **check.summary, "evidence": refusal_evidence(delivery, check, delivery.summary["sources"])}
 
 
 def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
@@ -117,7 +119,7 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
 
     summary = validate_month(cfg, args.month)   # a dry run: results and Data Docs, never the lake
     print(f"{args.month}: validated without committing")
-    for line in summary_lines(summary):
+    for line in summary_lines(summary, summary["evidence"]):
         print(f"  {line}")
     return 2 if summary["critical_failures"] else 0
 
@@ -172,13 +174,35 @@ def _leak_guard(cfg: Config, console) -> int:
     return 0
 
 
+def cmd_approver(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.approvers import add_approver, registered, revoke_approver, short_fingerprint
+
+    if args.action == "add":
+        a = add_approver(cfg, args.approver_id, args.name, args.role, args.key_out)
+        print(f"registered approver {a['id']} ({a['name']}, {a['role']}), key fingerprint "
+              f"{short_fingerprint(a['fingerprint'])}; private key written to {a['key_file']} (mode 0600): "
+              "give it to that approver only, and keep no copy")
+    elif args.action == "revoke":
+        a = revoke_approver(cfg, args.approver_id, args.reason)
+        print(f"revoked approver {a['id']} ({a['name']}); their approvals no longer count")
+    else:
+        people = registered(cfg)
+        for a in people:
+            print(f"{a['id']:8s} {a['status']:8s} {short_fingerprint(a['fingerprint'])}  {a['name']}（{a['role']}）")
+        if not people:
+            print("no approver registered yet: `mimamori approver add --id A01 --name ... --role ... --key-out ...`")
+    return 0
+
+
 def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import approvals, approve, distinct_approvers
 
-    entry = approve(cfg, args.month, args.approver, args.basis, args.purpose)
+    entry = approve(cfg, args.month, args.approver_id, args.key_file, args.basis, args.purpose)
     n = len(distinct_approvers(approvals(cfg, args.month)))
-    print(f"approval recorded for {args.month} by {entry['approver']}; {n} distinct approver(s) for the current list")
+    print(f"signed approval recorded for {args.month} by {entry['approver_id']} ({entry['approver']}, "
+          f"{entry['role']}); {n} distinct approver(s) for the current list")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -263,11 +264,13 @@ def check_accounting(delivery: Delivery) -> None:
                 "the month is not ingested")
 
 
-def refusal_evidence(delivery: Delivery, check) -> dict[str, dict]:
-    """Per source with a critical failure: the delivered file and why its rows were quarantined
-    (reason, the reason in Japanese, rows, first line), most rows first; lines and rules, no value."""
+def refusal_evidence(delivery: Delivery, check, sources: Iterable[str] | None = None) -> dict[str, dict]:
+    """Per source (default: each with a critical failure): the delivered file and why its rows were
+    quarantined (reason, the reason in Japanese, rows, first line), most rows first; lines and
+    rules, no value."""
     out = {}
-    for name in {f["source"] for f in check.summary["critical_failures"]}:
+    wanted = {f["source"] for f in check.summary["critical_failures"]} if sources is None else set(sources)
+    for name in sorted(wanted):
         if name not in delivery.summary["sources"]:
             continue
         contract = delivery.quarantine.get(name, pd.DataFrame({"_line": [], "reason": []}))

@@ -101,13 +101,14 @@ def golden_digests(ward_root: Path, built_at: Path | None = None) -> dict[str, s
     """Digests of the work dir and of the custody zone's released sheets, after two approvals
     and a release to every recipient (the caller's copy of the ward is changed)."""
     from pipelines.config import load_config
-    from pipelines.release import RECIPIENTS, approve, release
+    from pipelines.release import RECIPIENTS, release
+    from tests.approving import approve_as
 
     cfg = load_config(ward_root / "mimamori.toml", ward_root / "inbox", ward_root / "work", ward_root / "custody",
                       environ={})
     month = sorted(p.name for p in cfg.runs.iterdir() if (p / "manifest.json").exists())[-1]
-    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    approve(cfg, month, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
+    approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve_as(cfg, month, "B", "社会福祉法第106条の6 支援会議", "見守り訪問")
     for recipient in RECIPIENTS:
         release(cfg, month, recipient)
     out = digests(ward_root, under="work", built_at=built_at)

@@ -14,7 +14,8 @@ from pipelines.leakscan import scan
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import load_key
 from pipelines.reading import delivery_file, read_source
-from pipelines.release import ReleaseRefused, approve, release
+from pipelines.release import ReleaseRefused, release
+from tests.approving import approve_as
 from contract.storage import read_parquet
 
 
@@ -118,14 +119,15 @@ def test_the_messy_inbox_gives_the_same_lake_and_the_same_list(ward, messy_ward)
 
 def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_list(ward):
     cfg, month = ward.cfg, ward.month
-    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    with pytest.raises(ReleaseRefused, match="2 different people"):
+    approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused, match="2 different registered approvers"):
         release(cfg, month)
-    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused, match="already approved"):     # the same person again
+        approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
     with pytest.raises(ReleaseRefused):
         release(cfg, month)
     assert not (cfg.releases_dir / month / "outreach.csv").exists()
-    approve(cfg, month, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
+    approve_as(cfg, month, "B", "社会福祉法第106条の6 支援会議", "見守り訪問")
     info = release(cfg, month)
 
     # outreach.csv for Excel: Japanese headers, 宛名番号 as ="…" so Excel keeps the zeros
@@ -153,7 +155,7 @@ def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_lis
     assert [c.value for c in book[first][1]][:3] == ["順位", "区全体順位", "宛名番号"]
 
     events = [e["event"] for e in audit.entries(cfg.audit_log)]
-    assert events.count("approve") == 3 and events[-1] == "release" and "ingest" in events
+    assert events.count("approve") == 2 and events[-1] == "release" and "ingest" in events
     assert audit.verify(cfg.audit_log) == []
     # the audit log names no resident
     assert not any(i in cfg.audit_log.read_text(encoding="utf-8") for i in sheet["resident_id"])

@@ -14,7 +14,8 @@ from pipelines.config import load_config
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import create_key, key_id, load_key
 from pipelines.rekey import rekey
-from pipelines.release import ReleaseRefused, approve, purge, release
+from pipelines.release import ReleaseRefused, purge, release
+from tests.approving import approve_as
 from contract.storage import read_json, read_parquet
 from synth.ward import generate_ward
 
@@ -27,8 +28,8 @@ def approved(tmp_path):
     create_key(cfg.key_file)
     generate_ward(cfg.inbox, residents=2500, months=2, end_month=MONTH, seed=9)
     run_month(cfg, MONTH)
-    approve(cfg, MONTH, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    approve(cfg, MONTH, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
+    approve_as(cfg, MONTH, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve_as(cfg, MONTH, "B", "社会福祉法第106条の6 支援会議", "見守り訪問")
     return cfg
 
 
