@@ -52,7 +52,7 @@ COLUMNS: dict[str, SheetColumn] = {
     "age": SheetColumn("年齢", 5, 6, "0", "right"),
     "age_band": SheetColumn("年齢区分", 8, 10),
     "sex": SheetColumn("性別", 5, 8),
-    "score": SheetColumn("スコア", 6, 8, "0.000", "right"),
+    "band": SheetColumn("優先度", 9, 11, "General", "right"),   # the rank band (「上位0.5%」), never the score
     "reasons": SheetColumn("訪問の理由", 24, 44),
     "questions": SheetColumn("確認したいこと", 20, 36),
     "reasons_en": SheetColumn("reasons (English)", 24, 40),
@@ -68,10 +68,10 @@ VISIT_DATE_HEADER, OUTCOME_HEADER, ID_HEADER, RANK_HEADER = "訪問日", "訪問
 # "questions" (what to ask) and "pick" (exploration mark) are added by outreach_workbook when
 # the frame carries reason_features / exploration.
 RECIPIENTS: dict[str, list[str]] = {
-    "coordinator": ["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons",
+    "coordinator": ["rank", "district", "resident_id", "name", "address", "age", "sex", "band", "reasons",
                     "reasons_en", "source"],
     "minsei": ["rank", "district", "name", "address", "age_band", "reasons"],
-    "nurse": ["rank", "district", "resident_id", "name", "name_kana", "address", "phone", "age", "sex", "score",
+    "nurse": ["rank", "district", "resident_id", "name", "name_kana", "address", "phone", "age", "sex", "band",
               "reasons"],
 }
 
@@ -97,8 +97,6 @@ def display_width(text: str) -> int:
 def _cell_text(value, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if column == "score":
-        return f"{float(value):.3f}"
     return str(value)
 
 
@@ -195,6 +193,9 @@ def _write_sheet(book, title: str, rows: pd.DataFrame, data_columns: list[str], 
         sheet.cell(row=1, column=layout.index("outcome") + 1).comment = Comment(
             "訪問後に記入してください。要支援＝支援が必要、問題なし＝心配なし、不在＝会えなかった、拒否＝訪問を断られた。"
             "空欄の行は取り込まれません。", "mimamori")
+    if "band" in layout:
+        sheet.cell(row=1, column=layout.index("band") + 1).comment = Comment(
+            "今月の掲載可能な方の中での位置です（例：上位0.5%＝高い方から200人に1人）。確率ではありません。", "mimamori")
     if "pick" in layout:
         sheet.cell(row=1, column=layout.index("pick") + 1).comment = Comment(
             "探索＝リストの確かさを確かめるため、優先度によらず選ばれた方です。訪問の仕方は他の方と同じです。", "mimamori")
@@ -218,7 +219,7 @@ def _write_sheet(book, title: str, rows: pd.DataFrame, data_columns: list[str], 
 def outreach_workbook(frame: pd.DataFrame, month: str, columns: Sequence[str] | str = "coordinator"):
     """The visiting workbook for one recipient (an openpyxl Workbook, in memory).
 
-    frame: the released rows (rank, district, resident_id, name, address, age, sex, score, reasons,
+    frame: the released rows (rank, district, resident_id, name, address, age, sex, band, reasons,
     reasons_en, source, …; optional `exploration` bool and `reason_features` list columns).
     columns: a recipient in RECIPIENTS or an explicit list of column keys (see COLUMNS).
     """

@@ -32,6 +32,7 @@ def released(n: int = 23) -> pd.DataFrame:
         "age_band": ["85〜89歳"] * n,
         "sex": ["女" if i % 2 else "男" for i in range(n)],
         "score": [0.9 - i / 100 for i in range(n)],
+        "band": [f"上位{0.1 * (i + 1):.1f}%" for i in range(n)],
         "reasons": [reasons[i % 2][0] for i in range(n)],
         "reasons_en": ["aged 90 or over; lives alone; 4 months of care-premium arrears"] * n,
         "reason_features": [reasons[i % 2][1] for i in range(n)],
