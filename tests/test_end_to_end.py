@@ -130,7 +130,7 @@ def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_lis
 
     sheet = pd.read_csv(cfg.releases_dir / month / "outreach.csv", dtype={"resident_id": str}, encoding="utf-8-sig")
     assert (cfg.releases_dir / month / "outreach.csv").read_bytes().startswith(b"\xef\xbb\xbf")
-    for column in ["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons"]:
+    for column in ["rank", "district", "resident_id", "name", "address", "age", "sex", "band", "reasons"]:
         assert column in sheet.columns
     key = load_key(cfg.key_file)
     listed = read_parquet(cfg.runs / month / "list.parquet")

@@ -41,7 +41,7 @@ def test_each_recipient_gets_only_what_their_role_needs(approved):
     nurse = pd.read_csv(out / "outreach_nurse.csv", encoding="utf-8-sig", dtype=str)
     assert list(minsei.columns) == ["rank", "district", "name", "address", "age_band", "reasons"]
     assert "score" not in minsei.columns and "resident_id" not in minsei.columns
-    assert {"resident_id", "phone", "name_kana", "score"} <= set(nurse.columns)
+    assert {"resident_id", "phone", "name_kana", "band"} <= set(nurse.columns) and "score" not in nurse.columns
     assert minsei["name"].tolist() == nurse["name"].tolist()
     assert set(minsei["age_band"]) <= {"65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"}
     records = [e for e in audit.entries(cfg.audit_log) if e["event"] == "release"]

@@ -135,3 +135,31 @@ def test_libreoffice_prints_each_district_on_a4_landscape_one_page_wide(book_pat
     width, height = float(size[2]), float(size[4])
     assert (round(width), round(height)) == (842, 595)          # A4 landscape, in points
     assert pages == len(load_workbook(book_path).sheetnames)    # each sheet fits one page wide (and here, long)
+
+
+def test_no_sheet_shows_a_probability_looking_score_and_random_picks_carry_no_reasons(tmp_path):
+    from features.catalog import EXPLORATION
+
+    frame = released()
+    picked = frame["exploration"]
+    frame.loc[picked, "reasons"] = EXPLORATION[0]
+    frame.loc[picked, "reasons_en"] = EXPLORATION[1]
+    frame["reason_features"] = [[] if p else f for p, f in zip(picked, frame["reason_features"])]
+    for recipient in RECIPIENTS:
+        book = load_workbook(write_outreach_xlsx(frame, tmp_path / f"{recipient}.xlsx", "2026-10", recipient))
+        for sheet in book.worksheets:
+            headers = [c.value for c in sheet[1]]
+            assert "スコア" not in headers
+            cells = [c.value for row in sheet.iter_rows(min_row=2) for c in row]
+            assert not any(isinstance(v, float) and 0 < v < 1 for v in cells)   # no 0.987 anywhere
+            if "優先度" in headers:
+                bands = [sheet.cell(row=r, column=headers.index("優先度") + 1).value for r in range(2, sheet.max_row + 1)]
+                assert all(b.startswith("上位") and b.endswith("%") for b in bands)
+            why = headers.index("訪問の理由") + 1
+            ask = headers.index("確認したいこと") + 1 if "確認したいこと" in headers else None
+            ranks = {int(r): p for r, p in zip(frame["rank"], picked)}
+            for r in range(2, sheet.max_row + 1):
+                if ranks[sheet.cell(row=r, column=1).value]:
+                    assert sheet.cell(row=r, column=why).value == EXPLORATION[0]
+                    assert ask is None or sheet.cell(row=r, column=ask).value in (None, "")
+        assert recipient == "minsei" or "優先度" in [c.value for c in book.worksheets[0][1]]
