@@ -338,6 +338,33 @@ def test_stored_explanations_add_up_to_the_registered_models_log_odds(ward):
     _check_phrases(features.reset_index(), listed)
 
 
+def test_the_stored_contributions_are_taken_against_the_months_eligible_cohort(ward):
+    import mlflow.sklearn
+
+    from models.candidates import kind
+    from pipelines.catalog.registry import REGISTERED_MODEL, connect
+    from pipelines.monthly import prioritise_month
+
+    listed, table = _stored(ward)
+    feats = read_parquet(ward.cfg.features_dir / f"{ward.month}.parquet")
+    scored = read_parquet(ward.cfg.runs / ward.month / "scores.parquet")
+    _, ok, _ = prioritise_month(ward.cfg, ward.month, feats, scored)
+    cohort = feats[ok.mask]
+    assert set(table["reference_people"]) == {len(cohort)}
+    connect(ward.cfg)
+    model = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{listed['model_version'].iloc[0]}")
+    assert set(table["method"]) == {kind(model)}
+    reference = background(cohort) if kind(model) == "hgb" else cohort
+    assert set(table["reference_rows"]) == {len(reference)}
+    expected_base = log_odds(model, reference[MODEL_FEATURES].to_numpy(dtype="float64")).mean()
+    assert table["base_value"].iloc[0] == pytest.approx(expected_base, abs=1e-6)
+    # the band shown instead of the score: the share of the eligible scoring at least as high
+    eligible_scores = scored[ok.mask]["score"].to_numpy()
+    for _, row in listed.iterrows():
+        share = (eligible_scores >= row["score"]).mean() * 100
+        assert share <= row["top_percent"] < share + 0.1 + 1e-9
+
+
 def test_the_auditors_view_shows_contributions_and_a_waterfall_without_identifiers(ward):
     from contract.sources import SOURCES
     from pipelines.pseudonymise import load_key
@@ -347,6 +374,7 @@ def test_the_auditors_view_shows_contributions_and_a_waterfall_without_identifie
     pid = listed["pid"].iloc[0]
     text, png = explain_person(ward.cfg, ward.month, pid)
     assert pid in text and "base + Σ SHAP" in text and "|difference|" in text
+    assert "reference: その月の掲載可能な住民" in text and text.count("waterfall:") == 1
     assert png is not None and png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
     residents = read_source(delivery_file(ward.cfg.inbox / ward.month, "residents"), SOURCES["residents"]).rows
     key = load_key(ward.cfg.key_file)
@@ -356,3 +384,14 @@ def test_the_auditors_view_shows_contributions_and_a_waterfall_without_identifie
         assert str(value) not in text
     with pytest.raises(ValueError, match="not on the"):
         explain_person(ward.cfg, ward.month, "0" * 32)
+
+
+def test_mimamori_explain_prints_the_waterfall_line_once(ward, capsys):
+    import argparse
+
+    from pipelines.commands import cmd_explain
+
+    listed, _ = _stored(ward)
+    assert cmd_explain(ward.cfg, argparse.Namespace(month=ward.month, pid=listed["pid"].iloc[0])) == 0
+    out = capsys.readouterr().out
+    assert out.count("waterfall:") == 1 and "基準 reference:" in out
