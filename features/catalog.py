@@ -188,9 +188,12 @@ CATALOG: dict[str, Feature] = {f.name: f for f in [
             ask_ja="その後の体調と、緊急時の連絡先", ask_en="health since, and an emergency contact"),
 ]}
 
-# How an exploration pick (drawn at random from the eligible rest, not ranked) is introduced
-# before its reasons on lists and sheets.
-EXPLORATION = ("無作為抽出（探索枠）", "random pick (exploration)")
+# What an exploration pick (drawn at random from the eligible rest, not ranked) carries instead
+# of reasons, on the list, the sheets, the auditor's view and the report: it has none.
+EXPLORATION = ("無作為抽出（探索枠）", "Random pick (exploration)")
+# What a listed person carries when no single feature genuinely separates them from the eligible
+# cohort (models/explain.py MIN_REASON, MIN_SHARE): their rank is the sum of several small ones.
+NO_SINGLE_REASON = ("目立つ単独の要因なし（小さな要因の積み重ね）", "no single strong factor (several small ones add up)")
 
 # Features whose imputation is flagged carry a companion `<name>_imp` column (1 = imputed).
 FLAGGED = ["months_at_address", "months_since_checkup", "care_arrears_months", "nhi_arrears_months",

@@ -220,10 +220,8 @@ def cmd_explain(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.explain import explain_person
 
-    text, png = explain_person(cfg, args.month, args.pid)
-    print(text)
-    if png is not None:
-        print(f"waterfall: {png}")
+    text, _ = explain_person(cfg, args.month, args.pid)
+    print(text, end="")   # the text already ends with the waterfall's path, once
     return 0
 
 

@@ -5,9 +5,9 @@ Q&A 3-3-3 on 民生委員):
 
 | recipient | who | gets | does not get |
 |---|---|---|---|
-| coordinator | the ward's outreach coordinator (staff) | 宛名番号, name, address, exact age, sex, the score on the 全体 sheet, reasons with their figures | phone, カナ |
-| nurse | the ward's public-health nurses (staff), who also phone | the coordinator's columns on the district sheets, plus フリガナ and phone | the score and the ward-wide 全体 sheet |
-| minsei | 民生委員, volunteers commissioned by the minister | name, address, 年齢区分, reasons without figures (an age becomes its band, 「介護保険料を4か月分滞納」 becomes 「介護保険料の滞納あり」) | 宛名番号, exact age, sex, arrears months, score, the 全体 sheet (a volunteer gets their district's sheets only) |
+| coordinator | the ward's outreach coordinator (staff) | 宛名番号, name, address, exact age, sex, the rank band 優先度 (「上位0.5%」, not a probability) on the 全体 sheet, reasons with their figures | phone, カナ |
+| nurse | the ward's public-health nurses (staff), who also phone | the coordinator's columns on the district sheets, plus フリガナ and phone | the rank band and the ward-wide 全体 sheet |
+| minsei | 民生委員, volunteers commissioned by the minister | name, address, 年齢区分, reasons without figures (an age becomes its band, 「介護保険料を4か月分滞納」 becomes 「介護保険料の滞納あり」) | 宛名番号, exact age, sex, arrears months, rank band, the 全体 sheet (a volunteer gets their district's sheets only) |
 
 Every recipient also gets 前回訪問 (the last recorded visit: its date and outcome) and the
 entry columns (reports/sheets.py). English reasons and the list's provenance (`source`) are
@@ -37,7 +37,7 @@ class Recipient:
 
 
 RECIPIENTS: dict[str, Recipient] = {
-    "coordinator": Recipient(("rank", "district", "resident_id", "name", "address", "age", "sex", "score",
+    "coordinator": Recipient(("rank", "district", "resident_id", "name", "address", "age", "sex", "band",
                               "reasons", "previous_visit"), exact_figures=True, overview=True),
     "nurse": Recipient(("rank", "district", "resident_id", "name_kana", "name", "address", "phone", "age", "sex",
                         "reasons", "previous_visit"), exact_figures=True, overview=False),

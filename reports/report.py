@@ -179,7 +179,9 @@ def _drift_section(month: str, features: pd.DataFrame, previous: pd.DataFrame | 
     if previous is not None and previous_scores is not None and scores is not None:
         score = evaluation.drift(previous_scores, scores, ["score"])
         for row in score:
-            row["label"] = "スコア / score (the list ranker's output; moves when a new model version serves)"
+            row["label"] = ("スコア（順位付けに使う内部の値。較正済みのモデルのときだけ確率として読めます）/ score (the list "
+                            "ranker's internal output, used to rank; a probability only when the serving model is "
+                            "calibrated; moves when a new model version serves)")
         rows += score
     why = None
     if previous is None:

@@ -59,7 +59,7 @@ COLUMNS: dict[str, SheetColumn] = {
     "age": SheetColumn("年齢", 6, 6, "0", "right"),
     "age_band": SheetColumn("年齢区分", 10, 10),
     "sex": SheetColumn("性別", 6, 6),
-    "score": SheetColumn("スコア", 6, 8, "0.000", "right"),
+    "band": SheetColumn("優先度", 9, 11, "General", "right"),   # the rank band (「上位0.5%」), never the score
     "reasons": SheetColumn("訪問の理由", 18, 40),
     "questions": SheetColumn("確認したいこと", 14, 30),
     "previous_visit": SheetColumn("前回訪問", 12, 12),
@@ -69,7 +69,7 @@ COLUMNS: dict[str, SheetColumn] = {
     "note": SheetColumn("特記事項", 13, 13),
 }
 ENTRY = ["visitor", "visit_date", "outcome", "note"]
-OVERVIEW_ONLY = {"district", "score"}   # a district sheet is its district; the order there is the priority
+OVERVIEW_ONLY = {"district", "band"}   # a district sheet is its district; the order there is the priority
 VISIT_DATE_HEADER, OUTCOME_HEADER, NOTE_HEADER = "訪問日", "訪問結果", "特記事項"
 ID_HEADER, RANK_HEADER, ORDER_HEADER = "宛名番号", "区全体順位", "順位"
 
@@ -94,8 +94,6 @@ def display_width(text: str) -> int:
 def _cell_text(value, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if column == "score":
-        return f"{float(value):.3f}"
     return str(value)
 
 
@@ -105,7 +103,7 @@ def _stacked(spec: SheetColumn, columns: list[str]) -> list[str]:
 
 def sheet_columns(columns: Sequence[str], overview: bool) -> list[str]:
     """A sheet's data columns from a recipient's row columns: 順位 first; on a district sheet the
-    ward rank beside it and no district or score; stacked cells where both parts are present."""
+    ward rank beside it and no district or rank band; stacked cells where both parts are present."""
     unknown = [c for c in columns if c not in COLUMNS]
     if unknown:
         raise ValueError(f"no sheet layout for column(s): {', '.join(unknown)}")
@@ -221,6 +219,9 @@ def _write_sheet(book, title: str, rows: pd.DataFrame, columns: list[str], month
         sheet[f"{letter['note']}1"].comment = Comment(
             "気づいたこと、次回への申し送りなど（自由記入）。「その他」を選んだときはその内容を。", "mimamori")
         sheet[f"{letter['visitor']}1"].comment = Comment("訪問する方のお名前（コーディネーターが記入）。", "mimamori")
+    if "band" in layout:
+        sheet[f"{letter['band']}1"].comment = Comment(
+            "今月の掲載可能な方の中での位置です（例：上位0.5%＝高い方から200人に1人）。確率ではありません。", "mimamori")
     if "pick" in layout:
         sheet[f"{letter['pick']}1"].comment = Comment(
             "探索＝リストの確かさを確かめるため、優先度によらず選ばれた方です。訪問の仕方は他の方と同じです。", "mimamori")
@@ -247,7 +248,7 @@ def _write_sheet(book, title: str, rows: pd.DataFrame, columns: list[str], month
 def outreach_workbook(frame: pd.DataFrame, month: str, columns: Sequence[str] | str = "coordinator"):
     """The visiting workbook for one recipient (an openpyxl Workbook, in memory).
 
-    frame: the released rows (rank, district, resident_id, name, address, age, sex, score, reasons,
+    frame: the released rows (rank, district, resident_id, name, address, age, sex, band, reasons,
     previous_visit, …; optional `exploration` bool and `reason_features` list columns).
     columns: a recipient in RECIPIENTS or an explicit list of column keys (see COLUMNS), which
     gets figures in its reasons and the 全体 sheet like the coordinator.

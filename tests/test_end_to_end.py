@@ -133,7 +133,7 @@ def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_lis
     # outreach.csv for Excel: Japanese headers, 宛名番号 as ="…" so Excel keeps the zeros
     sheet = pd.read_csv(cfg.releases_dir / month / "outreach.csv", dtype=str, encoding="utf-8-sig")
     assert (cfg.releases_dir / month / "outreach.csv").read_bytes().startswith(b"\xef\xbb\xbf")
-    assert list(sheet.columns) == ["区全体順位", "地区", "宛名番号", "氏名", "住所", "年齢", "性別", "スコア", "訪問の理由",
+    assert list(sheet.columns) == ["区全体順位", "地区", "宛名番号", "氏名", "住所", "年齢", "性別", "優先度", "訪問の理由",
                                    "確認したいこと", "前回訪問", "区分"]
     assert sheet["宛名番号"].str.fullmatch(r'="\d+"').all()
     sheet = sheet.rename(columns={"宛名番号": "resident_id", "氏名": "name"})

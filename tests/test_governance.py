@@ -42,8 +42,8 @@ def test_each_recipient_gets_only_what_their_role_needs(approved):
     nurse = pd.read_csv(out / "outreach_nurse.csv", encoding="utf-8-sig", dtype=str)
     assert list(minsei.columns) == ["区全体順位", "地区", "氏名", "住所", "年齢区分", "訪問の理由", "確認したいこと",
                                     "前回訪問", "区分"]
-    assert not {"スコア", "宛名番号", "年齢", "性別"} & set(minsei.columns)
-    assert {"宛名番号", "電話番号", "フリガナ", "年齢"} <= set(nurse.columns) and "スコア" not in nurse.columns
+    assert not {"スコア", "優先度", "宛名番号", "年齢", "性別"} & set(minsei.columns)
+    assert {"宛名番号", "電話番号", "フリガナ", "年齢"} <= set(nurse.columns) and not {"スコア", "優先度"} & set(nurse.columns)
     assert minsei["氏名"].tolist() == nurse["氏名"].tolist()
     assert set(minsei["年齢区分"]) <= {"65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"}
     assert not minsei["訪問の理由"].str.contains(r"\d+か月分|(?<![〜\d])\d+歳(?!以上)").any()   # no exact figures

@@ -88,6 +88,11 @@ def test_each_card_states_its_own_versions_training_as_mlflow_records_it(two_ver
             assert "linear SHAP" in method and "TreeSHAP" not in md
         else:
             assert "TreeSHAP" in method
+        # the reference the reasons are taken against, and when a contribution is a reason
+        explained = _field(md, "Explanations: reference and threshold")
+        assert "eligible cohort" in explained and "not the training labels" in explained
+        assert ("linear SHAP" if tags["candidate"] == "logit" else "interventional TreeSHAP") in explained
+        assert "a feature is a reason only if it raises the log-odds by at least" in explained
         # attached to the version: its run holds the very bytes, its tag their SHA-256
         html = runs.card_paths(cfg, version)[1].read_bytes()
         assert mv.tags[registry.CARD_TAG] == hashlib.sha256(html).hexdigest()

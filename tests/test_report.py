@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -244,3 +247,68 @@ def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_pa
         assert images.splits.uri.startswith("data:image/png;base64,") and images.splits.why_not is None
     else:
         assert images.splits.uri is None and "期間の図はありません" in images.splits.why_not.ja
+
+
+# ------------------------------------------------------------------ reasons as worded, ties collapsed
+
+def _worded(counts: dict[str, int], picks: int) -> pd.DataFrame:
+    from features.catalog import EXPLORATION
+
+    rows = [(w, f"wording {k} in English", False) for k, (w, n) in enumerate(counts.items()) for _ in range(n)]
+    rows += [(EXPLORATION[0], EXPLORATION[1], True)] * picks
+    frame = pd.DataFrame(rows, columns=["reasons", "reasons_en", "exploration"])
+    return frame.sample(frac=1, random_state=len(rows)).reset_index(drop=True)   # ties scattered over ranks
+
+
+@pytest.mark.parametrize("threshold", [1, 3, 10])
+def test_identical_reason_wordings_collapse_to_one_line_with_their_count(threshold):
+    from features.catalog import EXPLORATION
+    from reports.model_sections import reason_wordings
+
+    counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10, "健診の受診記録が2年以上なし": 3,
+              "81歳、過去1年に緊急対応1回": 1}
+    rows = reason_wordings(_worded(counts, 2), threshold)
+    shown = {w: n for w, n in counts.items() if n >= threshold}
+    assert [(r["ja"], r["people"]) for r in rows[:len(shown)]] == [(w, f"×{n}") for w, n in shown.items()]
+    assert [r["en"] for r in rows[:len(shown)]] == [f"wording {list(counts).index(w)} in English" for w in shown]
+    rare = {w: n for w, n in counts.items() if n < threshold}
+    if rare:   # a wording fewer people share than the small-cell threshold is pooled, not printed
+        pooled = rows[len(shown)]
+        assert f"{len(rare)}通り" in pooled["ja"] and not any(w in pooled["ja"] for w in rare)
+        total = sum(rare.values())
+        assert pooled["people"] == (f"×<{threshold}" if total < threshold else f"×{total}")
+    assert rows[-1] == {"ja": EXPLORATION[0], "en": EXPLORATION[1], "people": "×2"}
+    assert len(rows) == len(shown) + bool(rare) + 1
+
+
+def test_the_report_prints_each_wording_once_with_its_count():
+    from reports.model_sections import reason_wordings
+    from reports.report import _ENV
+
+    counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10}
+    context = _bare_context()
+    context = replace(context, shap=replace(context.shap, wordings=reason_wordings(_worded(counts, 1), 10)))
+    html = _ENV.get_template("report.html.j2").render(**context.template_vars())
+    for wording, n in counts.items():
+        assert html.count(wording) == 1
+        assert re.search(re.escape(wording) + r"<br><small>[^<]*</small></td><td class=\"n\">×" + str(n) + "<", html)
+
+
+def test_the_months_report_collapses_the_lists_wordings(ward, report):
+    from contract.storage import read_parquet
+
+    listed = read_parquet(ward.cfg.runs / ward.month / "list.parquet")
+    threshold = ward.cfg.get("report", "small_cell")
+    section = report[report.index("理由の文言"):report.index("SHAP 寄与の全体像")]
+    rows = re.findall(r"<tr><td>([^<]*)<br><small>([^<]*)</small></td><td class=\"n\">×([^<]*)</td></tr>", section)
+    assert rows, "no wording rows"
+    counts = listed[~listed["exploration"]].groupby("reasons").size()
+    printed = {ja: n for ja, _, n in rows}
+    for wording, n in counts.items():
+        if n >= threshold:
+            assert printed.pop(wording) == str(n)
+        else:
+            assert wording not in section
+    assert len(rows) == len(set(ja for ja, _, _ in rows))   # one line per wording
+    if listed["exploration"].any():
+        assert printed.pop("無作為抽出（探索枠）") == str(int(listed["exploration"].sum()))

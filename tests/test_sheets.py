@@ -45,6 +45,7 @@ def released(n: int = 23, ages=None, reasons=None) -> pd.DataFrame:
         "age_band": age_band(pd.Series(ages)).tolist(),
         "sex": ["女" if i % 2 else "男" for i in range(n)],
         "score": [0.9 - i / 100 for i in range(n)],
+        "band": [f"上位{0.1 * (i + 1):.1f}%" for i in range(n)],
         "reasons": [r[0] for r in reasons],
         "reasons_en": ["aged 90 or over; lives alone; 4 months of care-premium arrears"] * n,
         "reason_features": [r[1] for r in reasons],
@@ -291,3 +292,33 @@ def test_libreoffice_prints_each_district_on_a4_landscape(book_path, tmp_path):
                           check=True).stdout
     size = next(line for line in info.splitlines() if line.startswith("Page size:")).split()
     assert (round(float(size[2])), round(float(size[4]))) == (842, 595)          # A4 landscape, in points
+
+
+def test_no_sheet_shows_a_probability_looking_score_and_random_picks_carry_no_reasons(tmp_path):
+    from features.catalog import EXPLORATION
+
+    frame = released()
+    picked = frame["exploration"]
+    frame.loc[picked, "reasons"] = EXPLORATION[0]
+    frame.loc[picked, "reasons_en"] = EXPLORATION[1]
+    frame["reason_features"] = [[] if p else f for p, f in zip(picked, frame["reason_features"])]
+    for recipient in RECIPIENTS:
+        book = load_workbook(write_outreach_xlsx(frame, tmp_path / f"{recipient}.xlsx", "2026-10", recipient))
+        for sheet in book.worksheets:
+            headers = [c.value for c in sheet[1]]
+            assert "スコア" not in headers
+            cells = [c.value for row in sheet.iter_rows(min_row=2) for c in row]
+            assert not any(isinstance(v, float) and 0 < v < 1 for v in cells)   # no 0.987 anywhere
+            if "優先度" in headers:
+                bands = [sheet.cell(row=r, column=headers.index("優先度") + 1).value for r in range(2, sheet.max_row + 1)]
+                assert all(b.startswith("上位") and b.endswith("%") for b in bands)
+            why = headers.index("訪問の理由") + 1
+            ask = headers.index("確認したいこと") + 1 if "確認したいこと" in headers else None
+            ranks = {int(r): p for r, p in zip(frame["rank"], picked)}
+            ward_rank = headers.index("区全体順位" if "区全体順位" in headers else "順位") + 1
+            for r in range(2, sheet.max_row + 1):
+                if ranks[sheet.cell(row=r, column=ward_rank).value]:
+                    assert sheet.cell(row=r, column=why).value == EXPLORATION[0]
+                    assert ask is None or sheet.cell(row=r, column=ask).value in (None, "")
+        # the band is the coordinator's, on the ward-wide sheet (reports/recipients.py)
+        assert (recipient == "coordinator") == any("優先度" in [c.value for c in s[1]] for s in book.worksheets)

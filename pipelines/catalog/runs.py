@@ -155,8 +155,9 @@ def save_scores(cfg: Config, month: str, scored: pd.DataFrame) -> None:
     write_parquet(scored, run_dir(cfg, month) / "scores.parquet")
 
 
-LIST_COLUMNS = ["pid", "rank", "district", "score", "reasons", "reasons_en", "reason_features",
-                "reason_contributions", "exploration", "source", "model_version", "key_id"]
+# `score` ranks (internal); `top_percent`/`band`/`band_en` are what people are shown instead
+LIST_COLUMNS = ["pid", "rank", "district", "score", "top_percent", "band", "band_en", "reasons", "reasons_en",
+                "reason_features", "reason_contributions", "exploration", "source", "model_version", "key_id"]
 
 
 def save_list(cfg: Config, month: str, listed: pd.DataFrame) -> None:
