@@ -32,7 +32,7 @@ from pipelines.reading import delivery_file, read_source
 from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
 from features.groups import SEX_JA_SHORT, age_band
 from reports.recipients import RECIPIENTS, previous_visits
-from reports.sheets import CSV_FORMS, outreach_csv, outreach_workbook, workbook_bytes
+from reports.sheets import CSV_FORMS, csv_read_back, outreach_csv, outreach_workbook, workbook_bytes
 
 class ReleaseRefused(Exception):
     """The release may not happen; the message says what is missing."""
@@ -355,7 +355,8 @@ def released_sheet(cfg: Config, month: str, recipient: str = "coordinator") -> t
     if file_sha256(path) != info["files"].get(name):
         raise DataDamaged(f"the released sheet {path} does not match its release record {record_path}: "
                           "it was altered after the release; release the month again")
-    return info, pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    table = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    return info, csv_read_back(table, info.get("csv_form", "plain"))
 
 
 def purge(cfg: Config, today: date | None = None) -> list[dict]:

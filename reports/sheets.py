@@ -306,3 +306,22 @@ def outreach_csv(frame: pd.DataFrame, recipient: str, form: str = "excel") -> pd
             texts = ["'" + t if t[:1] in ("=", "+", "-", "@") else t for t in texts]
         out[COLUMNS[column].header] = texts
     return out
+
+
+def csv_read_back(table: pd.DataFrame, form: str) -> pd.DataFrame:
+    """outreach_csv's inverse: the column keys and the values as text, from a CSV of either form
+    read with every column as text (what the web app shows the coordinator after release)."""
+    if form == "plain":
+        return table
+    keys = {spec.header: key for key, spec in COLUMNS.items()}
+    out = pd.DataFrame(index=table.index)
+    for header in table.columns:
+        key = keys[header]
+        values = table[header].astype(str)
+        if key in TEXT_FORCED:
+            values = values.str.replace(r'^="(.*)"$', r"\1", regex=True)
+        else:
+            values = values.str.replace(r"^'(?=[=+\-@])", "", regex=True)
+        out[key] = values
+    return out
+

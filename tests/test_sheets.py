@@ -19,7 +19,8 @@ from features.groups import age_band
 from pipelines.release import _write_csv, write_outreach_xlsx
 from reports.recipients import RECIPIENTS, previous_visits, recipient_rows
 from reports.sheet_checks import layout_problems, preview_html, printed_font_pt
-from reports.sheets import OUTCOME_CHOICES, OVERVIEW, display_width, outreach_csv, outreach_workbook
+from reports.sheets import (CSV_FORMS, OUTCOME_CHOICES, OVERVIEW, csv_read_back, display_width, outreach_csv,
+                            outreach_workbook)
 
 DISTRICTS = ["東町地区", "西原地区", "緑が丘地区"]
 
@@ -322,3 +323,16 @@ def test_no_sheet_shows_a_probability_looking_score_and_random_picks_carry_no_re
                     assert ask is None or sheet.cell(row=r, column=ask).value in (None, "")
         # the band is the coordinator's, on the ward-wide sheet (reports/recipients.py)
         assert (recipient == "coordinator") == any("優先度" in [c.value for c in s[1]] for s in book.worksheets)
+
+
+@pytest.mark.parametrize("recipient", sorted(RECIPIENTS))
+def test_either_csv_form_reads_back_to_the_plain_rows(tmp_path, recipient):
+    # the web app shows the released CSV: read back, the Excel form must give the plain form's text
+    frame = released()
+    frame.loc[frame["rank"] == 3, "address"] = "-1番地 @東町"
+    for form in CSV_FORMS:
+        _write_csv(outreach_csv(frame, recipient, form), tmp_path / f"{form}.csv")
+    read = {form: pd.read_csv(tmp_path / f"{form}.csv", dtype=str, encoding="utf-8-sig", keep_default_na=False)
+            for form in CSV_FORMS}
+    back = csv_read_back(read["excel"], "excel")
+    pd.testing.assert_frame_equal(back, read["plain"], check_dtype=False)
