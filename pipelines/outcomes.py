@@ -24,7 +24,7 @@ import pandas as pd
 from pipelines import audit
 from pipelines.catalog import runs
 from pipelines.config import Config
-from contract.messages import no_run
+from contract.messages import bilingual, no_run
 from contract.sources import OUTCOME, SOURCES
 from contract.storage import file_sha256
 from contract.months import check_month, month_end, shift
@@ -100,11 +100,18 @@ def _text(value) -> str:
 
 def _no_outcome(sheet: str, row: int, filled: str) -> str:
     """Why a row with a 訪問日 (or a note) and no 訪問結果 is refused, and what to do, in Japanese and English."""
-    what = {"訪問日": ("訪問日", "a 訪問日 (visit date)"), "特記事項": ("特記事項", "a 特記事項 (note)")}[filled]
-    return (f"シート「{sheet}」{row}行目: {what[0]}があるのに訪問結果が空欄です。訪問結果を一覧（{ALLOWED_JA}）から選ぶか、"
-            f"訪問していなければ{what[0]}を消して、もう一度取り込んでください / sheet 「{sheet}」 row {row}: "
-            f"{what[1]} but no 訪問結果 (outcome): choose one from the list, or clear the {what[1].split()[0]} "
-            "if the visit did not happen, then import again")
+    en = {"訪問日": "visit date", "特記事項": "note"}[filled]
+    return _problem(sheet, row, f"{filled}があるのに訪問結果が空欄です。訪問結果を一覧（{ALLOWED_JA}）から選ぶか、"
+                                f"訪問していなければ{filled}を消して、もう一度取り込んでください",
+                    f"a {filled} ({en}) but no 訪問結果 (outcome): choose one from the list, or clear the {filled} "
+                    f"({en}) if the visit did not happen, then import again")
+
+
+def _problem(sheet: str, row: int | None, ja: str, en: str) -> str:
+    """One problem of a returned sheet, placed by sheet and row, in Japanese and English."""
+    at_ja, at_en = (f"シート「{sheet}」{row}行目", f"sheet 「{sheet}」 row {row}") if row else (
+        f"シート「{sheet}」", f"sheet 「{sheet}」")
+    return bilingual(f"{at_ja}: {ja}", f"{at_en}: {en}")
 
 
 def _header_row(sheet) -> tuple[int, dict[str, int]] | None:
@@ -157,8 +164,11 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[Outcom
         header_row, names = found
         rank_header = RANK_HEADER if RANK_HEADER in names else OLD_RANK_HEADER
         if DATE_HEADER not in names or (ID_HEADER not in names and rank_header not in names):
-            problems.append(f"sheet 「{sheet.title}」: has {OUTCOME_HEADER} but no {DATE_HEADER} column or no "
-                            f"{ID_HEADER}/{RANK_HEADER} column to say whom a row is about")
+            problems.append(_problem(sheet.title, None,
+                                     f"{OUTCOME_HEADER}の列はありますが、{DATE_HEADER}の列か、誰の行かを示す"
+                                     f"{ID_HEADER}・{RANK_HEADER}の列がありません。配布したシートの列を消さずに記入してください",
+                                     f"has {OUTCOME_HEADER} but no {DATE_HEADER} column or no "
+                                     f"{ID_HEADER}/{RANK_HEADER} column to say whom a row is about"))
             continue
         sheets_read += 1
         for r, values in enumerate(sheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1):
@@ -172,42 +182,54 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[Outcom
                     problems.append(_no_outcome(sheet.title, r, "訪問日" if _text(raw_date) else "特記事項"))
                 continue   # not visited yet: nothing to import
             if outcome == "":
-                problems.append(f"{where}: unknown {OUTCOME_HEADER} (allowed: {ALLOWED_JA})")
+                problems.append(_problem(sheet.title, r, f"{OUTCOME_HEADER}が一覧にない値です。{ALLOWED_JA} から選んでください",
+                                         f"unknown {OUTCOME_HEADER} (allowed: {ALLOWED_JA})"))
                 continue
             visit = _date(raw_date)
             if visit is None:
-                problems.append(f"{where}: {DATE_HEADER} is " + ("missing" if raw_date in (None, "") else
-                                "not a date (use 2026/11/05 or 令和8年11月5日)"))
+                problems.append(_problem(
+                    sheet.title, r,
+                    f"{DATE_HEADER}が" + ("空欄です。訪問した日を記入してください" if raw_date in (None, "") else
+                                          "日付として読めません。2026/11/05 か 令和8年11月5日 の形で記入してください"),
+                    f"{DATE_HEADER} is " + ("missing" if raw_date in (None, "") else
+                                            "not a date (use 2026/11/05 or 令和8年11月5日)")))
                 continue
             resident_id = _resident_id(cell(ID_HEADER))
             if resident_id is not None:
                 pid = pseudonym(key, "resident", resident_id)
                 if pid not in on_list:
-                    problems.append(f"{where}: the {ID_HEADER} is not on the {month} list")
+                    problems.append(_problem(sheet.title, r, f"{ID_HEADER}が {month} のリストにありません。配布したシートの値のままにしてください",
+                                             f"the {ID_HEADER} is not on the {month} list"))
                     continue
             else:
                 rank = cell(rank_header)
                 try:
                     pid = by_rank[int(rank)]
                 except (TypeError, ValueError, KeyError):
-                    problems.append(f"{where}: neither a {ID_HEADER} nor a {rank_header} of the {month} list")
+                    problems.append(_problem(sheet.title, r, f"{month} のリストの{ID_HEADER}も{rank_header}もありません",
+                                             f"neither a {ID_HEADER} nor a {rank_header} of the {month} list"))
                     continue
             rows.append(OutcomeRow(where, pid, resident_id, visit, outcome, note))
     if sheets_read == 0 and not problems:
-        problems.append(f"no sheet has the columns {ID_HEADER} (or {RANK_HEADER}), {DATE_HEADER} and {OUTCOME_HEADER}")
+        problems.append(bilingual(f"{ID_HEADER}（または{RANK_HEADER}）・{DATE_HEADER}・{OUTCOME_HEADER}の列があるシートがありません。"
+                                  "mimamori がリリースした訪問シートを返してください",
+                                  f"no sheet has the columns {ID_HEADER} (or {RANK_HEADER}), {DATE_HEADER} and {OUTCOME_HEADER}"))
     seen: dict[tuple[str, dt.date], OutcomeRow] = {}
     for row in rows:
         if row.visit_date < first_day:
-            problems.append(f"{row.where}: {DATE_HEADER} is before the list month {month}")
+            problems.append(bilingual(f"{row.where}: {DATE_HEADER}がリストの月 {month} より前です",
+                                      f"{row.where}: {DATE_HEADER} is before the list month {month}"))
         earlier = seen.setdefault((row.pid, row.visit_date), row)
         if earlier is not row and earlier.outcome != row.outcome:
-            problems.append(f"{row.where}: a different {OUTCOME_HEADER} for the same person and day than "
-                            f"{earlier.where}")
+            problems.append(bilingual(f"{row.where}: 同じ人・同じ日について {earlier.where} と違う{OUTCOME_HEADER}です。どちらかに揃えてください",
+                                      f"{row.where}: a different {OUTCOME_HEADER} for the same person and day than "
+                                      f"{earlier.where}"))
     if problems:
         shown = problems[:MAX_LISTED_PROBLEMS]
         more = len(problems) - len(shown)
-        raise OutcomesRejected(f"{Path(xlsx_path).name}: {len(problems)} problem(s); nothing was imported:\n  "
-                               + "\n  ".join(shown) + (f"\n  … and {more} more" if more else ""))
+        raise OutcomesRejected(bilingual(f"{Path(xlsx_path).name}: 問題 {len(problems)} 件。何も取り込んでいません。直して取り込み直してください",
+                                         f"{Path(xlsx_path).name}: {len(problems)} problem(s); nothing was imported")
+                               + ":\n  " + "\n  ".join(shown) + (f"\n  … ほか {more} 件 / and {more} more" if more else ""))
     return list(seen.values())
 
 
@@ -245,7 +267,8 @@ def import_outcomes(cfg: Config, xlsx_path: Path, month: str, into: str | None =
     check_month(month)
     into = check_month(into or shift(month, 1))
     if into <= month:
-        raise OutcomesRejected(f"outcomes of the {month} list go into a later delivery month, not {into}")
+        raise OutcomesRejected(bilingual(f"{month} のリストの訪問結果は、それより後の提供月に取り込みます（{into} ではなく）",
+                                         f"outcomes of the {month} list go into a later delivery month, not {into}"))
     rows = read_returned_sheet(cfg, Path(xlsx_path), month)
     return merge_outcomes(cfg, month, into, rows, Path(xlsx_path).name, "outcomes_import",
                           sheet_sha256=file_sha256(Path(xlsx_path)))
@@ -260,17 +283,22 @@ def merge_outcomes(cfg: Config, month: str, into: str, rows: list[OutcomeRow], o
     last_day = month_end(into).date()
     late = [r for r in rows if r.visit_date > last_day]
     if late:
-        raise OutcomesRejected(f"{origin}: {len(late)} visit(s) dated after the end of the {into} "
-                               f"delivery, e.g. {late[0].where}; nothing was imported. Import them into a later "
-                               "month (into=…) once that month's delivery is prepared")
+        raise OutcomesRejected(bilingual(
+            f"{origin}: {into} の提供月の末日より後の訪問が {len(late)} 件あります（例: {late[0].where}）。何も取り込んでいません。"
+            "その月の提供を準備してから、後の月（into=…）に取り込んでください",
+            f"{origin}: {len(late)} visit(s) dated after the end of the {into} "
+            f"delivery, e.g. {late[0].where}; nothing was imported. Import them into a later "
+            "month (into=…) once that month's delivery is prepared"))
     missing_ids = [r for r in rows if r.resident_id is None]
     if missing_ids:
         key = load_key(cfg.key_file)
         ids = residents_by_pid(cfg, [month, into], key)
         unknown = [r for r in missing_ids if r.pid not in ids]
         if unknown:
-            raise OutcomesRejected(f"{origin}: {unknown[0].where}: the listed person is not in the "
-                                   f"{month} residents extract; nothing was imported")
+            raise OutcomesRejected(bilingual(
+                f"{origin}: {unknown[0].where}: リストの人が {month} の住民記録にいません。何も取り込んでいません",
+                f"{origin}: {unknown[0].where}: the listed person is not in the "
+                f"{month} residents extract; nothing was imported"))
         rows = [r if r.resident_id else replace(r, resident_id=ids[r.pid]) for r in rows]
     new = pd.DataFrame({"resident_id": [r.resident_id for r in rows],
                         "visit_date": [r.visit_date.isoformat() for r in rows],

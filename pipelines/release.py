@@ -75,11 +75,18 @@ def _current_state(cfg: Config, month: str, key: bytes) -> dict:
 
 
 def _stale_list(cfg: Config, month: str, manifest: dict, state: dict) -> str | None:
-    """Why the month's list no longer matches the lake and key it was made from, if it does not."""
+    """Why the month's list no longer matches the lake and key it was made from, if it does not
+    (bilingual, with what to do)."""
+    todo_ja, todo_en = (f"`mimamori run --month {month}` を再実行し、新しいリストを承認してください",
+                        f"rerun `mimamori run --month {month}` and approve the new list")
     if manifest.get("key_id") != state["key_id"] or manifest.get("key_retired"):
-        return f"the {month} list was made under key id {manifest.get('key_id')}, the current key is {state['key_id']}"
+        return bilingual(f"{month} のリストは鍵 {manifest.get('key_id')} で作られましたが、現在の鍵は {state['key_id']} です。{todo_ja}",
+                         f"the {month} list was made under key id {manifest.get('key_id')}, the current key is "
+                         f"{state['key_id']}: {todo_en}")
     if manifest.get("lake_fingerprint") != state["lake_fingerprint"]:
-        return f"the lake under the {month} list has changed since its run (a delivery up to {month} was corrected)"
+        return bilingual(f"{month} のリストの実行後に、{month} までの提供データが訂正されレイクが変わりました。{todo_ja}",
+                         f"the lake under the {month} list has changed since its run (a delivery up to {month} was "
+                         f"corrected): {todo_en}")
     return None
 
 
@@ -99,7 +106,7 @@ def approve(cfg: Config, month: str, approver_id: str, key_file: Path, basis: st
     state = _current_state(cfg, month, key)
     stale = _stale_list(cfg, month, manifest, state)
     if stale:
-        raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
+        raise ReleaseRefused(stale)
     if any(a["approver_id"] == approver["id"] for a in approval_status(cfg, month, key)[0]):
         raise ReleaseRefused(bilingual(
             f"承認者 {approver['id']}（{approver['name']}）は {month} の現在のリストを既に承認しています。"
@@ -220,21 +227,32 @@ def _check_extract(cfg: Config, month: str, manifest: dict) -> Path:
     """The inbox residents extract, if it is the very one the list was made from."""
     path = delivery_file(inbox_dir(cfg, month), "residents")
     if path is None:
-        raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
+        raise ReleaseRefused(_no_extract(cfg, month))
     recorded = manifest.get("inputs", {}).get("residents")
     actual = file_sha256(path)
     if recorded != actual:
-        raise ReleaseRefused(f"the residents extract {path} (SHA-256 {actual[:12]}…) is not the one the {month} list "
-                             f"was made from (SHA-256 {str(recorded)[:12]}…): restore the original extract, or "
-                             f"rerun `mimamori run --month {month}` and approve the new list")
+        raise ReleaseRefused(bilingual(
+            f"受信箱の住民記録 {path.name}（SHA-256 {actual[:12]}…）は、{month} のリストを作った住民記録"
+            f"（SHA-256 {str(recorded)[:12]}…）ではありません。元のファイルを戻すか、`mimamori run --month {month}` を"
+            "再実行して新しいリストを承認してください",
+            f"the residents extract {path} (SHA-256 {actual[:12]}…) is not the one the {month} list "
+            f"was made from (SHA-256 {str(recorded)[:12]}…): restore the original extract, or "
+            f"rerun `mimamori run --month {month}` and approve the new list"))
     return path
+
+
+def _no_extract(cfg: Config, month: str) -> str:
+    return bilingual(f"{month} の住民記録（氏名・住所のある提供ファイル）が受信箱 {inbox_dir(cfg, month)} にありません。"
+                     "リストを作った住民記録を戻してください",
+                     f"the identified residents extract for {month} is not in the inbox {inbox_dir(cfg, month)}: "
+                     "restore the extract the list was made from")
 
 
 def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes, path: Path | None = None) -> pd.DataFrame:
     """Join the listed pseudonyms to the month's identified residents extract (release checks it first)."""
     path = path or delivery_file(inbox_dir(cfg, month), "residents")
     if path is None:
-        raise ReleaseRefused(f"the identified residents extract for {month} is not in the inbox")
+        raise ReleaseRefused(_no_extract(cfg, month))
     residents = read_source(path, SOURCES["residents"], delivery_month=month).rows
     residents = residents.assign(pid=pseudonymise(residents["resident_id"], key, "resident"))
     residents["age"] = age_on(residents["birth_date"], month_end(month))
@@ -242,8 +260,11 @@ def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes, path: 
     out = listed.merge(people, on="pid", how="left", validate="one_to_one")
     missing = int(out["resident_id"].isna().sum())
     if missing:
-        raise ReleaseRefused(f"{missing} listed pseudonym(s) match nobody in the {month} residents extract: "
-                             "the list was made under another key or from another delivery; rerun the month")
+        raise ReleaseRefused(bilingual(
+            f"リストの {missing} 人の仮名が {month} の住民記録の誰とも一致しません（別の鍵か別の提供データで作られたリスト）。"
+            f"`mimamori run --month {month}` を再実行してください",
+            f"{missing} listed pseudonym(s) match nobody in the {month} residents extract: "
+            "the list was made under another key or from another delivery; rerun the month"))
     out["sex"] = out["sex"].map(SEX_JA_SHORT)
     out["age_band"] = age_band(out["age"])
     return out
@@ -277,10 +298,12 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
     csv_form: outreach.csv for Excel ("excel") or for another system ("plain"; reports.sheets.outreach_csv);
     default [release] csv_form."""
     if recipient not in RECIPIENTS:
-        raise ReleaseRefused(f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}")
+        raise ReleaseRefused(bilingual(f"受け取り手 {recipient!r} は定義されていません。{', '.join(RECIPIENTS)} から選んでください",
+                                       f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}"))
     csv_form = csv_form or cfg.get("release", "csv_form")
     if csv_form not in CSV_FORMS:
-        raise ReleaseRefused(f"unknown CSV form {csv_form!r}: choose one of {', '.join(CSV_FORMS)}")
+        raise ReleaseRefused(bilingual(f"CSV の形式 {csv_form!r} はありません。{', '.join(CSV_FORMS)} から選んでください",
+                                       f"unknown CSV form {csv_form!r}: choose one of {', '.join(CSV_FORMS)}"))
     key = load_key(cfg.key_file)
     if not list_file(cfg, check_month(month)).exists():   # library callers bypass the CLI's parsing
         raise ReleaseRefused(no_run(month, "（リストがない）", " (no list)"))
@@ -288,10 +311,14 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
     listed = read_parquet(list_file(cfg, month))
     if not len(listed):
         caps = manifest.get("stages", {}).get("prioritise", {}).get("capacity", {})
-        raise ReleaseRefused(f"the {month} list is empty (capacity {sum(caps.values()) if caps else 0}; "
-                             "see the report's section on the list for why): there is nobody to release")
+        capacity = sum(caps.values()) if caps else 0
+        raise ReleaseRefused(bilingual(
+            f"{month} のリストは空です（訪問枠 {capacity}。理由はレポートのリストの節にあります）。リリースする人がいません",
+            f"the {month} list is empty (capacity {capacity}; see the report's section on the list for why): "
+            "there is nobody to release"))
     if set(listed["key_id"]) != {key_id(key)}:
-        raise ReleaseRefused(f"the {month} list was made under another key; rerun the month under the current key")
+        raise ReleaseRefused(bilingual(f"{month} のリストは別の鍵で作られました。現在の鍵で `mimamori run --month {month}` を再実行してください",
+                                       f"the {month} list was made under another key; rerun the month under the current key"))
     valid, void = approval_status(cfg, month, key)
     people = distinct_approvers(valid)
     needed = cfg.get("release", "approvers_required")
@@ -307,13 +334,15 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
             + "; another registered approver must run `mimamori approve`"))
     stale = _stale_list(cfg, month, manifest, _current_state(cfg, month, key))
     if stale:
-        raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
+        raise ReleaseRefused(stale)
     extract = _check_extract(cfg, month, manifest)
     # no named sheet is written while the log is damaged, or that the log could not record
     problems = audit.verify(cfg.audit_log)
     if problems:
-        raise ReleaseRefused(f"the audit log fails verification ({problems[0]}; {len(problems)} problem(s)): "
-                             "run `mimamori audit verify` and restore the log before releasing")
+        raise ReleaseRefused(bilingual(
+            f"監査ログの検証に失敗しました（問題 {len(problems)} 件）。`mimamori audit verify` で確認し、ログを復元してからリリースしてください",
+            f"the audit log fails verification ({problems[0]}; {len(problems)} problem(s)): "
+            "run `mimamori audit verify` and restore the log before releasing"))
     audit.ready(cfg.audit_log)
     named = with_previous_visits(cfg, month, reidentify(cfg, month, listed, key, extract)).sort_values("rank")
     sheet = outreach_csv(named, recipient, csv_form)
@@ -353,8 +382,10 @@ def released_sheet(cfg: Config, month: str, recipient: str = "coordinator") -> t
     if info.get("purged") or not path.exists():
         return None
     if file_sha256(path) != info["files"].get(name):
-        raise DataDamaged(f"the released sheet {path} does not match its release record {record_path}: "
-                          "it was altered after the release; release the month again")
+        raise DataDamaged(bilingual(f"リリース済みのシート {path.name} がリリース記録 {record_path.name} と一致しません"
+                                    "（リリース後に書き換えられました）。その月をもう一度リリースしてください",
+                                    f"the released sheet {path} does not match its release record {record_path}: "
+                                    "it was altered after the release; release the month again"))
     table = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
     return info, csv_read_back(table, info.get("csv_form", "plain"))
 

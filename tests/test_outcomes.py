@@ -114,6 +114,11 @@ def test_unknown_outcomes_and_bad_dates_are_rejected_with_sheet_and_row_and_noth
     assert f"sheet 「{district}」 row 2: unknown 訪問結果" in message
     assert f"sheet 「{district}」 row 3: 訪問日 is not a date" in message
     assert f"sheet 「{district}」 row 4: 訪問日 is missing" in message
+    # and in Japanese first, each line placed by sheet and row, with what to do
+    assert f"シート「{district}」2行目: 訪問結果が一覧にない値です。" in message
+    assert f"シート「{district}」3行目: 訪問日が日付として読めません。2026/11/05 か 令和8年11月5日 の形で記入してください" in message
+    assert f"シート「{district}」4行目: 訪問日が空欄です。" in message
+    assert "何も取り込んでいません" in message and "nothing was imported" in message
     assert not (cfg.inbox / into).exists()
 
 
@@ -174,10 +179,12 @@ def test_a_row_with_a_visit_date_or_a_note_but_no_outcome_is_refused_by_name(cop
     with pytest.raises(OutcomesRejected) as caught:
         import_outcomes(cfg, path, month, into=into)
     message = str(caught.value)
-    assert message.startswith("returned.xlsx: 2 problem(s); nothing was imported")
+    assert message.startswith("returned.xlsx: 問題 2 件。何も取り込んでいません。")
+    assert "returned.xlsx: 2 problem(s); nothing was imported" in message
     assert (f"シート「{district}」3行目: 訪問日があるのに訪問結果が空欄です。訪問結果を一覧（要支援・問題なし・不在・拒否・入院中・"
             "転居・施設入所・死亡・その他）から選ぶか、訪問していなければ訪問日を消して、もう一度取り込んでください") in message
-    assert f"sheet 「{district}」 row 3: a 訪問日 (visit date) but no 訪問結果 (outcome)" in message
+    assert (f"sheet 「{district}」 row 3: a 訪問日 (visit date) but no 訪問結果 (outcome): choose one from the list, "
+            "or clear the 訪問日 (visit date) if the visit did not happen") in message
     assert f"シート「{district}」4行目: 特記事項があるのに訪問結果が空欄です" in message
     assert "row 2" not in message and "留守" not in message          # the good row is not blamed; notes are not quoted
     assert not (cfg.inbox / into).exists()                           # nothing partially imported
