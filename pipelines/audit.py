@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from contract.messages import bilingual
 from contract.storage import read_json
 from pipelines.custody import private_dir
 from pipelines.pseudonymise import KeyProblem, read_secret
@@ -141,8 +142,11 @@ def _appendable(path: Path, lines: list[bytes], create: bool) -> bytes:
     secret = _load_secret(path)
     if secret is None:
         if _keyed(lines) or anchor_path(path).exists():
-            raise AuditProblem(f"the audit key {secret_path(path)} is missing but the audit log is keyed: "
-                               "restore the key from the custody backup (a new key would break the chain)")
+            raise AuditProblem(bilingual(
+                f"監査ログは鍵付きですが、監査鍵 {secret_path(path)} がありません。保管区域のバックアップから鍵を戻してください"
+                "（新しい鍵を作ると連鎖が切れます）",
+                f"the audit key {secret_path(path)} is missing but the audit log is keyed: "
+                "restore the key from the custody backup (a new key would break the chain)"))
         if not create:
             return b""
         create_secret(path)
@@ -151,8 +155,11 @@ def _appendable(path: Path, lines: list[bytes], create: bool) -> bytes:
     anchor = _read_anchor(path)
     if anchor is None:
         if _keyed(lines):
-            raise AuditProblem(f"the audit anchor {anchor_path(path)} is missing: run `mimamori audit verify` "
-                               "and restore the anchor from the custody backup before anything more is logged")
+            raise AuditProblem(bilingual(
+                f"監査ログのアンカー {anchor_path(path)} がありません。`mimamori audit verify` を実行し、これ以上記録する前に"
+                "保管区域のバックアップからアンカーを戻してください",
+                f"the audit anchor {anchor_path(path)} is missing: run `mimamori audit verify` "
+                "and restore the anchor from the custody backup before anything more is logged"))
         return secret   # a new or pre-anchor log: the anchor starts here (trust on first use)
     n = anchor["entries"]
     ok = (anchor["mac"] == _anchor_mac(secret, n, anchor["head"]) and 0 <= n <= len(lines)
@@ -169,9 +176,12 @@ def _appendable(path: Path, lines: list[bytes], create: bool) -> bytes:
     elif ok:
         ok = len(lines) == n
     if not ok:
-        raise AuditProblem(f"the audit log {path} does not match its anchor {anchor_path(path)}: "
-                           "it was shortened, emptied or rewritten; run `mimamori audit verify` and "
-                           "restore both from the custody backup")
+        raise AuditProblem(bilingual(
+            f"監査ログ {path} がアンカー {anchor_path(path)} と一致しません（短くされた、空にされた、または書き換えられた）。"
+            "`mimamori audit verify` を実行し、両方を保管区域のバックアップから戻してください",
+            f"the audit log {path} does not match its anchor {anchor_path(path)}: "
+            "it was shortened, emptied or rewritten; run `mimamori audit verify` and "
+            "restore both from the custody backup"))
     return secret
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from contract.messages import bilingual
 from pipelines.pseudonymise import KeyProblem
 
 UMASK = 0o077
@@ -19,15 +20,20 @@ class CustodyOpen(KeyProblem):
     """A custody folder or file is readable by group or others (or the zone is not a folder)."""
 
 
+def _not_a_folder(path: Path) -> str:
+    return bilingual(f"{path} はフォルダーではなくファイルです。移動するか、別の保管区域を指定してください",
+                     f"{path} is a file, not a folder: move it away or choose another custody zone")
+
+
 def private_dir(path: Path) -> Path:
     """Create a custody folder and any missing parents with mode 0700, whatever the umask."""
     if path.exists() and not path.is_dir():
-        raise CustodyOpen(f"{path} is a file, not a folder: move it away or choose another custody zone")
+        raise CustodyOpen(_not_a_folder(path))
     missing = []
     for parent in [path, *path.parents]:
         if parent.exists():
             if not parent.is_dir():
-                raise CustodyOpen(f"{parent} is a file, not a folder: move it away or choose another custody zone")
+                raise CustodyOpen(_not_a_folder(parent))
             break
         missing.append(parent)
     for folder in reversed(missing):
@@ -47,7 +53,8 @@ def check(custody: Path) -> None:
     if not custody.exists():
         return
     if not custody.is_dir():
-        raise CustodyOpen(f"the custody zone {custody} is a file, not a folder: move it away or set --custody")
+        raise CustodyOpen(bilingual(f"保管区域 {custody} がフォルダーではなくファイルです。移動するか --custody で別の場所を指定してください",
+                                    f"the custody zone {custody} is a file, not a folder: move it away or set --custody"))
     loose: list[tuple[Path, int]] = []
     for root, dirs, files in os.walk(custody):
         for name in [root, *(os.path.join(root, f) for f in files)]:
@@ -61,5 +68,10 @@ def check(custody: Path) -> None:
         path, mode = loose[0]
         kind = "folder" if path.is_dir() else "file"
         more = f" and {len(loose) - 1} more" if len(loose) > 1 else ""
-        raise CustodyOpen(f"the custody {kind} {path} has mode {mode:04o}{more}, readable by group or others: "
-                          f"`chmod -R go-rwx {custody}` (folders 0700, files 0600), and check who has read it")
+        kind_ja = "フォルダー" if kind == "folder" else "ファイル"
+        more_ja = f"ほか {len(loose) - 1} 件" if len(loose) > 1 else ""
+        raise CustodyOpen(bilingual(
+            f"保管区域の{kind_ja} {path}{more_ja}の権限が {mode:04o} で、グループや他の利用者が読めます。"
+            f"`chmod -R go-rwx {custody}`（フォルダー 0700、ファイル 0600）を実行し、誰が読んだかを確認してください",
+            f"the custody {kind} {path} has mode {mode:04o}{more}, readable by group or others: "
+            f"`chmod -R go-rwx {custody}` (folders 0700, files 0600), and check who has read it"))

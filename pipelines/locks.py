@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from contract.messages import bilingual
 from pipelines.config import Config
 from contract.storage import sweep_temps
 
@@ -83,8 +84,11 @@ def zone_lock(folder: Path, zone: str, wait: bool = False, sweep: tuple[Path, ..
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            raise LockHeld(f"the {zone} {folder} is in use by {_describe(holder(path))}: wait for it to "
-                           "finish and rerun (or add --wait to `mimamori run` to queue behind it)") from None
+            raise LockHeld(bilingual(
+                f"{folder} は別の処理（{_describe(holder(path))}）が使用中です。終わるのを待って再実行してください"
+                "（`mimamori run` なら --wait で後ろに並べます）",
+                f"the {zone} {folder} is in use by {_describe(holder(path))}: wait for it to "
+                "finish and rerun (or add --wait to `mimamori run` to queue behind it)")) from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
                 "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)

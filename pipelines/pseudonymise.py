@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from contract.messages import exposed_secret, no_key, not_a_secret, wrong_key
+from contract.messages import bilingual, exposed_secret, no_key, not_a_secret, wrong_key
 from pipelines.catalog import lake
 
 PSEUDONYM_HEX = 32  # 128 bits
@@ -30,10 +30,12 @@ class KeyProblem(Exception):
 def create_key(path: Path) -> None:
     """Write a new random 256-bit key with mode 0600; never overwrite an existing key."""
     if path.exists():
-        raise KeyProblem(f"a key already exists at {path}; refusing to overwrite it "
-                        "(rotating a key is `mimamori rekey`, which re-pseudonymises the lake)")
+        raise KeyProblem(bilingual(f"鍵 {path} は既にあります。上書きしません（鍵の交換は、レイクを仮名化し直す `mimamori rekey` で行います）",
+                                   f"a key already exists at {path}; refusing to overwrite it "
+                                   "(rotating a key is `mimamori rekey`, which re-pseudonymises the lake)"))
     if path.parent.exists() and not path.parent.is_dir():
-        raise KeyProblem(f"{path.parent} is a file, not a folder: the custody zone must be a folder")
+        raise KeyProblem(bilingual(f"{path.parent} はフォルダーではなくファイルです。保管区域はフォルダーにしてください",
+                                   f"{path.parent} is a file, not a folder: the custody zone must be a folder"))
     # Every folder this creates is 0700, the custody zone's own folder included: mkdir's mode
     # applies only to the last folder of the path, and the umask of a library caller may be open.
     for folder in reversed([path.parent, *path.parent.parents]):
@@ -94,8 +96,11 @@ def check_lake_key(lake_dir: Path, key: bytes, key_file: Path, allowed: frozense
         except ValueError:
             pending_id = ""
         if set(others) == {pending_id}:
-            raise KeyProblem(f"a `mimamori rekey` was interrupted: {len(others[pending_id])} lake month(s) are "
-                             f"under the pending key {pending_id}; rerun `mimamori rekey` to finish it")
+            raise KeyProblem(bilingual(
+                f"`mimamori rekey` が途中で止まりました。レイクの {len(others[pending_id])} か月分が交換中の鍵 {pending_id} の"
+                "ままです。`mimamori rekey` をもう一度実行して終わらせてください",
+                f"a `mimamori rekey` was interrupted: {len(others[pending_id])} lake month(s) are "
+                f"under the pending key {pending_id}; rerun `mimamori rekey` to finish it"))
     described = sorted(others.items())
     raise KeyProblem(wrong_key(key_file, current,
                                "、".join(f"{v[0]}〜{v[-1]}の{len(v)}か月は鍵ID {k}" for k, v in described),
