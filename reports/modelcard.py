@@ -23,6 +23,8 @@ from features.catalog import AGE_TOP, CATALOG, FLAGGED
 from models.baselines import BASELINES
 from models.candidates import CANDIDATES
 from contract.sources import SOURCES
+from reports.cells import candidate_ranker, holdout_audit_keys, register_holdout, register_labels
+from reports.disclosure import Cells, Disclosed, disclose, total
 from reports.fairness_tables import audit_table, flat_rows
 from reports.model_sections import metric_row
 from reports.rankers import RANKER_TITLES, ranker_title
@@ -76,6 +78,16 @@ def version_description(record: dict, card_sha256: str) -> str:
             f"{record.get('reason', '')}. Model card: model_card/model_card.html (SHA-256 {card_sha256}).")
 
 
+def card_disclosure(record: dict, threshold: int) -> Disclosed:
+    """The card's own disclosure pass over the holdout cells its tables show (the same cells, under
+    the same identities, as the report of the month the version was registered in)."""
+    cells = Cells()
+    register_holdout(cells, record.get("evaluation") or {}, record.get("candidates") or {}, record.get("challenger"),
+                     record.get("fairness") or {})
+    register_labels(cells, record.get("label_counts") or {})
+    return disclose(cells, threshold)
+
+
 def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
     """The card's content: [(section title, [(field, text or (header, rows))])], from the
     version's registration record only."""
@@ -92,9 +104,11 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
                          f.imputation + (f" (flag `{name}_imp`: {f.imputed_en})" if name in FLAGGED else "")]
                         for name, f in CATALOG.items()])
     evaluation = record.get("evaluation") or {}
+    shown = card_disclosure(record, threshold)
     rankers = [who for who in ["model", "champion", *BASELINES] if who in evaluation]
-    rows = [metric_row(ranker_title(who, names), evaluation[who], threshold) for who in rankers]
-    rows += [metric_row(ranker_title(who, names), m, threshold) for who, m in sorted((record.get("candidates") or {}).items())]
+    rows = [metric_row(ranker_title(who, names), who, evaluation[who], shown) for who in rankers]
+    rows += [metric_row(ranker_title(who, names), candidate_ranker(who, record.get("challenger")), m, shown)
+             for who, m in sorted((record.get("candidates") or {}).items())]
     performance: Table = (["ranker", "k", "precision@k (ties worst – best)", "ROC AUC", "average precision", "Brier"],
                           [[r.name, str(r.k), r.precision_ties, r.roc_auc, r.average_precision, r.brier]
                            for r in rows])
@@ -109,8 +123,10 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
               f"registered but not promoted (batch {month}): {record['reason']}")
     train_months = list(record.get("train_months") or [])
     holdout = record.get("holdout_month")
-    refit_rows = labels.get("train_labelled", 0) + labels.get("holdout_labelled", 0)
-    refit_positive = labels.get("train_positive", 0) + labels.get("holdout_positive", 0)
+
+    def said(key) -> str:
+        return shown.text(key) if key in shown.cells.values else "—"
+
     architecture = {
         "hgb": f"declared imputer → HistGradientBoostingClassifier(max_iter={t['max_iter']}, learning_rate="
                f"{t['learning_rate']}, max_leaf_nodes={t['max_leaf_nodes']}, min_samples_leaf={t['min_samples_leaf']}, "
@@ -198,10 +214,10 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              f"{', '.join(record.get('calibration_months') or []) or '—'}), holdout as-of month {holdout or '—'}; "
              f"the registered version is refitted on {', '.join(train_months + ([holdout] if holdout else []))} "
              f"({len(train_months) + (1 if holdout else 0)} months)."),
-            ("Labels", f"training months: {labels.get('train_labelled', '—')} labelled rows "
-             f"({labels.get('train_positive', '—')} positive); holdout: {labels.get('holdout_labelled', '—')} "
-             f"({labels.get('holdout_positive', '—')} positive); the registered version's refit: {refit_rows} "
-             f"({refit_positive} positive)"),
+            ("Labels", f"training months: {said(total('training labels'))} labelled rows "
+             f"({said(('training labels', 'label', 'positive'))} positive); holdout: {said(total('holdout labels'))} "
+             f"({said(('holdout labels', 'label', 'positive'))} positive); the registered version's refit: "
+             f"{said(total('refit labels'))} ({said(('refit labels', 'label', 'positive'))} positive)"),
             ("Performance on the holdout (at capacity k)", performance),
             ("Most influential features", "see the SHAP summary of each month's report (it depends on the month scored)"),
         ]),
@@ -222,7 +238,8 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
         ]),
         ("Tier 2 — Risks, mitigations and impact", [
             *[(f"Fairness audit at training (holdout at k, ratios to the whole cohort): {RANKER_TITLES.get(who, who)}",
-               flat_rows(audit_table(RANKER_TITLES.get(who, who), rows, threshold, bounds, min_labelled, True)))
+               flat_rows(audit_table(RANKER_TITLES.get(who, who), rows, shown, holdout_audit_keys(who), bounds,
+                                     min_labelled, True)))
               for who, rows in sorted((record.get("fairness") or {}).items())],
             ("New fairness flags at registration", ", ".join(record.get("new_fairness_flags") or []) or "none"),
             ("Fairness of a month's list", "in that month's report"),
