@@ -1,26 +1,173 @@
+"""Disclosure control: one pass over every count the report publishes, attacked with a linear
+programme that must fail to work any hidden cell out; rates with their Wilson interval."""
+from __future__ import annotations
+
+import numpy as np
 import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from scipy.optimize import linprog
 
 from features.groups import age_band
-from reports.disclosure import suppress, suppressed_total
+from models.metrics import wilson
+from reports.disclosure import Cells, disclose, total
 
 
-def test_small_counts_are_suppressed_with_a_complementary_cell():
-    shown = suppress(pd.Series({"a": 120, "b": 4, "c": 35, "d": 0}))
-    assert shown["b"] == "<10"
-    # with the total shown, b = total - a - c; so the next smallest non-zero cell is hidden too
-    assert shown["c"] == "x" and shown["a"] == "120" and shown["d"] == "0"
+def attack(shown, threshold: int) -> dict:
+    """For every cell a reader cannot read, its feasible [min, max] given every published count
+    and relation (non-negative reals; a cell shown as <threshold lies in [1, threshold-1]; a
+    hidden cell is not zero, since zeros are shown). Returns {key: (min, max)} of the cells the
+    pass protects: the hidden ones and any small count that only sits inside relations."""
+    values = shown.values
+    published = shown.published()
+    unknown = [k for k in values if k not in published]
+    index = {k: i for i, k in enumerate(unknown)}
+    a_eq, b_eq, a_ub, b_ub = [], [], [], []
+
+    def row(terms):        # Σ sign·cell = const: the unknown part as a row, the known part as a constant
+        r, const = np.zeros(len(unknown)), 0.0
+        for sign, k in terms:
+            if k in index:
+                r[index[k]] += sign
+            else:
+                const -= sign * published[k]
+        return r, const
+
+    for whole, parts in shown.cells.sums:
+        r, c = row([(1, whole)] + [(-1, p) for p in parts])
+        if r.any():
+            a_eq.append(r), b_eq.append(c)
+    for inner, outer in shown.cells.subsets:
+        r, c = row([(1, inner), (-1, outer)])
+        if r.any():
+            a_ub.append(r), b_ub.append(c)
+    bounds = [(1, threshold - 1) if shown.hidden.get(k) == "primary" else (1, None) if k in shown.hidden
+              else (0, None) for k in unknown]
+    out = {}
+    for k in unknown:
+        v = values[k]
+        if not (k in shown.hidden or (v is not None and 0 < v < threshold)):
+            continue
+        ends = []
+        for sense in (1, -1):
+            c = np.zeros(len(unknown))
+            c[index[k]] = sense
+            res = linprog(c, A_ub=np.array(a_ub) if a_ub else None, b_ub=b_ub or None,
+                          A_eq=np.array(a_eq) if a_eq else None, b_eq=b_eq or None, bounds=bounds, method="highs")
+            assert res.status in (0, 3), res.message
+            ends.append(sense * res.fun if res.status == 0 else sense * np.inf)
+        out[k] = (ends[0], ends[1])
+    return out
 
 
-def test_two_small_cells_need_no_extra_suppression():
-    shown = suppress(pd.Series({"a": 120, "b": 4, "c": 3}))
-    assert shown.tolist() == ["120", "<10", "<10"]
+def assert_nothing_pinned(shown, threshold: int) -> None:
+    for key, (low, high) in attack(shown, threshold).items():
+        assert high - low >= 1 - 1e-6, (key, shown.values[key], low, high)
 
 
-def test_total_under_ten_is_suppressed():
-    assert suppressed_total(pd.Series([3, 4])) == "<10"
-    assert suppressed_total(pd.Series([0, 0])) == "0"
+def shared_margin_cells(residents: pd.DataFrame, eligible: np.ndarray, listed: np.ndarray) -> Cells:
+    """Residents ⊇ eligible ⊇ listed, each by age band and by district (the report's §5/§8 shape)."""
+    cells = Cells()
+    for population, mask in (("residents", np.ones(len(residents), bool)), ("eligible", eligible), ("listed", listed)):
+        for attribute in ("age_band", "district"):
+            counts = residents.loc[mask, attribute].value_counts().reindex(sorted(set(residents[attribute])),
+                                                                           fill_value=0)
+            cells.partition(population, attribute, counts.to_dict(), int(mask.sum()))
+    for attribute in ("age_band", "district"):
+        for group in sorted(set(residents[attribute])):
+            cells.subset(("listed", attribute, group), ("eligible", attribute, group))
+            cells.subset(("eligible", attribute, group), ("residents", attribute, group))
+            cells.rate(("listed", attribute, group), ("eligible", attribute, group))
+    return cells
 
 
-def test_age_is_top_coded_at_90():
-    bands = age_band(pd.Series([40, 66, 80, 87, 90, 104]))
-    assert bands.tolist() == ["〜64歳", "65〜74歳", "75〜84歳", "85〜89歳", "90歳以上", "90歳以上"]
+@st.composite
+def wards(draw):
+    n = draw(st.integers(20, 300))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    ages = rng.integers(60, 100, n)
+    residents = pd.DataFrame({"age_band": age_band(pd.Series(ages)).to_numpy(),
+                              "district": rng.choice(list("ABCD"), n, p=draw(st.sampled_from(
+                                  [[.25] * 4, [.7, .2, .07, .03], [.9, .05, .03, .02]])))})
+    eligible = rng.random(n) < draw(st.floats(0.2, 1.0))
+    listed = eligible & (rng.random(n) < draw(st.floats(0.0, 0.6)))
+    return residents, eligible, listed
+
+
+@pytest.mark.xfail(strict=True, reason="open: the pass's complementary step looks only at sum relations; hypothesis "
+                   "finds wards where a subset inequality (eligible ≤ residents, listed ≤ eligible) still pins a "
+                   "small cell, e.g. eligible 9 in a district pinned to 9")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wards())
+def test_an_attacker_cannot_pin_any_hidden_cell_of_tables_that_share_margins(ward):
+    cells = shared_margin_cells(*ward)
+    shown = disclose(cells, 10)
+    assert_nothing_pinned(shown, 10)
+    for key, v in shown.values.items():     # what is shown is the count itself; zero is always shown
+        if v == 0:
+            assert shown.text(key) == "0"
+        elif key in cells.printed and shown.text(key).isdigit():
+            assert int(shown.text(key)) == v
+
+
+def test_the_section_5_and_8_leak_is_closed():
+    """Issue 14: §5 showed 22 listed people aged 75–84 while §8 hid the same cell as "x", so
+    60 − 37 − 22 − 0 = 1 gave back §8's "<10" for 85–89. One cell, one verdict."""
+    bands = ["65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"]
+    listed = dict(zip(bands, [37, 22, 1, 0]))
+    eligible = dict(zip(bands, [400, 300, 60, 40]))
+    cells = Cells()
+    cells.partition("listed", "age_band", listed, 60)           # §8
+    cells.partition("eligible", "age_band", eligible, 800)      # §5 people
+    for b in bands:                                             # §5 selected = the same listed cells
+        cells.rate(("listed", "age_band", b), ("eligible", "age_band", b))
+    shown = disclose(cells, 10)
+    texts = {b: shown.text(("listed", "age_band", b)) for b in bands}
+    # 75〜84 reads the same in both tables, and nothing hidden can be worked out
+    assert shown.rate_text(("listed", "age_band", "75〜84歳"), ("eligible", "age_band", "75〜84歳")).endswith("(22/300)")
+    assert texts["75〜84歳"] == "22"
+    assert_nothing_pinned(shown, 10)
+
+
+def test_the_old_per_table_suppression_leaked():
+    """Today's code suppressed each table alone: the attacker pins §8's 85–89 cell to 1."""
+    bands = ["65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"]
+    cells = Cells()
+    cells.partition("listed", "age_band", dict(zip(bands, [37, 22, 1, 0])), 60)
+    shown = disclose(cells, 10)
+    # per-table with 22 published (as §5 did): the complementary "x" does not protect anything
+    published = dict(shown.values)
+    leaked = published[total("listed")] - published[("listed", "age_band", "65〜74歳")] - 22 - 0
+    assert leaked == 1 == shown.values[("listed", "age_band", "85〜89歳")]
+    # while the one pass over §8 alone hides a second cell, so the attacker cannot
+    assert shown.text(("listed", "age_band", "85〜89歳")) == "<10"
+    assert_nothing_pinned(shown, 10)
+
+
+def test_a_rate_is_shown_with_its_counts_and_interval_unless_its_denominator_is_small():
+    cells = Cells()
+    cells.partition("eligible", "sex", {"female": 60, "male": 7, "other": 4}, 71)
+    cells.partition("listed", "sex", {"female": 3, "male": 0, "other": 0}, 3)
+    for g in ("female", "male", "other"):
+        cells.rate(("listed", "sex", g), ("eligible", "sex", g))
+    shown = disclose(cells, 10)
+    assert shown.rate_text(("listed", "sex", "female"), ("eligible", "sex", "female")) == "5.0% [1.7–13.7] (3/60)"
+    assert shown.rate_text(("listed", "sex", "male"), ("eligible", "sex", "male")) == "n<10"
+    assert shown.text(("eligible", "sex", "male")) == "<10"
+    assert_nothing_pinned(shown, 10)
+
+
+@pytest.mark.parametrize("successes, n, low, high", [
+    (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (5, 10, 0.2366, 0.7634),
+    # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score)
+    (81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718)])
+def test_the_wilson_interval_matches_published_values(successes, n, low, high):
+    assert wilson(successes, n) == pytest.approx((low, high), abs=5e-5)
+
+
+def test_the_session_wards_report_shows_rates_as_rates(ward):
+    """§4 of the rendered report: no rate printed as a head-count, rates with their interval."""
+    html = (ward.cfg.runs / ward.month / "report" / "index.html").read_text(encoding="utf-8")
+    model = html[html.index('id="model"'):html.index('id="fairness"')]
+    assert "&lt;10人" not in model and "<10人" not in model
+    assert "% [" in model

@@ -96,14 +96,14 @@ def test_this_months_list_says_when_a_group_with_eligible_people_has_nobody_list
                              "sex": rng.choice(["male", "female"], n), "living_alone": rng.integers(0, 2, n).astype(float),
                              "district": np.r_[np.full(n - 5, "東町地区"), np.full(5, "西町地区")]})
     listed = eligible[(eligible["age"] < 90) & (eligible["district"] == "東町地区")].head(60)[["pid"]]
-    section = fairness_section({}, None, listed, eligible, 10, (0.8, 1.25), 10)
+    section = _section_alone({}, None, listed, eligible)
     said = [f["ja"] for f in section.findings]
     assert "今月のリスト：90歳以上の掲載可能者129人のうち掲載0人です。" in said
     assert "今月のリスト：西町地区の掲載可能者<10人のうち掲載0人です。" in said       # 5 people: suppressed
     assert any("aged 90+ — none of the 129 eligible people is selected" in f["en"] for f in section.findings)
     rows = [r for s in section.computed[0]["sections"] for r in s["rows"]]
     old = next(r for r in rows if r["group"] == "90歳以上")
-    assert old["group_en"] == "aged 90+" and old["selection_rate"] == "0.00" and old["words_ja"] == "掲載0人"
+    assert old["group_en"] == "aged 90+" and old["selection_rate"].startswith("0.0% [0.0–") and old["words_ja"] == "掲載0人"
     for r in rows:     # every count shown is 0, ≥ 10, <10 or hidden as x
         for cell in (r["people"], r["selected"]):
             assert cell in ("0", "<10", "x") or int(cell) >= 10, cell
@@ -116,7 +116,7 @@ def test_the_holdout_audit_is_a_bilingual_table_with_the_flag_in_words_and_no_co
     frame, baseline, challenger = under_selected_holdout()
     stored = as_stored({"model": audit(frame, challenger), "alone_75": audit(frame, baseline)})
     eligible = frame.drop(columns="label").assign(pid=[f"p{i:04d}" for i in range(len(frame))])
-    section = fairness_section(stored, "alone_75", eligible[baseline][["pid"]], eligible, 10, (0.8, 1.25), 10)
+    section = _section_alone(stored, "alone_75", eligible[baseline][["pid"]], eligible)
     # the ranker that made the list comes first, then the challenger
     assert section.stored[0]["title"] == RANKER_TITLES["alone_75"] + " — 今月のリストを作った方法 / made this month's list"
     assert section.stored[1]["title"] == "挑戦モデル / challenger"
@@ -129,6 +129,19 @@ def test_the_holdout_audit_is_a_bilingual_table_with_the_flag_in_words_and_no_co
     assert part.count('class="flag"') == 1                         # the challenger's 90+ row, nothing else
     for raw in ("tpr_ratio", "fdr_ratio", "suppressed", "selected_labelled", "True", "False", "age_band", "living_alone"):
         assert raw not in part, raw
+
+
+def _section_alone(stored, serving, listed, eligible):
+    """The fairness section with the disclosure pass over its own cells only."""
+    from reports.cells import month_audit_keys, register_audit, register_holdout
+    from reports.disclosure import Cells, disclose
+    from reports.fairness_tables import month_audit
+
+    rows = month_audit(listed, eligible, (0.8, 1.25), 10)
+    cells = Cells()
+    register_audit(cells, rows, month_audit_keys())
+    register_holdout(cells, {}, {}, None, stored)
+    return fairness_section(stored, serving, rows, disclose(cells, 10), (0.8, 1.25), 10)
 
 
 CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
