@@ -1,5 +1,6 @@
 # mimamori: the two commands of the README.
-#   make demo   set up .venv, then run a whole synthetic ward month by month, release the newest list
+#   make demo   set up .venv, then run a whole synthetic ward month by month, register two demo
+#               approvers (their private keys in demo/approver-keys/, outside every zone), release the newest list
 #   make test   set up .venv with the dev extras, then run the test suite
 #   make matrix the full ward matrix (slow; before every release)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -35,15 +36,24 @@ demo: install
 	$(MIMAMORI) synth --residents $(DEMO_RESIDENTS) --months $(DEMO_MONTHS) --end-month $(DEMO_END) \
 		--seed $(DEMO_SEED) --messy --truth $(DEMO)/truth/latent_state.csv
 	$(MIMAMORI) run --all
-	$(MIMAMORI) approve --month $(DEMO_END) --approver "デモ承認者A（高齢福祉課長）" \
+	$(MIMAMORI) approver add --id A01 --name "デモ承認者A" --role "高齢福祉課長" --key-out $(DEMO)/approver-keys/A01.key
+	$(MIMAMORI) approver add --id B01 --name "デモ承認者B" --role "保健予防課長" --key-out $(DEMO)/approver-keys/B01.key
+	$(MIMAMORI) approve --month $(DEMO_END) --approver-id A01 --key-file $(DEMO)/approver-keys/A01.key \
 		--basis "個人情報保護法第69条第2項第2号" --purpose "孤立の予防のための見守り訪問"
-	$(MIMAMORI) approve --month $(DEMO_END) --approver "デモ承認者B（保健予防課長）" \
+	$(MIMAMORI) approve --month $(DEMO_END) --approver-id B01 --key-file $(DEMO)/approver-keys/B01.key \
 		--basis "社会福祉法第106条の6 支援会議" --purpose "孤立の予防のための見守り訪問"
 	$(MIMAMORI) release --month $(DEMO_END)
 	$(MIMAMORI) truth-check --month $(DEMO_END) --truth $(DEMO)/truth/latent_state.csv
 	$(MIMAMORI) audit verify
+	@echo; echo "web app accounts (demo only; the passwords are random and printed once):"
+	@for role in coordinator approver auditor analyst custodian; do \
+		pw=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))'); \
+		printf '%s\n' "$$pw" | $(MIMAMORI) users add demo-$$role --role $$role >/dev/null; \
+		echo "  demo-$$role  $$pw"; \
+	done
 	@echo; echo "mimamori demo finished."
 	@$(MIMAMORI) where --month $(DEMO_END)
+	@echo "  web app: MIMAMORI_INBOX=$(DEMO)/inbox MIMAMORI_WORK=$(DEMO)/work MIMAMORI_CUSTODY=$(DEMO)/custody $(BIN)/mimamori serve"
 
 # Two workers: the suite is single-threaded Python for most of its time, and CI has 2 cores.
 test: install-dev

@@ -5,7 +5,7 @@ import re
 
 import pandas as pd
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"\A[0-9]{4}-(0[1-9]|1[0-2])\Z")   # \Z, not $ (a newline after it); [0-9], not \d (２０２６)
 
 
 def check_month(month: str) -> str:

@@ -126,6 +126,12 @@ OUTCOME = _enum(
     ("no_concern", ("問題なし",)),
     ("not_home", ("不在",)),
     ("declined", ("拒否",)),
+    # Found on the visit, and not a label (models/labels.py): the person could not be assessed.
+    ("hospitalised", ("入院中",)),
+    ("moved", ("転居",)),
+    ("institution", ("施設入所",)),
+    ("deceased", ("死亡",)),
+    ("other", ("その他",)),
 )
 EVENT_TYPE = _enum(("isolated_death", ("孤立死",)), ("emergency", ("緊急対応",)))
 EXCLUSION_REASON = _enum(
@@ -221,6 +227,9 @@ _SOURCES = (
             RESIDENT_ID,
             Column("visit_date", "date", required=True, aliases=("訪問日",)),
             Column("outcome", "enum", required=True, aliases=("訪問結果",), values=OUTCOME),
+            # The visitor's free note (特記事項 on the sheet) may name anyone: it stays in the
+            # custody zone's delivery like a name does, and never reaches the lake.
+            Column("note", "text", aliases=("特記事項",), identifier=True),
         ),
         key=("resident_id", "visit_date"), date_column="visit_date",
     ),

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contract import faults
+from contract.messages import NOT_JSON, NOT_PARQUET, RERUN, damaged
 
 TEMP_GLOB = ".*.tmp"   # the names atomic_path gives its temporary files
 
@@ -189,8 +190,7 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     except (pa.ArrowInvalid, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:   # missing, unreadable: not damage
             raise
-        raise DataDamaged(f"{path} is not a readable Parquet file (truncated or damaged): "
-                          "rerun the command that wrote it") from exc
+        raise DataDamaged(damaged(path, ("ファイル", "file"), NOT_PARQUET, RERUN)) from exc
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -203,7 +203,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataDamaged(f"{path} is not valid JSON (truncated or altered): rerun the command that wrote it") from exc
+        raise DataDamaged(damaged(path, ("ファイル", "file"), NOT_JSON, RERUN)) from exc
 
 
 def write_text(text: str, path: Path) -> None:

@@ -204,9 +204,7 @@ def failure_message(what: str, summary: dict, consequence: str = "nothing was st
             share = True
             lines.append(f"  - {name}: " + bilingual(f"隔離された行が多すぎます{_count_ja(f)}",
                                                        f"too many rows quarantined{_count_en(f)}"))
-            for reason, reason_ja, n, line in found.get("reasons", [])[:top]:
-                lines.append("      " + bilingual(f"{n:,d}行：{reason_ja}（例：{line}行目）",
-                                                    f"{n:,d} rows: {reason} (e.g. line {line})"))
+            lines.extend("      " + line for line in _reason_lines(found, top))
         else:
             lines.append(f"  - {name}: " + bilingual(f"{f.get('description_ja') or f['description']}{_count_ja(f)}",
                                                        f"{f['description']}{_count_en(f)}"))
@@ -214,14 +212,38 @@ def failure_message(what: str, summary: dict, consequence: str = "nothing was st
     return "\n".join(lines)
 
 
-def summary_lines(summary: dict) -> list[str]:
-    """Plain lines for the command line: every failing expectation with its counts."""
+def _reason_lines(found: dict, top: int) -> list[str]:
+    """Why a file's rows were quarantined, most rows first: rows, the rule, an example line."""
+    return [bilingual(f"{n:,d}行：{reason_ja}（例：{line}行目）", f"{n:,d} rows: {reason} (e.g. line {line})")
+            for reason, reason_ja, n, line in found.get("reasons", [])[:top]]
+
+
+# How summary_lines heads each kind of failing expectation: (Japanese, English).
+_KINDS = {"critical_failures": ("重大", "critical"), "quarantined": ("隔離", "quarantined"), "warnings": ("警告", "warning")}
+
+
+def summary_lines(summary: dict, evidence: dict[str, dict] | None = None, top: int = 3) -> list[str]:
+    """Lines for the command line, in Japanese with English: every failing expectation with its
+    file and counts; with `evidence` (as for failure_message) the causes of a quarantine share
+    and an example line of each quarantining check; what to do when something is critical."""
+    evidence = evidence or {}
     out = []
-    for title, key in (("critical", "critical_failures"), ("quarantined", "quarantined"), ("warning", "warnings")):
+    for key, (kind_ja, kind_en) in _KINDS.items():
         for e in summary.get(key, []):
-            count = f"{e['unexpected']:,d} of {e['rows']:,d} rows" if e.get("rows") is not None else \
-                f"observed {e['observed']}" if e.get("observed") is not None else "failed"
-            out.append(f"{title:11s} {e['source']}: {e['description']} ({count})")
+            found = evidence.get(e["source"], {})
+            count_ja, count_en = _count_ja(e), _count_en(e)
+            if e.get("rows") is None and e.get("observed") is not None:
+                count_ja, count_en = f"（観測値 {e['observed']}）", f" (observed {e['observed']})"
+            out.append(f"{kind_ja}／{kind_en} {found.get('file', e['source'])}: "
+                       + bilingual(f"{e.get('description_ja') or e['description']}{count_ja}", f"{e['description']}{count_en}"))
+            if e.get("expectation") == "quarantine_share":
+                out.extend("    " + line for line in _reason_lines(found, top))
+            elif key == "quarantined":
+                lines = [line for reason, _, _, line in found.get("reasons", []) if reason == REASON_PREFIX + e["description"]]
+                out.extend(["    " + bilingual(f"例：{lines[0]}行目", f"e.g. line {lines[0]}")] if lines else [])
+    critical = summary.get("critical_failures", [])
+    if critical:
+        out.append(RAISE_LIMIT if any(e.get("expectation") == "quarantine_share" for e in critical) else REDELIVER)
     if summary.get("data_docs"):
         out.append(f"Data Docs: {summary['data_docs']}")
     return out

@@ -46,7 +46,8 @@ ENUMS = {
     "result": ["collected", "no_garbage", "no_response"],
     "channel": ["visit", "phone", "counter", "other"],
     "staff_type": ["minsei", "houkatsu", "nurse", "other"],
-    "outcome": ["needs_support", "no_concern", "not_home", "declined"],
+    "outcome": ["needs_support", "no_concern", "not_home", "declined", "hospitalised", "moved", "institution",
+                "deceased", "other"],
     "event_type": ["isolated_death", "emergency"],
     "reason": ["objected", "case_open", "institution"],
 }

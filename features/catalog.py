@@ -10,6 +10,7 @@ top-coded at 90 (「90歳以上」), as in every report.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -92,6 +93,16 @@ def _nhi_arrears(v: float, imp: bool) -> tuple[str, str]:
     if v < 0.5:
         return "世帯の国保料の滞納なし", "no household NHI arrears"
     return f"世帯の国保料を{_n(v)}か月分滞納", f"{_en(_n(v), 'month')} of household NHI arrears"
+
+
+# Phrases above that state a figure a volunteer (民生委員) does not need, and what such a
+# recipient reads instead (reports/recipients.py): the months of arrears become 「滞納あり」;
+# an age becomes its band (None here: the band is features.groups.age_band of the stated age).
+FIGURE_PHRASES: dict[str, tuple[re.Pattern, str | None]] = {
+    "age": (re.compile(r"^(\d+)歳(?:以上)?$"), None),
+    "care_arrears_months": (re.compile(r"^介護保険料を\d+か月分滞納$"), "介護保険料の滞納あり"),
+    "nhi_arrears_months": (re.compile(r"^世帯の国保料を\d+か月分滞納$"), "世帯の国保料の滞納あり"),
+}
 
 
 CARE_LEVELS = ["なし", "要支援1", "要支援2", "要介護1", "要介護2", "要介護3", "要介護4", "要介護5"]
@@ -177,9 +188,12 @@ CATALOG: dict[str, Feature] = {f.name: f for f in [
             ask_ja="その後の体調と、緊急時の連絡先", ask_en="health since, and an emergency contact"),
 ]}
 
-# How an exploration pick (drawn at random from the eligible rest, not ranked) is introduced
-# before its reasons on lists and sheets.
-EXPLORATION = ("無作為抽出（探索枠）", "random pick (exploration)")
+# What an exploration pick (drawn at random from the eligible rest, not ranked) carries instead
+# of reasons, on the list, the sheets, the auditor's view and the report: it has none.
+EXPLORATION = ("無作為抽出（探索枠）", "Random pick (exploration)")
+# What a listed person carries when no single feature genuinely separates them from the eligible
+# cohort (models/explain.py MIN_REASON, MIN_SHARE): their rank is the sum of several small ones.
+NO_SINGLE_REASON = ("目立つ単独の要因なし（小さな要因の積み重ね）", "no single strong factor (several small ones add up)")
 
 # Features whose imputation is flagged carry a companion `<name>_imp` column (1 = imputed).
 FLAGGED = ["months_at_address", "months_since_checkup", "care_arrears_months", "nhi_arrears_months",

@@ -2,7 +2,8 @@
 
 positive: a visit found `needs_support`, or an adverse event happened, in (as-of, as-of + timespan];
 negative: a visit found `no_concern` (and nothing adverse);
-unlabelled: `not_home`/`declined` only, or never visited. Only visited people get negatives, so
+unlabelled: `not_home`/`declined` only, what a visit found instead of the person's state
+(`hospitalised`, `moved`, `institution`, `deceased`, `other`), or never visited. Only visited people get negatives, so
 by default adverse events of unvisited people are not used either (see defaults.toml).
 Outcomes are read as known at the *current* month: a window is usable only once it has closed.
 """
@@ -31,7 +32,8 @@ def labels(outcomes: Outcomes, as_of_month: str, timespan_days: int,
            negative_outcomes: tuple[str, ...] = ("no_concern",)) -> pd.DataFrame:
     """pid, label (1/0) for people with a label in the window after `as_of_month`.
 
-    Visit outcomes in neither tuple (by default `not_home`, `declined`) leave a person unlabelled."""
+    Visit outcomes in neither tuple (by default `not_home`, `declined`, `hospitalised`, `moved`,
+    `institution`, `deceased`, `other`) leave a person unlabelled."""
     start = month_end(as_of_month)
     end = start + pd.Timedelta(days=timespan_days)
     v, a = outcomes.visits, outcomes.adverse

@@ -83,7 +83,8 @@ def make_list(scored: pd.DataFrame, caps: dict[str, int], explore: dict[str, int
     slots go to people drawn at random from the district's eligible rest (marked `exploration`),
     so that later labels are not only about people the model already ranks high. The ward-wide
     rank orders everyone listed by score, ties broken by pid: the same inputs and seed always
-    give the same list.
+    give the same list. `top_percent`, `band` and `band_en` place each listed person among the
+    scored (eligible) people: the rank band shown instead of the score.
     """
     explore = explore or {}
     ordered = scored.sort_values(["score", "pid"], ascending=[False, True], kind="stable")
@@ -101,4 +102,28 @@ def make_list(scored: pd.DataFrame, caps: dict[str, int], explore: dict[str, int
     listed["exploration"] = listed["exploration"].astype(bool)
     listed = listed.sort_values(["score", "pid"], ascending=[False, True], kind="stable").reset_index(drop=True)
     listed.insert(1, "rank", np.arange(1, len(listed) + 1))
+    listed["top_percent"] = top_percent(listed["score"].to_numpy(dtype="float64"), scored["score"].to_numpy(dtype="float64"))
+    texts = [band_text(p) for p in listed["top_percent"]]
+    listed["band"] = pd.Series([t[0] for t in texts], index=listed.index, dtype="object")
+    listed["band_en"] = pd.Series([t[1] for t in texts], index=listed.index, dtype="object")
     return listed
+
+
+def top_percent(scores: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+    """Each score's rank band among the cohort's scores: the share of the cohort scoring at least
+    as high, in per cent, rounded up to 0.1 (so "top 0.5%" is true of everyone tied with them).
+
+    This, not the score, is what people are shown: an uncalibrated model's score and a rule's
+    points look like probabilities and are not; a band says only where the person stands among
+    the people the list was chosen from (the month's eligible cohort)."""
+    if not len(scores):
+        return np.zeros(0)
+    ordered = np.sort(cohort)
+    at_least = len(ordered) - np.searchsorted(ordered, scores, side="left")
+    return -(-1000 * at_least // len(ordered)) / 10   # integer ceiling: no float rounding at the edges
+
+
+def band_text(percent: float) -> tuple[str, str]:
+    """(ja, en) of a rank band: 「上位0.5%」, "top 0.5%" (of the month's eligible cohort)."""
+    figure = f"{percent:.1f}".rstrip("0").rstrip(".")
+    return f"上位{figure}%", f"top {figure}%"

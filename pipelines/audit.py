@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from contract.storage import read_json
 from pipelines.custody import private_dir
 from pipelines.pseudonymise import KeyProblem, read_secret
 
@@ -290,6 +291,13 @@ def verify(path: Path, seals: Iterable[tuple[str, dict]] = ()) -> list[str]:
         elif _head(lines[:n], secret) != link:
             problems.append(f"{where} sealed entry {n} of the log, which is no longer the same entry (log rewritten)")
     return problems
+
+
+def release_seals(releases_dir: Path) -> list[tuple[str, dict]]:
+    """(record path, sealed head) of every release record: each sealed the head of the log it saw,
+    so `verify` catches a log cut back below one."""
+    return [(str(p), read_json(p)["audit_head"]) for p in sorted(releases_dir.glob("*/release*.json"))
+            if "audit_head" in read_json(p)]
 
 
 def entries(path: Path) -> list[dict]:

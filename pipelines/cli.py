@@ -11,10 +11,11 @@ import pipelines  # noqa: F401  (telemetry off first)
 from pipelines import commands
 from contract.messages import bilingual
 from pipelines.config import Config, load_config
+from pipelines.web.roles import ROLES
 
 # --- argument types: every value a user types is checked here, once, at parse time ----------
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")   # [0-9]: \d would take full-width digits
 _PID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -44,6 +45,13 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 4294967295")
+    return value
+
+
+def port(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
     return value
 
 
@@ -85,8 +93,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Commands that read or write the custody zone check its modes first (pipelines/custody.py).
-CUSTODY_COMMANDS = {"ingest", "validate", "run", "approve", "release", "purge", "rekey", "audit", "outcomes",
-                    "truth-check", "scan-pii"}
+CUSTODY_COMMANDS = {"ingest", "validate", "run", "approver", "approve", "release", "purge", "rekey", "audit",
+                    "outcomes", "truth-check", "scan-pii", "serve", "users"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,9 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="if another command holds the work dir, wait for it instead of refusing")
     p.set_defaults(func=commands.cmd_run)
 
-    p = sub.add_parser("approve", help="record an approval of a month's list")
+    p = sub.add_parser("approver", help="register, list or revoke the people who may approve a release (custody zone)")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("add", help="register an approver; writes their private key to --key-out (0600)")
+    a.add_argument("--id", dest="approver_id", type=name_text, required=True, help="e.g. A01")
+    a.add_argument("--name", type=name_text, required=True)
+    a.add_argument("--role", type=name_text, required=True, help="e.g. 高齢福祉課長")
+    a.add_argument("--key-out", type=Path, required=True,
+                   help="where to write the approver's private key: a place only they can read, outside every zone")
+    a = actions.add_parser("list", help="the registered approvers, their key fingerprints and status")
+    a = actions.add_parser("revoke", help="revoke an approver: their approvals stop counting")
+    a.add_argument("--id", dest="approver_id", type=name_text, required=True)
+    a.add_argument("--reason", type=name_text, required=True)
+    p.set_defaults(func=commands.cmd_approver)
+
+    p = sub.add_parser("approve", help="sign an approval of a month's list as a registered approver")
     p.add_argument("--month", type=month, required=True)
-    p.add_argument("--approver", type=name_text, required=True)
+    p.add_argument("--approver-id", type=name_text, required=True, help="the id the custodian registered, e.g. A01")
+    p.add_argument("--key-file", type=existing_file, required=True, help="the approver's own private key file")
     p.add_argument("--basis", type=name_text, required=True, help="legal basis, e.g. 個人情報保護法第69条第2項第2号")
     p.add_argument("--purpose", type=name_text, default="見守り訪問（孤立の予防）")
     p.set_defaults(func=commands.cmd_approve)
@@ -134,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("release", help="write the named visiting sheets of an approved list (custody zone)")
     p.add_argument("--month", type=month, required=True)
     p.add_argument("--recipient", choices=["coordinator", "minsei", "nurse"], default="coordinator",
-                   help="coordinator: the full sheet; minsei: name, address, age band, reasons; nurse: adds contact details")
+                   help="coordinator: the full sheet; minsei: name, address, age band, reasons without figures; "
+                        "nurse: adds contact details (reports/recipients.py)")
+    p.add_argument("--csv", dest="csv_form", choices=["excel", "plain"], default=None,
+                   help="outreach.csv for Excel (Japanese headers, IDs keep their zeros) or plain "
+                        "(column keys, for another system); default [release] csv_form = excel")
     p.set_defaults(func=commands.cmd_release)
 
     p = sub.add_parser("explain", help="an auditor's view of one listed person's reasons (no identifiers)")
@@ -176,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_bench)
 
     sub.add_parser("scan-pii", help="search the analyst zone for identifiers from the inbox").set_defaults(func=commands.cmd_scan_pii)
+
+    p = sub.add_parser("serve", help="start the local web app (coordinators, auditors, …); this machine only unless --host")
+    p.add_argument("--host", type=name_text, help="address to listen on (default: [web] host, 127.0.0.1)")
+    p.add_argument("--port", type=port, help="port (default: [web] port, 8080)")
+    p.set_defaults(func=commands.cmd_serve)
+
+    p = sub.add_parser("users", help="accounts of the web app (the password is asked for, or read from stdin)")
+    p.add_argument("action", choices=["add"])
+    p.add_argument("name", type=name_text)
+    p.add_argument("--role", required=True, choices=list(ROLES))
+    p.set_defaults(func=commands.cmd_users)
     return parser
 
 
@@ -185,7 +223,7 @@ ZONE_LOCKS = {"run": ("work",), "ingest": ("work",), "validate": ("work",), "exp
               "truth-check": ("work",), "scan-pii": ("work",), "rekey": ("work", "custody"),
               # approve and release read the run folder: a `run` rewriting it must not be under way
               "approve": ("work", "custody"), "release": ("work", "custody"), "purge": ("custody",),
-              "outcomes": ("custody",)}   # writes the next delivery into the inbox
+              "approver": ("custody",), "outcomes": ("custody",)}   # writes the next delivery into the inbox
 
 
 def _locked(cfg: Config, args: argparse.Namespace) -> int:

@@ -64,6 +64,7 @@ def cmd_synth(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from contract.messages import bilingual, reason_ja
     from pipelines.ingest import ingest_month
     from pipelines.pseudonymise import load_key
 
@@ -73,7 +74,7 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
         extra = f"; unknown columns dropped: {', '.join(s['unknown_columns'])}" if s["unknown_columns"] else ""
         print(f"  {name:20s} {s['accepted']:>9,d} rows  {s['quarantined']:>6,d} quarantined{extra}")
         for reason, n in s["quarantine_reasons"].items():
-            print(f"      {n:>6,d} × {reason}")
+            print(f"      {n:>6,d} × " + bilingual(reason_ja(name, reason), reason))
         if "lines" in s:
             print(f"      {line_accounting(s['lines'])}")
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
@@ -102,12 +103,14 @@ def validate_month(cfg: Config, month: str, key: bytes | None = None) -> dict:
     """
     # imported per command: ingest loads GX and the readers
     from pipelines.catalog import validation
-    from pipelines.ingest import read_delivery
+    from pipelines.ingest import read_delivery, refusal_evidence
     from pipelines.pseudonymise import load_key
 
     delivery = read_delivery(cfg, month, key if key is not None else load_key(cfg.key_file))
-    check = validation.checked_delivery(cfg, month, delivery.tables, delivery.quarantine)
-    return {"month": month, **check.summary}
+    check = validation.checked_delivery(cfg, month, delivery.tables, delivery.quarantine,
+                                        sources=delivery.summary["sources"])
+    # the causes and example lines summary_lines prints: every source, not only refused ones
+    return {"month": month, **check.summary, "evidence": refusal_evidence(delivery, check, delivery.summary["sources"])}
 
 
 def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
@@ -116,7 +119,7 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
 
     summary = validate_month(cfg, args.month)   # a dry run: results and Data Docs, never the lake
     print(f"{args.month}: validated without committing")
-    for line in summary_lines(summary):
+    for line in summary_lines(summary, summary["evidence"]):
         print(f"  {line}")
     return 2 if summary["critical_failures"] else 0
 
@@ -171,13 +174,35 @@ def _leak_guard(cfg: Config, console) -> int:
     return 0
 
 
+def cmd_approver(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.approvers import add_approver, registered, revoke_approver, short_fingerprint
+
+    if args.action == "add":
+        a = add_approver(cfg, args.approver_id, args.name, args.role, args.key_out)
+        print(f"registered approver {a['id']} ({a['name']}, {a['role']}), key fingerprint "
+              f"{short_fingerprint(a['fingerprint'])}; private key written to {a['key_file']} (mode 0600): "
+              "give it to that approver only, and keep no copy")
+    elif args.action == "revoke":
+        a = revoke_approver(cfg, args.approver_id, args.reason)
+        print(f"revoked approver {a['id']} ({a['name']}); their approvals no longer count")
+    else:
+        people = registered(cfg)
+        for a in people:
+            print(f"{a['id']:8s} {a['status']:8s} {short_fingerprint(a['fingerprint'])}  {a['name']}（{a['role']}）")
+        if not people:
+            print("no approver registered yet: `mimamori approver add --id A01 --name ... --role ... --key-out ...`")
+    return 0
+
+
 def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import approvals, approve, distinct_approvers
 
-    entry = approve(cfg, args.month, args.approver, args.basis, args.purpose)
+    entry = approve(cfg, args.month, args.approver_id, args.key_file, args.basis, args.purpose)
     n = len(distinct_approvers(approvals(cfg, args.month)))
-    print(f"approval recorded for {args.month} by {entry['approver']}; {n} distinct approver(s) for the current list")
+    print(f"signed approval recorded for {args.month} by {entry['approver_id']} ({entry['approver']}, "
+          f"{entry['role']}); {n} distinct approver(s) for the current list")
     return 0
 
 
@@ -185,7 +210,7 @@ def cmd_release(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.release import release
 
-    info = release(cfg, args.month, args.recipient)
+    info = release(cfg, args.month, args.recipient, getattr(args, "csv_form", None))
     print(f"released {info['rows']} rows for {args.month} to the {args.recipient} into {info['dir']} "
           f"({', '.join(info['files'])}; expires {info['expires']})")
     return 0
@@ -195,10 +220,8 @@ def cmd_explain(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.explain import explain_person
 
-    text, png = explain_person(cfg, args.month, args.pid)
-    print(text)
-    if png is not None:
-        print(f"waterfall: {png}")
+    text, _ = explain_person(cfg, args.month, args.pid)
+    print(text, end="")   # the text already ends with the waterfall's path, once
     return 0
 
 
@@ -237,13 +260,9 @@ def cmd_rekey(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.audit import verify
-    from contract.storage import read_json
+    from pipelines.audit import release_seals, verify
 
-    # release records seal the head of the log they saw: a log cut back below one is caught
-    seals = [(str(p), read_json(p)["audit_head"]) for p in sorted(cfg.releases_dir.glob("*/release*.json"))
-             if "audit_head" in read_json(p)]
-    problems = verify(cfg.audit_log, seals)
+    problems = verify(cfg.audit_log, release_seals(cfg.releases_dir))
     if problems:
         print(f"audit log {cfg.audit_log} FAILED verification:")
         for p in problems:
@@ -328,4 +347,47 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         print(f"{phase}: {p['months']} months in {p['seconds']} s (CPU {p['cpu_seconds']} s), "
               f"peak RSS {p['peak_rss_mb']} MB, floor {p['floor_seconds']} s")
     print(f"results: {path}; table: {args.docs}")
+    return 0
+
+
+def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    import uvicorn
+
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.web.app import create_app
+
+    web = cfg.settings["web"]
+    host, port = args.host or web["host"], args.port or web["port"]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}, not only this machine: put it behind HTTPS before anyone uses it",
+              file=sys.stderr)
+    print(f"mimamori: http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(create_app(cfg), host=host, port=port, log_level="warning", server_header=False)
+    return 0
+
+
+def new_password(stream=None) -> str:
+    """The new account's password: asked twice at a terminal, else the first line of stdin
+    (never an argument: argv is visible to every user of the machine and kept in shell history)."""
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    import getpass
+
+    stream = stream or sys.stdin
+    if not stream.isatty():
+        return stream.readline().rstrip("\r\n")
+    first = getpass.getpass("パスワード / password: ")
+    if getpass.getpass("もう一度 / again: ") != first:
+        raise UsageError("パスワードが一致しません / the two passwords differ")
+    return first
+
+
+def cmd_users(cfg: Config, args: argparse.Namespace) -> int:
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.web.accounts import add_user
+    from pipelines.web.db import database_url, engine_for, sessions_for
+
+    with sessions_for(engine_for(database_url(cfg)))() as db:
+        user = add_user(db, args.name, args.role, new_password())
+    print(f"account {user.name} created with the role {user.role}")
     return 0

@@ -39,8 +39,8 @@ class Config:
 
     @property
     def config_hash(self) -> str:
-        """Hash of every setting that changes results (paths and memory settings excluded), for the audit trail."""
-        body = {k: v for k, v in self.settings.items() if k not in ("paths", "scale")}
+        """Hash of every setting that changes results (paths, memory and web-app settings excluded), for the audit trail."""
+        body = {k: v for k, v in self.settings.items() if k not in ("paths", "scale", "web")}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     # Derived locations, in one place so that no stage invents its own layout.

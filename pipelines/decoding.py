@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from contract.messages import empty_file, unreadable_csv, unreadable_file, untyped_column
 from contract.sources import Source
 
 
@@ -66,10 +67,10 @@ def read_csv_raw(path: Path) -> RawTable:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error):
-            raise ContractError(f"{path}: not a readable gzip file") from None
+            raise ContractError(unreadable_file(path, "gzip")) from None
     data, encoding = to_utf8(path, data)
     if not data or data.isspace():  # isspace stops at the first other byte; strip would copy
-        raise ContractError(f"{path}: empty file (no header)")
+        raise ContractError(empty_file(path))
     return _parse_csv_fast(data, encoding) or _parse_csv_exact(path, data, encoding)
 
 
@@ -262,13 +263,11 @@ def _parse_csv_exact(path: Path, data: bytes, encoding: str) -> RawTable:
                 lines.append(line)
                 ends.append(previous)
     except csv.Error as error:
-        detail = "a field longer than the CSV limit starts here (probably a quote that never closes)" \
-            if "field larger" in str(error) else "not readable as CSV"
-        raise ContractError(f"{path} line {previous + 1}: {detail}") from None
+        raise ContractError(unreadable_csv(path, previous + 1, "field larger" in str(error))) from None
     if record and _ends_in_open_quote(record):
         raise never_closes(path, previous - physical_lines(record.encode()) + 1)
     if header is None:
-        raise ContractError(f"{path}: empty file (no header)")
+        raise ContractError(empty_file(path))
     columns = [pa.chunked_array([pa.array([r[i] for r in rows], pa.large_string())]) for i in range(len(header))]
     return RawTable(header, columns, np.array(lines, dtype=np.int64), encoding, header_line, malformed,
                 physical=physical_lines(data), header_lines=header_lines, blank=blank,
@@ -279,7 +278,7 @@ def read_parquet_raw(path: Path, source: Source) -> RawTable:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError):
-        raise ContractError(f"{path}: not a readable Parquet file") from None
+        raise ContractError(unreadable_file(path, "Parquet")) from None
     lookup = header_lookup(source)
     months = {c.name for c in source.columns if c.type == "month"}
     columns = [
@@ -311,8 +310,7 @@ def _parquet_strings(path: Path, i: int, name: str, column: pa.ChunkedArray, mon
     try:
         return column.cast(pa.large_string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        message = f"{path}: {column_label(i, name)} has a type ({column.type}) that cannot be read as text"
-        raise ContractError(message) from None
+        raise ContractError(untyped_column(path, column_label(i, name), str(column.type))) from None
 
 
 

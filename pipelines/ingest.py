@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -263,11 +264,13 @@ def check_accounting(delivery: Delivery) -> None:
                 "the month is not ingested")
 
 
-def refusal_evidence(delivery: Delivery, check) -> dict[str, dict]:
-    """Per source with a critical failure: the delivered file and why its rows were quarantined
-    (reason, the reason in Japanese, rows, first line), most rows first; lines and rules, no value."""
+def refusal_evidence(delivery: Delivery, check, sources: Iterable[str] | None = None) -> dict[str, dict]:
+    """Per source (default: each with a critical failure): the delivered file and why its rows were
+    quarantined (reason, the reason in Japanese, rows, first line), most rows first; lines and
+    rules, no value."""
     out = {}
-    for name in {f["source"] for f in check.summary["critical_failures"]}:
+    wanted = {f["source"] for f in check.summary["critical_failures"]} if sources is None else set(sources)
+    for name in sorted(wanted):
         if name not in delivery.summary["sources"]:
             continue
         contract = delivery.quarantine.get(name, pd.DataFrame({"_line": [], "reason": []}))
@@ -335,7 +338,7 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     delivery = read_delivery(cfg, month, key)
     # `run` builds the month's Data Docs once, after the feature checks; `ingest` alone builds them here.
     check = validation.checked_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine,
-                                        build_docs=build_docs)
+                                        build_docs=build_docs, sources=delivery.summary["sources"])
     delivery.summary["validation"] = check.summary
     if check.failed:  # before anything is committed: the lake keeps its previous state
         raise ValidationFailed(failure_message(f"delivery {month}", check.summary, what_ja=f"{month} の提供",

@@ -116,7 +116,8 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
 
     with manifest.stage("explain") as info:
         progress(f"explain {month}")
-        listed, explanations, base = explained_list(listed, feats, trained, key_id(key))
+        # contributions are taken against the eligible cohort: the people the list was chosen from
+        listed, explanations, base = explained_list(listed, feats, feats[ok.mask], trained, key_id(key))
         if base is not None:
             info["base_value"] = base
         runs.save_list(cfg, month, listed)

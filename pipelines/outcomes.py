@@ -1,19 +1,22 @@
 """Returned visiting sheets -> next month's outreach_outcomes delivery (custody zone).
 
-A coordinator hands out `outreach.xlsx` (reports/sheets.py); visitors fill in 訪問日 and
-訪問結果 and return it. `import_outcomes` reads every district sheet, checks each filled-in row
+A coordinator hands out `outreach.xlsx` (reports/sheets.py); visitors fill in 訪問日,
+訪問結果 and, if they like, 特記事項 (a free note) and return it. `import_outcomes` reads every district sheet, checks each filled-in row
 against the contract and against the month's list, and writes (or merges into)
 `<inbox>/<month+1>/outreach_outcomes.csv` with the contract's canonical columns, so the next
-run ingests the outcomes like any delivery and they become labels. Anything wrong stops the
-import with the sheet's name and row number, and nothing is written. Messages never quote an
-identifier.
+run ingests the outcomes like any delivery and they become labels (the note is an identifier
+column: it stays in the delivery, in the custody zone). A row is matched by its 宛名番号, or by
+区全体順位 (the ward-wide rank) on a sheet without one; sheets made before district order
+existed carry the ward rank as 順位. Anything wrong stops the import with the sheet's name and
+row number, and nothing is written; a row with a 訪問日 or a note but no 訪問結果 is refused, not
+skipped. Messages never quote an identifier.
 """
 from __future__ import annotations
 
 import datetime as dt
 import gzip
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -30,8 +33,10 @@ from pipelines.pseudonymise import load_key, pseudonym, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from contract.storage import atomic_path, read_parquet
 
-ID_HEADER, RANK_HEADER, DATE_HEADER, OUTCOME_HEADER = "宛名番号", "順位", "訪問日", "訪問結果"
-COLUMNS = ["resident_id", "visit_date", "outcome"]
+ID_HEADER, RANK_HEADER, DATE_HEADER, OUTCOME_HEADER = "宛名番号", "区全体順位", "訪問日", "訪問結果"
+NOTE_HEADER, OLD_RANK_HEADER = "特記事項", "順位"   # 順位 was the ward rank before sheets had 区全体順位
+COLUMNS = ["resident_id", "visit_date", "outcome", "note"]
+ALLOWED_JA = "・".join(dict.fromkeys(k for k, v in OUTCOME.items() if k != v))
 MAX_LISTED_PROBLEMS = 30
 
 
@@ -40,17 +45,14 @@ class OutcomesRejected(ValueError):
 
 
 @dataclass(frozen=True)
-class _Row:
-    sheet: str
-    row: int
+class OutcomeRow:
+    """One visit outcome of a listed person, checked against the list it came from."""
+    where: str                 # where it was written (a sheet's row, an app record), for messages
     pid: str
-    resident_id: str | None
+    resident_id: str | None    # None when the source named the person by rank (looked up on merge)
     visit_date: dt.date
-    outcome: str
-
-    @property
-    def where(self) -> str:
-        return f"sheet 「{self.sheet}」 row {self.row}"
+    outcome: str               # the contract's canonical value (contract.sources.OUTCOME)
+    note: str = ""             # 特記事項: an identifier, kept in the inbox file, never in the lake
 
 
 def _outcome(value) -> str | None:
@@ -89,6 +91,22 @@ def _resident_id(value) -> str | None:
     return text or None
 
 
+def _text(value) -> str:
+    """A cell as stripped text ('' when empty)."""
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value).strip()
+
+
+def _no_outcome(sheet: str, row: int, filled: str) -> str:
+    """Why a row with a 訪問日 (or a note) and no 訪問結果 is refused, and what to do, in Japanese and English."""
+    what = {"訪問日": ("訪問日", "a 訪問日 (visit date)"), "特記事項": ("特記事項", "a 特記事項 (note)")}[filled]
+    return (f"シート「{sheet}」{row}行目: {what[0]}があるのに訪問結果が空欄です。訪問結果を一覧（{ALLOWED_JA}）から選ぶか、"
+            f"訪問していなければ{what[0]}を消して、もう一度取り込んでください / sheet 「{sheet}」 row {row}: "
+            f"{what[1]} but no 訪問結果 (outcome): choose one from the list, or clear the {what[1].split()[0]} "
+            "if the visit did not happen, then import again")
+
+
 def _header_row(sheet) -> tuple[int, dict[str, int]] | None:
     """(row number, header -> column index) of the first row among the top five naming 訪問結果."""
     for r, row in enumerate(sheet.iter_rows(min_row=1, max_row=5, values_only=True), start=1):
@@ -106,7 +124,7 @@ def _listed(cfg: Config, month: str) -> pd.DataFrame:
     return read_parquet(path, columns=["pid", "rank"])
 
 
-def _residents_by_pid(cfg: Config, months: list[str], key: bytes) -> dict[str, str]:
+def residents_by_pid(cfg: Config, months: list[str], key: bytes) -> dict[str, str]:
     """pid -> 宛名番号 over the identified residents extracts of some months (custody zone)."""
     out: dict[str, str] = {}
     for month in months:
@@ -119,7 +137,7 @@ def _residents_by_pid(cfg: Config, months: list[str], key: bytes) -> dict[str, s
     return out
 
 
-def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
+def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[OutcomeRow]:
     """Every filled-in row of every district sheet, checked; raises OutcomesRejected listing all problems."""
     from openpyxl import load_workbook
 
@@ -129,7 +147,7 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
     by_rank = dict(zip(listed["rank"].astype(int), listed["pid"]))
     book = load_workbook(xlsx_path, data_only=True, read_only=True)
     problems: list[str] = []
-    rows: list[_Row] = []
+    rows: list[OutcomeRow] = []
     first_day = month_end(month).normalize().replace(day=1).date()
     sheets_read = 0
     for sheet in book.worksheets:
@@ -137,7 +155,8 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
         if found is None:
             continue   # the overview sheet 「全体」 has no entry columns
         header_row, names = found
-        if DATE_HEADER not in names or (ID_HEADER not in names and RANK_HEADER not in names):
+        rank_header = RANK_HEADER if RANK_HEADER in names else OLD_RANK_HEADER
+        if DATE_HEADER not in names or (ID_HEADER not in names and rank_header not in names):
             problems.append(f"sheet 「{sheet.title}」: has {OUTCOME_HEADER} but no {DATE_HEADER} column or no "
                             f"{ID_HEADER}/{RANK_HEADER} column to say whom a row is about")
             continue
@@ -145,14 +164,16 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
         for r, values in enumerate(sheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1):
             cell = lambda h: values[names[h]] if h in names and names[h] < len(values) else None  # noqa: E731
             outcome = _outcome(cell(OUTCOME_HEADER))
-            if outcome is None:
-                continue   # not visited yet, or not written in: nothing to import
-            where = f"sheet 「{sheet.title}」 row {r}"
-            if outcome == "":
-                problems.append(f"{where}: unknown {OUTCOME_HEADER} (allowed: "
-                                + ", ".join(sorted({k for k, v in OUTCOME.items() if k != v})) + ")")
-                continue
             raw_date = cell(DATE_HEADER)
+            note = _text(cell(NOTE_HEADER))
+            where = f"sheet 「{sheet.title}」 row {r}"
+            if outcome is None:
+                if _text(raw_date) or note:
+                    problems.append(_no_outcome(sheet.title, r, "訪問日" if _text(raw_date) else "特記事項"))
+                continue   # not visited yet: nothing to import
+            if outcome == "":
+                problems.append(f"{where}: unknown {OUTCOME_HEADER} (allowed: {ALLOWED_JA})")
+                continue
             visit = _date(raw_date)
             if visit is None:
                 problems.append(f"{where}: {DATE_HEADER} is " + ("missing" if raw_date in (None, "") else
@@ -165,16 +186,16 @@ def read_returned_sheet(cfg: Config, xlsx_path: Path, month: str) -> list[_Row]:
                     problems.append(f"{where}: the {ID_HEADER} is not on the {month} list")
                     continue
             else:
-                rank = cell(RANK_HEADER)
+                rank = cell(rank_header)
                 try:
                     pid = by_rank[int(rank)]
                 except (TypeError, ValueError, KeyError):
-                    problems.append(f"{where}: neither a {ID_HEADER} nor a {RANK_HEADER} of the {month} list")
+                    problems.append(f"{where}: neither a {ID_HEADER} nor a {rank_header} of the {month} list")
                     continue
-            rows.append(_Row(sheet.title, r, pid, resident_id, visit, outcome))
+            rows.append(OutcomeRow(where, pid, resident_id, visit, outcome, note))
     if sheets_read == 0 and not problems:
         problems.append(f"no sheet has the columns {ID_HEADER} (or {RANK_HEADER}), {DATE_HEADER} and {OUTCOME_HEADER}")
-    seen: dict[tuple[str, dt.date], _Row] = {}
+    seen: dict[tuple[str, dt.date], OutcomeRow] = {}
     for row in rows:
         if row.visit_date < first_day:
             problems.append(f"{row.where}: {DATE_HEADER} is before the list month {month}")
@@ -199,9 +220,10 @@ def _existing(path: Path | None, into: str) -> tuple[pd.DataFrame, pd.DataFrame]
     rows = read.rows
     good = pd.DataFrame({"resident_id": rows["resident_id"].astype("str"),
                          "visit_date": rows["visit_date"].dt.strftime("%Y-%m-%d"),
-                         "outcome": rows["outcome"].astype("str")})
+                         "outcome": rows["outcome"].astype("str"),
+                         "note": rows["note"].fillna("").astype("str") if "note" in rows else ""})
     # Rows the contract would quarantine are kept verbatim, so ingest still reports them.
-    bad = read.quarantine[COLUMNS].astype("str") if len(read.quarantine) else empty
+    bad = (read.quarantine.reindex(columns=COLUMNS).fillna("").astype("str") if len(read.quarantine) else empty)
     return good, bad
 
 
@@ -225,25 +247,34 @@ def import_outcomes(cfg: Config, xlsx_path: Path, month: str, into: str | None =
     if into <= month:
         raise OutcomesRejected(f"outcomes of the {month} list go into a later delivery month, not {into}")
     rows = read_returned_sheet(cfg, Path(xlsx_path), month)
+    return merge_outcomes(cfg, month, into, rows, Path(xlsx_path).name, "outcomes_import",
+                          sheet_sha256=file_sha256(Path(xlsx_path)))
+
+
+def merge_outcomes(cfg: Config, month: str, into: str, rows: list[OutcomeRow], origin: str, event: str,
+                   **logged) -> Path:
+    """Merge checked outcome rows of `month`'s list into the `into` delivery's outreach_outcomes
+    (the new rows win per person and visit day), write it atomically and log `event` with
+    `logged`; `origin` names the source in messages. Returns the written file. Raises
+    OutcomesRejected, writing nothing. The returned-sheet import and the web app both end here."""
     last_day = month_end(into).date()
     late = [r for r in rows if r.visit_date > last_day]
     if late:
-        raise OutcomesRejected(f"{Path(xlsx_path).name}: {len(late)} visit(s) dated after the end of the {into} "
+        raise OutcomesRejected(f"{origin}: {len(late)} visit(s) dated after the end of the {into} "
                                f"delivery, e.g. {late[0].where}; nothing was imported. Import them into a later "
                                "month (into=…) once that month's delivery is prepared")
     missing_ids = [r for r in rows if r.resident_id is None]
     if missing_ids:
         key = load_key(cfg.key_file)
-        ids = _residents_by_pid(cfg, [month, into], key)
+        ids = residents_by_pid(cfg, [month, into], key)
         unknown = [r for r in missing_ids if r.pid not in ids]
         if unknown:
-            raise OutcomesRejected(f"{Path(xlsx_path).name}: {unknown[0].where}: the listed person is not in the "
+            raise OutcomesRejected(f"{origin}: {unknown[0].where}: the listed person is not in the "
                                    f"{month} residents extract; nothing was imported")
-        rows = [r if r.resident_id else _Row(r.sheet, r.row, r.pid, ids[r.pid], r.visit_date, r.outcome)
-                for r in rows]
+        rows = [r if r.resident_id else replace(r, resident_id=ids[r.pid]) for r in rows]
     new = pd.DataFrame({"resident_id": [r.resident_id for r in rows],
                         "visit_date": [r.visit_date.isoformat() for r in rows],
-                        "outcome": [r.outcome for r in rows]}, columns=COLUMNS)
+                        "outcome": [r.outcome for r in rows], "note": [r.note for r in rows]}, columns=COLUMNS)
 
     month_dir = runs.inbox_dir(cfg, into)
     current = delivery_file(month_dir, "outreach_outcomes") if month_dir.is_dir() else None
@@ -254,7 +285,7 @@ def import_outcomes(cfg: Config, xlsx_path: Path, month: str, into: str | None =
     merged = pd.concat([merged, bad], ignore_index=True)
     target = current or month_dir / "outreach_outcomes.csv"
     _write(merged, target)
-    audit.append(cfg.audit_log, "outcomes_import", month=month, into=into, sheet_sha256=file_sha256(Path(xlsx_path)),
+    audit.append(cfg.audit_log, event, month=month, into=into, **logged,
                  rows=len(new), replaced=int(len(good) + len(new) - (len(merged) - len(bad))),
                  outcomes={k: int(v) for k, v in new["outcome"].value_counts().sort_index().items()},
                  file=target.name, file_sha256=file_sha256(target))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from contract.messages import exposed_secret, no_key, not_a_secret, wrong_key
 from pipelines.catalog import lake
 
 PSEUDONYM_HEX = 32  # 128 bits
@@ -48,25 +49,26 @@ def create_key(path: Path) -> None:
 def load_key(path: Path) -> bytes:
     """Read the key; refuse one that is missing, malformed or readable by anyone but its owner."""
     if not path.exists():
-        raise KeyProblem(f"no pseudonymisation key at {path}: for a new ward run `mimamori keygen`; if this "
-                         "ward's lake already exists, restore its key from the custody backup instead "
-                         "(a new key would start a second population of pseudonyms)")
-    return read_secret(path, "key", KeyProblem, "consider `mimamori rekey`")
+        raise KeyProblem(no_key(path))
+    return read_secret(path, "key", KeyProblem, ("`mimamori rekey` を検討してください", "consider `mimamori rekey`"))
 
 
-def read_secret(path: Path, what: str, problem: type[KeyProblem], exposed: str = "") -> bytes:
+# What each custody secret is called in the messages: (Japanese, English).
+SECRETS = {"key": ("仮名化の鍵", "key"), "audit key": ("監査ログの鍵", "audit key")}
+
+
+def read_secret(path: Path, what: str, problem: type[KeyProblem], exposed: tuple[str, str] | None = None) -> bytes:
     """A 256-bit secret of the custody zone (hex), refused as `problem` when others may read it
     or it is malformed: one reader for the pseudonymisation key and the audit key."""
     mode = os.stat(path).st_mode & 0o777
     if mode & 0o077:
-        raise problem(f"the {what} {path} has mode {mode:04o}, readable by others: `chmod 600 {path}` "
-                      f"(and treat it as exposed{': ' + exposed if exposed else ''})")
+        raise problem(exposed_secret(SECRETS[what], path, mode, exposed))
     try:
         secret = bytes.fromhex(path.read_text().strip())
     except ValueError:
         secret = b""
     if len(secret) != KEY_BYTES:
-        raise problem(f"the {what} at {path} is not a 256-bit key: restore it from the custody backup")
+        raise problem(not_a_secret(SECRETS[what], path))
     return secret
 
 
@@ -94,10 +96,10 @@ def check_lake_key(lake_dir: Path, key: bytes, key_file: Path, allowed: frozense
         if set(others) == {pending_id}:
             raise KeyProblem(f"a `mimamori rekey` was interrupted: {len(others[pending_id])} lake month(s) are "
                              f"under the pending key {pending_id}; rerun `mimamori rekey` to finish it")
-    described = "; ".join(f"key id {k} for {v[0]}…{v[-1]} ({len(v)} months)" for k, v in sorted(others.items()))
-    raise KeyProblem(f"the key {key_file} (key id {current}) is not the key the lake was made with ({described}): "
-                     "restore the right key from the custody backup; `mimamori rekey` is the only way to "
-                     "change keys deliberately")
+    described = sorted(others.items())
+    raise KeyProblem(wrong_key(key_file, current,
+                               "、".join(f"{v[0]}〜{v[-1]}の{len(v)}か月は鍵ID {k}" for k, v in described),
+                               "; ".join(f"key id {k} for {v[0]}…{v[-1]} ({len(v)} months)" for k, v in described)))
 
 
 def key_id(key: bytes) -> str:

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from contract.messages import delivered_twice, repeated_column
 from contract.sources import Column, Source
 from contract.months import check_month, month_end
 from pipelines.decoding import (
@@ -123,7 +124,7 @@ def delivery_file(month_dir: Path, source: str) -> Path | None:
     found = [path for path in found if path.is_file()]
     if len(found) > 1:
         names = ", ".join(path.name for path in found)
-        raise ContractError(f"{month_dir}: {source} is delivered more than once ({names}); keep one")
+        raise ContractError(delivered_twice(month_dir, source, names))
     return found[0] if found else None
 
 
@@ -136,7 +137,7 @@ def read_source(path: Path, source: Source, delivery_month: str | None = None) -
     path = Path(path)
     raw = read_parquet_raw(path, source) if path.name.endswith(".parquet") else read_csv_raw(path)
     _refuse_my_numbers(path, raw)
-    positions, unknown = _match_header(path, raw.header, source)
+    positions, unknown = _match_header(path, raw.header, source, raw.header_line)
     absent = pa.nulls(len(raw.lines), pa.large_string())
     strings = {
         c.name: pd.Series(raw.columns[positions[c.name]] if c.name in positions else absent, dtype="str")
@@ -256,7 +257,8 @@ def _refuse_my_numbers(path: Path, raw: RawTable) -> None:
                 raise _refusal(path, line, i, raw.header[i] if i < len(raw.header) else "")
 
 
-def _match_header(path: Path, header: list[str], source: Source) -> tuple[dict[str, int], list[str]]:
+def _match_header(path: Path, header: list[str], source: Source,
+                  header_line: int = 1) -> tuple[dict[str, int], list[str]]:
     """Canonical column -> position in the file, and the header names the contract does not know."""
     lookup = header_lookup(source)
     positions: dict[str, int] = {}
@@ -267,7 +269,7 @@ def _match_header(path: Path, header: list[str], source: Source) -> tuple[dict[s
             unknown.append(name.strip() or f"(unnamed column {i + 1})")
         elif canonical in positions:
             first = header[positions[canonical]].strip()
-            raise ContractError(f"{path}: column {canonical} appears twice ({first!r} and {name.strip()!r})")
+            raise ContractError(repeated_column(path, header_line, canonical, first, name.strip()))
         else:
             positions[canonical] = i
     missing = [c for c in source.columns if c.required and c.name not in positions]

@@ -1,21 +1,22 @@
 """Release: the only step that turns an approved pseudonymous list back into names and addresses.
 
-It runs in the custody zone: two distinct approvers must have approved this exact list (by its
-SHA-256) with a legal basis; pseudonyms are recomputed over the month's identified residents
-extract (no mapping table exists anywhere); every approval and release is written to the
-hash-chained audit log with counts and digests, never identities.
+It runs in the custody zone: two distinct registered approvers must have signed an approval of
+this exact list (by its SHA-256) with a legal basis (pipelines/approvers.py); pseudonyms are
+recomputed over the month's identified residents extract (no mapping table exists anywhere);
+every approval and release is written to the hash-chained audit log with counts, digests and
+the approvers (id, name, role, key fingerprint), never residents' identities.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import unicodedata
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 
+from pipelines import approvers as registry
 from pipelines import audit
 from pipelines.catalog import lake
 from pipelines.catalog.features import lake_fingerprint
@@ -23,14 +24,15 @@ from pipelines.catalog.runs import completed_run, inbox_dir, list_file, read_man
 from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
 from contract.sources import SOURCES
-from contract.storage import file_sha256
-from contract.messages import no_run
+from contract.storage import DataDamaged, file_sha256
+from contract.messages import bilingual, no_run
 from contract.months import age_on, check_month, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
 from features.groups import SEX_JA_SHORT, age_band
-from reports.sheets import RECIPIENTS, outreach_workbook, workbook_bytes
+from reports.recipients import RECIPIENTS, previous_visits
+from reports.sheets import CSV_FORMS, outreach_csv, outreach_workbook, workbook_bytes
 
 class ReleaseRefused(Exception):
     """The release may not happen; the message says what is missing."""
@@ -38,12 +40,6 @@ class ReleaseRefused(Exception):
 
 def _approvals_file(cfg: Config, month: str) -> Path:
     return cfg.approvals_dir / f"{month}.jsonl"
-
-
-def approver_identity(name: str) -> str:
-    """The form in which two approvals are compared: `alice` and `ALICE ` (or full-width
-    ａｌｉｃｅ) are one person. NFKC, stripped, inner whitespace collapsed, casefolded."""
-    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
 
 
 def _completed_manifest(cfg: Config, month: str) -> dict:
@@ -87,32 +83,51 @@ def _stale_list(cfg: Config, month: str, manifest: dict, state: dict) -> str | N
     return None
 
 
-def approve(cfg: Config, month: str, approver: str, basis: str, purpose: str) -> dict:
-    """Record one approver's approval of this month's list, as it is now, with the lake and key it depends on."""
+def approve(cfg: Config, month: str, approver_id: str, key_file: Path, basis: str, purpose: str) -> dict:
+    """Record one registered approver's signed approval of this month's list, as it is now, with
+    the lake and key it depends on."""
     path = list_file(cfg, check_month(month))   # library callers bypass the CLI's parsing
     if not path.exists():
         raise ReleaseRefused(no_run(month, "（承認するリストがない）", " (no list to approve)"))
-    if not approver_identity(approver) or not basis.strip():
-        raise ReleaseRefused("an approval needs the approver's name and the legal basis")
+    if not basis.strip():
+        raise ReleaseRefused(bilingual("承認には法的根拠（--basis）が必要です", "an approval needs the legal basis (--basis)"))
+    audit.ready(cfg.audit_log)   # who is registered is read from the log: it must be whole first
+    approver = registry.active_approver(cfg, approver_id)
+    signing_key = registry.load_signing_key(Path(key_file), approver)
     manifest = _completed_manifest(cfg, month)
     key = load_key(cfg.key_file)
     state = _current_state(cfg, month, key)
     stale = _stale_list(cfg, month, manifest, state)
     if stale:
         raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
-    entry = {"month": month, "approver": " ".join(approver.split()), "approver_id": approver_identity(approver),
-             "basis": basis.strip(), "purpose": purpose.strip(), **state,
-             "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if any(a["approver_id"] == approver["id"] for a in approval_status(cfg, month, key)[0]):
+        raise ReleaseRefused(bilingual(
+            f"承認者 {approver['id']}（{approver['name']}）は {month} の現在のリストを既に承認しています。"
+            "同じ人の二度目の承認は数えません。別の登録承認者に承認を依頼してください",
+            f"approver {approver['id']} ({approver['name']}) has already approved the current {month} list: "
+            "a second approval by the same person does not count; ask another registered approver"))
+    statement = {"approver_id": approver["id"], "fingerprint": approver["fingerprint"], "month": month,
+                 "list_sha256": state["list_sha256"], "lake_fingerprint": state["lake_fingerprint"],
+                 "key_id": state["key_id"], "basis": basis.strip(), "purpose": purpose.strip(),
+                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    entry = registry.signed(statement, signing_key) | {"lake_months": state["lake_months"]}
     # logged first: an approval the log does not hold must not count (a refused append stops here)
-    audit.append(cfg.audit_log, "approve", month=month, approver=entry["approver"], basis=entry["basis"],
+    audit.append(cfg.audit_log, "approve", month=month, approver_id=approver["id"], approver=approver["name"],
+                 role=approver["role"], fingerprint=approver["fingerprint"], basis=entry["basis"],
                  purpose=entry["purpose"], list_sha256=entry["list_sha256"],
-                 lake_fingerprint=entry["lake_fingerprint"], key_id=entry["key_id"])
+                 lake_fingerprint=entry["lake_fingerprint"], key_id=entry["key_id"], signature=entry["signature"])
     target = _approvals_file(cfg, month)
     private_dir(target.parent)
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    return entry
+    return entry | _who(approver)
+
+
+def _who(approver: dict) -> dict:
+    """How an approval names its approver in results and release records: id, name, role, fingerprint."""
+    return {"approver_id": approver["id"], "approver": approver["name"], "role": approver["role"],
+            "fingerprint": approver["fingerprint"]}
 
 
 def _void_reason(approval: dict, state: dict) -> str | None:
@@ -132,27 +147,60 @@ def _void_reason(approval: dict, state: dict) -> str | None:
 
 
 def _approval_key(e: dict) -> tuple:
-    return (e.get("month"), e.get("approver"), e.get("list_sha256"), e.get("lake_fingerprint"), e.get("key_id"))
+    return (e.get("month"), e.get("approver_id"), e.get("list_sha256"), e.get("lake_fingerprint"), e.get("key_id"),
+            e.get("signature"))
+
+
+def _identity_void(approval: dict, people: dict[str, dict]) -> str | None:
+    """Why this approval's approver does not count (None: a registered, logged, unrevoked approver)."""
+    ident = str(approval.get("approver_id"))
+    if "signature" not in approval:
+        return "it was given before approvals were signed by registered approvers"
+    person = people.get(ident)
+    if person is None or person["status"] == "unlogged":
+        return f"approver {ident} is not registered (`mimamori approver list`)"
+    if person["status"] == "revoked":
+        return f"approver {ident} ({person['name']}) has been revoked"
+    return None
+
+
+def _forged(target: Path, number: int, approval: dict) -> ReleaseRefused:
+    ident = approval.get("approver_id")
+    return ReleaseRefused(bilingual(
+        f"承認ファイル {target} の {number} 行目：承認者 {ident} の署名が登録された公開鍵で検証できません"
+        "（承認の内容が書き換えられたか、偽造されています）。リリースを止めました。保管区域のバックアップから承認ファイルを戻し、"
+        "誰が書き換えたか監査ログで調べてください",
+        f"approvals file {target} line {number}: approver {ident}'s signature does not verify against the "
+        "registered public key (the approval was edited or forged); release stopped: restore the approvals "
+        "file from the custody backup and find out from the audit log who changed it"))
 
 
 def approval_status(cfg: Config, month: str, key: bytes) -> tuple[list[dict], list[str]]:
-    """(approvals that still apply, why each other one is void)."""
+    """(approvals that still apply, each with its approver's id, name, role and fingerprint; why each
+    other one is void). Raises ReleaseRefused if a signature of a registered approver fails."""
     target = _approvals_file(cfg, month)
     if not target.exists() or not list_file(cfg, month).exists():
         return [], []
     state = _current_state(cfg, month, key)
+    people = {p["id"]: p for p in registry.registered(cfg)}
     # An approval counts only if the audit log, whose entries carry MACs, holds it too: a line
     # added to the approvals file by hand is not an approval.
     logged = {_approval_key(e) for e in audit.entries(cfg.audit_log) if e.get("event") == "approve"}
     valid, void = [], []
-    for e in (json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()):
-        reason = _void_reason(e, state)
+    lines = target.read_text(encoding="utf-8").splitlines()
+    for number, e in ((n, json.loads(line)) for n, line in enumerate(lines, start=1) if line.strip()):
+        reason = _identity_void(e, people)
+        person = people.get(str(e.get("approver_id")))
+        if reason is None and (e.get("fingerprint") != person["fingerprint"]
+                               or not registry.signature_holds(e, person["public_key"])):
+            raise _forged(target, number, e)
+        reason = reason or _void_reason(e, state)
         if reason is None and _approval_key(e) not in logged:
             reason = "the audit log does not hold it"
         if reason is None:
-            valid.append(e)
+            valid.append(e | _who(person))
         else:
-            void.append(f"{e.get('approver')}'s approval of {e.get('time')} is void: {reason}")
+            void.append(f"{e.get('approver_id', e.get('approver'))}'s approval of {e.get('time')} is void: {reason}")
     return valid, void
 
 
@@ -161,12 +209,11 @@ def approvals(cfg: Config, month: str) -> list[dict]:
     return approval_status(cfg, month, load_key(cfg.key_file))[0]
 
 
-def distinct_approvers(valid: list[dict]) -> list[str]:
-    """One display name per distinct approver (first form given), compared by approver_identity."""
-    people: dict[str, str] = {}
-    for a in valid:
-        people.setdefault(a.get("approver_id") or approver_identity(a["approver"]), a["approver"])
-    return sorted(people.values())
+def distinct_approvers(valid: list[dict]) -> list[dict]:
+    """One record (id, name, role, fingerprint) per distinct approver identity, ordered by id."""
+    people = {a["approver_id"]: {"id": a["approver_id"], "name": a["approver"], "role": a["role"],
+                                 "fingerprint": a["fingerprint"]} for a in valid}
+    return [people[i] for i in sorted(people)]
 
 
 def _check_extract(cfg: Config, month: str, manifest: dict) -> Path:
@@ -203,8 +250,17 @@ def reidentify(cfg: Config, month: str, listed: pd.DataFrame, key: bytes, path: 
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    # UTF-8 with a BOM: Excel reads UTF-8 only when the file says so
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+
+
+def with_previous_visits(cfg: Config, month: str, named: pd.DataFrame) -> pd.DataFrame:
+    """The released rows with 前回訪問: each person's last visit outcome the lake held when the
+    month's list was made (outcomes known at the month's end)."""
+    visits = lake.outcomes_known_at(cfg.lake, month).visits
+    return named.drop(columns=["previous_visit"], errors="ignore").merge(
+        previous_visits(visits), on="pid", how="left", validate="one_to_one")
 
 
 def _suffix(recipient: str) -> str:
@@ -216,10 +272,15 @@ def write_outreach_xlsx(frame: pd.DataFrame, path: Path, month: str, columns: st
     return write_bytes(workbook_bytes(outreach_workbook(frame, month, columns)), path)
 
 
-def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
-    """Write one recipient's visiting sheets for an approved list into the custody zone."""
+def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: str | None = None) -> dict:
+    """Write one recipient's visiting sheets for an approved list into the custody zone.
+    csv_form: outreach.csv for Excel ("excel") or for another system ("plain"; reports.sheets.outreach_csv);
+    default [release] csv_form."""
     if recipient not in RECIPIENTS:
         raise ReleaseRefused(f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}")
+    csv_form = csv_form or cfg.get("release", "csv_form")
+    if csv_form not in CSV_FORMS:
+        raise ReleaseRefused(f"unknown CSV form {csv_form!r}: choose one of {', '.join(CSV_FORMS)}")
     key = load_key(cfg.key_file)
     if not list_file(cfg, check_month(month)).exists():   # library callers bypass the CLI's parsing
         raise ReleaseRefused(no_run(month, "（リストがない）", " (no list)"))
@@ -235,10 +296,15 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     people = distinct_approvers(valid)
     needed = cfg.get("release", "approvers_required")
     if len(people) < needed:
-        raise ReleaseRefused(f"release of {month} needs approvals from {needed} different people for the "
-                             f"current list, lake and key; it has {len(people)}"
-                             + (f" ({', '.join(people)})" if people else "")
-                             + (f"; {len(void)} void: " + "; ".join(void[:3]) if void else ""))
+        names = ", ".join(f"{p['id']} {p['name']}" for p in people)
+        raise ReleaseRefused(bilingual(
+            f"{month} のリリースには、現在のリスト・レイク・鍵について {needed} 人の異なる登録承認者の署名付き承認が必要です。"
+            f"現在 {len(people)} 人" + (f"（{names}）" if people else "") + (f"、無効な承認 {len(void)} 件" if void else "")
+            + "。別の登録承認者が `mimamori approve` で承認してください",
+            f"release of {month} needs signed approvals from {needed} different registered approvers for the "
+            f"current list, lake and key; it has {len(people)}" + (f" ({names})" if people else "")
+            + (f"; {len(void)} void: " + "; ".join(void[:3]) if void else "")
+            + "; another registered approver must run `mimamori approve`"))
     stale = _stale_list(cfg, month, manifest, _current_state(cfg, month, key))
     if stale:
         raise ReleaseRefused(f"{stale}: rerun `mimamori run --month {month}` and approve the new list")
@@ -249,9 +315,9 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
         raise ReleaseRefused(f"the audit log fails verification ({problems[0]}; {len(problems)} problem(s)): "
                              "run `mimamori audit verify` and restore the log before releasing")
     audit.ready(cfg.audit_log)
-    columns = RECIPIENTS[recipient]
-    named = reidentify(cfg, month, listed, key, extract).sort_values("rank")
-    sheet = named[columns]
+    named = with_previous_visits(cfg, month, reidentify(cfg, month, listed, key, extract)).sort_values("rank")
+    sheet = outreach_csv(named, recipient, csv_form)
+    columns = list(RECIPIENTS[recipient].columns)
     out_dir = private_dir(cfg.releases_dir / month)
     csv_path = out_dir / f"outreach{_suffix(recipient)}.csv"
     xlsx_path = out_dir / f"outreach{_suffix(recipient)}.xlsx"
@@ -260,7 +326,8 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     write_outreach_xlsx(named, xlsx_path, month, recipient)
     released = datetime.now(timezone.utc)
     expires = (released + timedelta(days=cfg.get("release", "expiry_days"))).date().isoformat()
-    info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "approvers": people,
+    info = {"month": month, "recipient": recipient, "rows": len(sheet), "columns": columns, "csv_form": csv_form,
+            "approvers": people,
             "bases": sorted({a["basis"] for a in valid}), "purposes": sorted({a["purpose"] for a in valid}),
             "list_sha256": valid[0]["list_sha256"], "released": released.isoformat(timespec="seconds"),
             "files": {p.name: file_sha256(private_file(p)) for p in (csv_path, xlsx_path)}, "expires": expires,
@@ -271,6 +338,24 @@ def release(cfg: Config, month: str, recipient: str = "coordinator") -> dict:
     write_json(info, out_dir / f"release{_suffix(recipient)}.json")
     audit.append(cfg.audit_log, "release", **info)
     return info | {"dir": str(out_dir)}
+
+
+def released_sheet(cfg: Config, month: str, recipient: str = "coordinator") -> tuple[dict, pd.DataFrame] | None:
+    """(release record, the released CSV as text columns) of a recipient's live release of the
+    month; None when it was never released or has been purged. A CSV that no longer has the
+    bytes the record names is refused (DataDamaged), never shown."""
+    record_path = cfg.releases_dir / check_month(month) / f"release{_suffix(recipient)}.json"
+    if not record_path.exists():
+        return None
+    info = read_json(record_path)
+    name = f"outreach{_suffix(recipient)}.csv"
+    path = record_path.parent / name
+    if info.get("purged") or not path.exists():
+        return None
+    if file_sha256(path) != info["files"].get(name):
+        raise DataDamaged(f"the released sheet {path} does not match its release record {record_path}: "
+                          "it was altered after the release; release the month again")
+    return info, pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
 
 
 def purge(cfg: Config, today: date | None = None) -> list[dict]:

@@ -205,3 +205,33 @@ def register_reasons(cells: Cells, listed: pd.DataFrame) -> None:
     """A person has several reasons, so the reason counts do not sum to anything: each ≤ listed."""
     for feature, n in listed_reasons(listed).items():
         cells.subset(cells.count(("listed", "reason", feature), int(n)), total("listed"))
+
+
+def reason_wording_counts(listed: pd.DataFrame, threshold: int) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The ranked (not exploration) listed people per worded reason, most frequent first: the wordings
+    shared by `threshold` or more people, those shared by fewer (pooled into one row, not worded),
+    and the number of exploration picks."""
+    picked = (listed["exploration"].fillna(False).astype(bool) if "exploration" in listed
+              else pd.Series(False, index=listed.index))
+    counts = (listed[~picked].groupby(["reasons", "reasons_en"], sort=False).size().rename("n").reset_index()
+              .sort_values(["n", "reasons"], ascending=[False, True], kind="stable"))
+    return counts[counts["n"] >= threshold], counts[counts["n"] < threshold], int(picked.sum())
+
+
+OTHER_WORDINGS = ("listed", "wording", "other")
+
+
+def wording_key(ja: str) -> Key:
+    return ("listed", "wording", ja)
+
+
+def register_wordings(cells: Cells, listed: pd.DataFrame, threshold: int) -> None:
+    """§6's wordings (and the pooled rare ones) with the exploration picks partition the list."""
+    if not len(listed):
+        return
+    common, rare, picked = reason_wording_counts(listed, threshold)
+    parts = [cells.count(wording_key(r.reasons), r.n) for r in common.itertuples()]
+    if len(rare):
+        parts.append(cells.count(OTHER_WORDINGS, int(rare["n"].sum())))
+    parts.append(cells.count(("listed", "exploration", "random"), picked))
+    cells.relation(total("listed"), tuple(parts))

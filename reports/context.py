@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from features.catalog import EXPLORATION, NO_SINGLE_REASON
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -154,6 +156,10 @@ class Shap:
     base: float | None
     n: int | None
     why_not: Notice | None
+    wordings: tuple[dict, ...] = ()          # the list's reasons as worded, ties collapsed with "×n"
+    method: tuple[str, str] | None = None    # (ja, en) how the contributions were computed, per model kind
+    reference: tuple[str, str] | None = None  # (ja, en) whom they were taken against: the eligible cohort
+    rule: tuple[str, str] | None = None      # (ja, en) when a contribution counts as a reason
 
 
 @dataclass(frozen=True)
@@ -223,4 +229,5 @@ class ReportContext:
 
     def template_vars(self) -> dict:
         """The template's names: the fields (typed, not flattened) and the notices."""
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"notices": self.notices}
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "notices": self.notices, "exploration": EXPLORATION, "no_single_reason": NO_SINGLE_REASON}

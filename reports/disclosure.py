@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from models.metrics import wilson
 
 COMPLEMENTARY = "x"
@@ -158,9 +160,24 @@ def _solved(cells: Cells) -> dict[Key, int | None]:
 
 
 def disclose(cells: Cells, threshold: int) -> Disclosed:
-    """Primary and complementary suppression over every cell at once (see the module's text)."""
+    """Primary and complementary suppression over every cell at once (see the module's text),
+    then the attacker's audit: while a linear programme over everything published still pins a
+    protected cell (`pinned`), one more cell next to it is hidden and the pass runs again."""
+    locked: dict[Key, str] = {}         # hidden by the audit: never shown again
+    while True:
+        shown = _fixed_point(cells, threshold, locked)
+        exposed = pinned(shown)
+        if not exposed:
+            return shown
+        extra = _next_to(cells, shown, exposed[0])
+        if extra is None:
+            raise ValueError(f"cell {exposed[0]} can be worked out from public counts alone")
+        locked[extra] = "complementary"
+
+
+def _fixed_point(cells: Cells, threshold: int, locked: dict[Key, str]) -> Disclosed:
     values, public = _solved(cells), set(cells.public)
-    hidden: dict[Key, str] = {}
+    hidden: dict[Key, str] = dict(locked)
     relations = [(w, *ps) for w, ps in cells.sums]
 
     def small(key: Key) -> bool:
@@ -178,7 +195,9 @@ def disclose(cells: Cells, threshold: int) -> Disclosed:
             continue
         known = {k for k in values if values[k] is not None and k not in hidden
                  and (k in cells.printed or k in carried or k in public)}
-        step = _complement(relations, values, known, hidden, public, small)
+        # a rate's counts are published with it (the rate is suppressed only when its denominator
+        # would disclose), so they are as good as public here; the audit may still hide one
+        step = _complement(relations, values, known, hidden, public | carried, small, set(locked))
         if step is None:
             return Disclosed(cells, threshold, hidden, values, frozenset(known))
         key, kind = step
@@ -189,7 +208,7 @@ def disclose(cells: Cells, threshold: int) -> Disclosed:
             hidden[key] = kind
 
 
-def _complement(relations, values, known, hidden, public, small) -> tuple[Key, str] | None:
+def _complement(relations, values, known, hidden, public, small, locked) -> tuple[Key, str] | None:
     """The next cell to hide (or make public): the smallest non-zero known cell of the first
     relation in which exactly one unknown cell is hidden or small, so subtraction would give it."""
     for members in relations:
@@ -199,7 +218,80 @@ def _complement(relations, values, known, hidden, public, small) -> tuple[Key, s
         free = sorted((values[c], c) for c in members if c in known and c not in public and values[c])
         if free:
             return free[0][1], "complementary"
-        if hidden.get(unknown[0]) == "primary":
-            # every other cell is public or zero: public cells alone determine this one
+        if hidden.get(unknown[0]) == "primary" and unknown[0] not in locked:
+            # every other cell is public, a rate's count or zero: they alone determine this one
             return unknown[0], "public"
+    return None
+
+
+def _relations(cells: Cells) -> list[tuple[tuple[int, Key], ...]]:
+    """Every relation as signed terms Σ sign·cell (= 0 for a sum, ≤ 0 for a subset)."""
+    return [((1, w), *((-1, p) for p in ps)) for w, ps in cells.sums]
+
+
+def feasible_ranges(shown: Disclosed) -> dict[Key, tuple[float, float]]:
+    """What a reader can work out: for every protected cell (hidden, or small and only inside
+    relations), its [min, max] over non-negative reals given every published count, every sum
+    and every subset inequality. A cell shown as <threshold lies in [1, threshold-1]; a hidden
+    cell is not zero (zeros are shown). The one audit, used by the pass and by its tests."""
+    # the linear programme is the audit's only use of scipy: imported here so the rest of the
+    # reports layer does not load it
+    from scipy.optimize import linprog
+
+    values, published, threshold = shown.values, shown.published(), shown.threshold
+    unknown = [k for k in values if k not in published]
+    index = {k: i for i, k in enumerate(unknown)}
+
+    def row(terms):        # the unknown part as a row, the published part moved to the constant
+        r, const = np.zeros(len(unknown)), 0.0
+        for sign, k in terms:
+            if k in index:
+                r[index[k]] += sign
+            else:
+                const -= sign * published[k]
+        return r, const
+
+    eq = [row(terms) for terms in _relations(shown.cells)]
+    ub = [row([(1, inner), (-1, outer)]) for inner, outer in shown.cells.subsets]
+    eq, ub = [e for e in eq if e[0].any()], [u for u in ub if u[0].any()]
+    bounds = [(1, threshold - 1) if shown.hidden.get(k) == "primary" else (1, None) if k in shown.hidden
+              else (0, None) for k in unknown]
+    problem = {"A_ub": np.array([r for r, _ in ub]) if ub else None, "b_ub": [c for _, c in ub] or None,
+               "A_eq": np.array([r for r, _ in eq]) if eq else None, "b_eq": [c for _, c in eq] or None,
+               "bounds": bounds, "method": "highs"}
+    out = {}
+    for k in unknown:
+        if not (k in shown.hidden or (values[k] is not None and 0 < values[k] < threshold)):
+            continue
+        ends = []
+        for sense in (1, -1):
+            c = np.zeros(len(unknown))
+            c[index[k]] = sense
+            res = linprog(c, **problem)
+            if res.status not in (0, 3):
+                raise ValueError(f"the published cells are inconsistent: {res.message}")
+            ends.append(sense * res.fun if res.status == 0 else sense * np.inf)
+        out[k] = (ends[0], ends[1])
+    return out
+
+
+def pinned(shown: Disclosed) -> list[Key]:
+    """The protected cells a reader can work out to within one person, in key order."""
+    return sorted(k for k, (low, high) in feasible_ranges(shown).items() if high - low < 1 - 1e-6)
+
+
+def _next_to(cells: Cells, shown: Disclosed, key: Key) -> Key | None:
+    """The cell to hide so `key` is no longer pinned: the smallest non-zero published, non-public
+    cell in a relation with it (ties by identity); if there is none, in a relation with one of
+    that relation's unknown cells, and so on outward."""
+    relations = [tuple(k for _, k in terms) for terms in _relations(cells)] + list(cells.subsets)
+    known = shown.published()
+    reached, frontier = {key}, [key]
+    while frontier:
+        near = [m for r in relations if set(r) & set(frontier) for m in r]
+        free = sorted((known[m], m) for m in set(near) if m in known and m not in cells.public and known[m])
+        if free:
+            return free[0][1]
+        frontier = sorted({m for m in near if m not in known and m not in reached})
+        reached |= set(frontier)
     return None

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.catalog import AGE_TOP, CATALOG, MODEL_FEATURES, describe, label
-from models.explain import contributions, grouped
+from features.catalog import AGE_TOP, CATALOG, EXPLORATION, MODEL_FEATURES, describe, label
+from models.explain import contributions, grouped, method_text, reference_text, threshold_text
 from reports import plots
 
 
@@ -38,14 +38,20 @@ def person_view(month: str, listed: pd.DataFrame, pid: str, values: pd.Series,
     `explanation`: the person's row of the stored explanations (None for a rule's list)."""
     person = listed[listed["pid"] == pid].iloc[0]
     by_model = str(person["source"]).startswith("model")
-    # a rule's score encodes the exact age (age/120), so it is shown only for the model's lists
-    score = f"score {float(person['score']):.4f}   " if by_model else ""
-    explored = "   無作為抽出（探索枠）/ exploration pick" if bool(person.get("exploration", False)) else ""
+    explored = bool(person.get("exploration", False))
+    # the rank band, never the score: a rule's score encodes the exact age (age/120), and an
+    # uncalibrated model's score looks like a probability and is not one
     head = [f"mimamori explain {month}  pseudonym {pid}",
             f"順位 rank {int(person['rank'])} / {len(listed)}   地区 district {person['district']}   "
-            f"{score}made by {person['source']}   model version {person['model_version'] or '—'}{explored}",
-            f"理由 reasons: {person['reasons']}",
-            f"        {person['reasons_en']}"]
+            f"掲載可能な住民の{person['band']} / {person['band_en']} of the eligible cohort   "
+            f"made by {person['source']}   model version {person['model_version'] or '—'}"]
+    if explored:
+        head += [f"理由 reasons: {EXPLORATION[0]} / {EXPLORATION[1]}",
+                 "この人は地区の掲載可能な住民から無作為に選ばれました（探索枠）。掲載の理由はありません。",
+                 "Drawn at random from the district's eligible residents (exploration): there is no reason for listing."]
+    else:
+        head += [f"理由 reasons: {person['reasons']}",
+                 f"        {person['reasons_en']}"]
     if not by_model:
         head.append("このリストは比較基準のルールで作られたため、SHAP 寄与はありません。理由はルールの条件です。")
         head.append("The list was made by a rule baseline: there are no SHAP contributions; "
@@ -58,11 +64,18 @@ def person_view(month: str, listed: pd.DataFrame, pid: str, values: pd.Series,
     phi = contributions(mine)[0]
     base, log_odds = float(mine["base_value"].iloc[0]), float(mine["log_odds"].iloc[0])
     names, group_phi = grouped(phi[None, :])
-    stated = list(person["reason_features"])
+    stated = [] if explored else list(person["reason_features"])
+    method = method_text(str(mine["method"].iloc[0]))
+    reference = reference_text(mine)
+    rule = threshold_text()
     lines = head + [
         f"model version of the explanation: {mine['model_version'].iloc[0]}",
-        f"base value E[f(x)] = {base:+.6f} log-odds",
-        "",
+        f"基準 reference: {reference[0]} / {reference[1]}",
+        f"計算方法 method: {method[0]} / {method[1]}",
+        f"理由の条件 rule: {rule[0]} / {rule[1]}",
+        f"base value = the reference's expected log-odds = {base:+.6f}",
+    ] + (["下の寄与はスコアの内訳で、掲載の理由ではありません。 / The contributions below break down the score; "
+          "they are not reasons for listing."] if explored else [""]) + [
         f"  {'SHAP':>10s} {'value':>7s}  feature (catalogue) — phrase at the person's value",
     ]
     index = {n: i for i, n in enumerate(MODEL_FEATURES)}
@@ -80,7 +93,6 @@ def person_view(month: str, listed: pd.DataFrame, pid: str, values: pd.Series,
     total = base + phi.sum()
     lines += ["",
               f"base + Σ SHAP = {total:+.6f}   model log-odds = {log_odds:+.6f}   |difference| = {abs(total - log_odds):.1e}",
-              f"probability = 1/(1+exp(-log-odds)) = {1 / (1 + math.exp(-log_odds)):.6f} (list score {float(person['score']):.6f})",
               f"★ = stated reason on the visiting sheet; * = no record (imputed value, flagged); ages {AGE_TOP}+ top-coded."]
     png = plots.waterfall(base, [(f"{CATALOG[n].label_en} = {_value_text(n, values[n])}", float(group_phi[0, j]))
                                  for j, n in enumerate(names)], log_odds,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.catalog import CATALOG
+from features.catalog import CATALOG, EXPLORATION
 from models.baselines import BASELINES, describe_points
-from models.explain import grouped, shap_values
+from models.candidates import kind as model_kind
+from models.explain import REFERENCE, grouped, method_text, shap_values, threshold_text
 from models.train import TrainResult
 from reports import evaluation, plots
 from reports.context import Calibration, Evaluation, Figure, Images, MetricRow, ModelTables, Notice, Shap
-from reports.cells import at_k_keys, candidate_ranker, listed_reasons
+from reports.cells import OTHER_WORDINGS, at_k_keys, candidate_ranker, listed_reasons, reason_wording_counts, wording_key
 from reports.disclosure import Disclosed
 from reports.formatting import figure_text
 from reports.rankers import RANKER_NAMES, RANKER_TITLES, ranker_title
 
 
-
-SHAP_SAMPLE = 2000
+# Interventional TreeSHAP costs rows × background: the summary's picture is stable well before this.
+SHAP_SAMPLE = 1000
 
 
 def metric_row(name: str, who: str, m: dict, shown: Disclosed, used: bool = False,
@@ -122,11 +123,34 @@ def explaining_model(trained: TrainResult):
     return trained.challenger_model, False
 
 
+def reason_wordings(listed: pd.DataFrame, shown: Disclosed) -> tuple[dict, ...]:
+    """The list's reasons as worded, identical wordings collapsed into one row with their count
+    ("×n"), most frequent first. Exploration picks are one row (their count is the cohort table's).
+    A wording shared by fewer than the small-cell threshold of people would describe them too
+    closely, so those are pooled into one row of "other wordings" (wordings counted, not shown).
+    Every count is the disclosure pass's cell (reports/cells.py `register_wordings`)."""
+    if not len(listed):
+        return ()
+    threshold = shown.threshold
+    common, rare, picked = reason_wording_counts(listed, threshold)
+    rows = [{"ja": r.reasons, "en": r.reasons_en, "people": f"×{shown.text(wording_key(r.reasons))}"}
+            for r in common.itertuples()]
+    if len(rare):
+        rows.append({"ja": f"その他の文言（{len(rare)}通り、いずれも{threshold}人未満のため文言は非表示）",
+                     "en": f"other wordings ({len(rare)}, each shared by fewer than {threshold} people, not shown)",
+                     "people": f"×{shown.text(OTHER_WORDINGS)}"})
+    if picked:
+        rows.append({"ja": EXPLORATION[0], "en": EXPLORATION[1],
+                     "people": f"×{shown.text(('listed', 'exploration', 'random'))}"})
+    return tuple(rows)
+
+
 def shap_section(trained: TrainResult, eligible: pd.DataFrame, listed: pd.DataFrame, shown: Disclosed) -> Shap:
     reason_counts = listed_reasons(listed)
     reasons = [{"feature": n, "label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}",
                 "listed": shown.text(("listed", "reason", n))}
                for n in reason_counts.sort_values(ascending=False, kind="stable").index]
+    wordings = reason_wordings(listed, shown)
     model, serving = explaining_model(trained)
     if model is None or not len(eligible):
         why = (Notice("reasons", "今月はモデルがないため、SHAP の全体像はありません（理由はルールの条件です）。",
@@ -135,11 +159,12 @@ def shap_section(trained: TrainResult, eligible: pd.DataFrame, listed: pd.DataFr
                Notice("reasons", "掲載可能な住民がいないため、SHAP の全体像はありません。",
                       "Nobody is eligible this month, so there is no SHAP summary."))
         return Shap(reasons=tuple(reasons), image=None, serving=False, version=trained.model_version, rows=(),
-                    base=None, n=None, why_not=why)
+                    base=None, n=None, why_not=why, wordings=wordings, rule=threshold_text())
     sample = eligible.sort_values("pid", kind="stable")
     if len(sample) > SHAP_SAMPLE:
         sample = sample.sample(SHAP_SAMPLE, random_state=0).sort_values("pid", kind="stable")
-    values, base = shap_values(model, sample)
+    # against the same reference as every listed person's reasons: the whole eligible cohort
+    values, base, _ = shap_values(model, sample, eligible)
     group_names, contrib = grouped(values)
     data = sample[group_names].to_numpy(dtype="float64")
     labels = [plots.text(CATALOG[n].label_ja, CATALOG[n].label_en) for n in group_names]
@@ -151,4 +176,5 @@ def shap_section(trained: TrainResult, eligible: pd.DataFrame, listed: pd.DataFr
                  for j, n in sorted(enumerate(group_names), key=lambda t: -np.abs(contrib[:, t[0]]).mean()))
     return Shap(reasons=tuple(reasons), image=plots.data_uri(plots.shap_summary(contrib, data, labels, title)),
                 serving=serving, version=trained.model_version, rows=rows, base=float(base), n=len(sample),
-                why_not=None)
+                why_not=None, wordings=wordings, method=method_text(model_kind(model)), rule=threshold_text(),
+                reference=(f"{REFERENCE[0]}{len(eligible):,}人", f"{REFERENCE[1]} ({len(eligible):,} people)"))

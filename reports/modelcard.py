@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from features.catalog import AGE_TOP, CATALOG, FLAGGED
 from models.baselines import BASELINES
 from models.candidates import CANDIDATES
+from models.explain import method_text, threshold_text
 from contract.sources import SOURCES
 from reports.cells import candidate_ranker, holdout_audit_keys, register_holdout, register_labels
 from reports.disclosure import Cells, Disclosed, disclose, total
@@ -46,14 +47,6 @@ Table = tuple[list[str], list[list[str]]]
 
 def _settings(settings: dict) -> dict:
     return CARD_DEFAULTS | dict(settings.get("model_card", {}) or {})
-
-
-# How each candidate kind's reasons are computed (models/explain.py): exact in both cases.
-EXPLANATION = {
-    "hgb": "exact TreeSHAP (shap.TreeExplainer, no background data) in the model's log-odds",
-    "logit": "exact linear SHAP (shap.LinearExplainer against an all-zero background of the scaled "
-             "features, i.e. coefficient × scaled value) in the model's log-odds",
-}
 
 
 def registration_record(result, month: str, version: str, run_id: str, tags: dict[str, str]) -> dict:
@@ -88,6 +81,26 @@ def card_disclosure(record: dict, threshold: int) -> Disclosed:
     return disclose(cells, threshold)
 
 
+def _scale(settings: dict, record: dict, shown: Disclosed) -> str:
+    """ATRS 2.3.3 (scale), from the version's own holdout month where it has one. k is the
+    holdout month's visiting capacity, set before anyone is ranked (public)."""
+    share = settings["capacity"]["share_of_residents"]
+    labels, model = record.get("label_counts") or {}, (record.get("evaluation") or {}).get("model") or {}
+    if "holdout_cohort" not in labels or "k" not in model:
+        return f"Monthly; about {share:.1%} of residents listed per month (the ward's visiting capacity)."
+    return (f"Monthly. In this version's holdout month ({record.get('holdout_month')}) "
+            f"{shown.text(total('holdout'))} residents aged {settings['prioritise']['min_age']}+ were ranked and "
+            f"{model['k']} would be listed at capacity (about {share:.1%} of residents per month).")
+
+
+def _label_coverage(record: dict, shown: Disclosed) -> str:
+    """ATRS 2.4.3 (completeness) of the labels: how few of the ranked people have a known outcome."""
+    if "holdout_cohort" not in (record.get("label_counts") or {}):
+        return ""
+    return (f"Labels are selective: in the holdout month {shown.rate_text(total('holdout labels'), total('holdout'))} "
+            "of the ranked residents had a known outcome (95% Wilson interval; known outcomes / ranked).")
+
+
 def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
     """The card's content: [(section title, [(field, text or (header, rows))])], from the
     version's registration record only."""
@@ -116,7 +129,7 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
                       [[n, src.title_ja, src.kind, "yes" if src.required else "no"] for n, src in SOURCES.items()])
     labels = record.get("label_counts") or {}
     kind = record.get("challenger") or "hgb"
-    explanation = EXPLANATION.get(kind, kind)
+    explanation = method_text(kind)[1]
     words = {"precision_at_k": "precision@k", "average_precision": "average precision"}.get(record.get("criterion"),
                                                                                             record.get("criterion"))
     status = (f"promoted to champion when registered (batch {month}): {record['reason']}" if record["promoted"] else
@@ -171,10 +184,11 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "resident on point-in-time features; eligible people (aged "
              f"{settings['prioritise']['min_age']}+, not excluded, not visited in "
              f"{settings['prioritise']['recent_visit_days']} days) are ranked and each district's list is cut at its "
-             f"capacity. Each listed person gets the three largest risk-raising reasons ({explanation})."
+             f"capacity. Each listed person gets up to three risk-raising reasons ({explanation})."
              + (f" A share of {share:.0%} of each list is drawn at random from the eligible rest (exploration picks, "
-                "marked on sheets and kept out of precision claims), so that future labels do not only describe "
-                "people a rule or model already ranks high." if share else "")),
+                "marked on sheets, carrying 「無作為抽出（探索枠）」 instead of reasons, and kept out of precision "
+                "claims), so that future labels do not only describe people a rule or model already ranks high."
+                if share else "")),
             ("Scope", "Outreach prioritisation only. Not for eligibility, benefits, enforcement or any decision "
              "about a person without a visit; not for people under the minimum age."),
             ("Benefit", "More visits to people who turn out to need support, at the same visiting capacity."),
@@ -190,11 +204,11 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
             ("Process integration", "Monthly batch → pseudonymous list → two approvers (named, with a legal basis) "
              "→ release of named visiting sheets to the coordinator → visits → outcomes returned and imported."),
             ("Information provided", "Visitors see whom to visit, the reasons in plain Japanese and what to ask; "
-             "民生委員 sheets carry no score. The coordinator sees the rank and score."),
+             "民生委員 sheets carry no score. The coordinator and nurses see the rank and a rank band (「上位0.5%」: the "
+             "share of the month's eligible cohort scoring at least as high), never the raw score."),
             ("Human decisions and review", "The list informs, a person decides: visitors and the coordinator may skip, "
              "add or reorder visits; outcomes (要支援・問題なし・不在・拒否) are recorded by people and become labels."),
-            ("Frequency and scale", f"Monthly; about {settings['capacity']['share_of_residents']:.1%} of residents "
-             "listed per month (the ward's visiting capacity)."),
+            ("Frequency and scale", _scale(settings, record, shown)),
             ("Appeals and objections", "A resident who objects (申出) is put on the exclusions extract and is never "
              "listed; residents can request disclosure of their identified records as usual."),
             ("Required training", "Coordinators and visitors: what the reasons mean and do not mean (a reason is "
@@ -208,8 +222,14 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "and saved with the model); every imputed feature has a no-record flag. Probability calibration: "
              f"{calibration}. Sex and district are not features (they are audited, not used)."),
             ("Model input (features)", features),
-            ("Model output", f"Probability (0–1; calibration: {calibration}) used to rank; reasons: {explanation}, "
-             "before any calibration (calibration is monotone, so order and reasons agree)."),
+            ("Model output", f"A score used to rank (0–1; a probability only when calibrated; calibration: "
+             f"{calibration}). People are shown a rank band among the eligible cohort instead. Reasons: {explanation}, "
+             "on the log-odds before any calibration (calibration is monotone, so order and reasons agree)."),
+            ("Explanations: reference and threshold", f"Contributions are taken against the month's eligible cohort "
+             f"(the people the list is chosen from), not the training labels: {method_text(kind)[1]}. "
+             f"Σ contributions + base value = the model's log-odds, checked for every listed person; the base value "
+             f"is the reference's expected log-odds. Reasons: {threshold_text()[1]}. / {method_text(kind)[0]}。"
+             f"{threshold_text()[0]}。"),
             ("Training window", f"evaluated on as-of months {', '.join(train_months) or '—'} (calibration: "
              f"{', '.join(record.get('calibration_months') or []) or '—'}), holdout as-of month {holdout or '—'}; "
              f"the registered version is refitted on {', '.join(train_months + ([holdout] if holdout else []))} "
@@ -232,7 +252,8 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "learns the visiting policy as well as isolation; exploration picks and fairness checks are the remedy."),
             ("Sensitive attributes", "Age is a feature; sex and district are not, and are used to audit the list."),
             ("Completeness and representativeness", "Only residents known to ward services appear in the source data; "
-             "people who use no service look alike (many `_imp` flags). Validation results are in each month's report."),
+             "people who use no service look alike (many `_imp` flags). " + _label_coverage(record, shown)
+             + " Validation results are in each month's report."),
             ("Data access and storage", "Analyst zone: pseudonyms only; custody zone: key, approvals, named sheets, "
              "audit log. Named sheets expire and are purged."),
         ]),

@@ -26,7 +26,7 @@ from features.groups import AGE_BANDS, SEX_JA
 from models.baselines import BASELINES
 from models.prioritise import Eligibility
 from models.train import TrainResult
-from reports.cells import register_holdout, register_labels, register_month, register_reasons
+from reports.cells import register_holdout, register_labels, register_month, register_reasons, register_wordings
 from reports.fairness_tables import as_stored, fairness_section, month_audit
 from reports import evaluation
 from reports.model_sections import evaluation_section, shap_section
@@ -175,7 +175,9 @@ def _drift_section(month: str, features: pd.DataFrame, previous: pd.DataFrame | 
     if previous is not None and previous_scores is not None and scores is not None:
         score = evaluation.drift(previous_scores, scores, ["score"])
         for row in score:
-            row["label"] = "スコア / score (the list ranker's output; moves when a new model version serves)"
+            row["label"] = ("スコア（順位付けに使う内部の値。較正済みのモデルのときだけ確率として読めます）/ score (the list "
+                            "ranker's internal output, used to rank; a probability only when the serving model is "
+                            "calibrated; moves when a new model version serves)")
         rows += score
     why = None
     if previous is None:
@@ -278,6 +280,7 @@ def report_cells(inputs: ReportInputs, month_rows: list[dict]) -> Cells:
                      as_stored(trained.fairness) or {}, bins)
     register_labels(cells, dict(trained.label_counts or {}))
     register_reasons(cells, inputs.listed)
+    register_wordings(cells, inputs.listed, inputs.settings["report"]["small_cell"])
     return cells
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from pipelines.browser import chromium_browser, missing_reason
 from pipelines.config import Config, load_config
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import create_key
@@ -149,3 +150,15 @@ def messy_ward(tmp_path_factory, ward) -> Ward:
     shared = _shared(tmp_path_factory)
     _build(shared, "messy", messy=True, wait=True)
     return _copy(shared, "messy", tmp_path_factory.mktemp("messy-ward"))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test process (pipelines/browser.py: the project's one launch),
+    shared by every browser test; open pages with `pipelines.browser.offline_page(browser)`.
+    Skips, saying why, only where Chromium or Playwright is not installed."""
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with chromium_browser() as launched:
+        yield launched

@@ -81,8 +81,8 @@ def file_digest(path: Path, roots: list[Path]) -> str:
 
 # Not hashed: MLflow's own store (run ids and times in its database and artifact folders) and
 # lock files. Of the custody zone only the released sheets are hashed: its audit log chains
-# times of day into its MACs. GX's Data Docs are hashed (their run times are the delivery's
-# knowledge date, so they are deterministic).
+# times of day into its MACs. The Data Docs are hashed (built from the GX results,
+# whose run times are the delivery's knowledge date, so they are deterministic).
 SKIP_PARTS = {"mlflow"}
 
 
@@ -101,13 +101,14 @@ def golden_digests(ward_root: Path, built_at: Path | None = None) -> dict[str, s
     """Digests of the work dir and of the custody zone's released sheets, after two approvals
     and a release to every recipient (the caller's copy of the ward is changed)."""
     from pipelines.config import load_config
-    from pipelines.release import RECIPIENTS, approve, release
+    from pipelines.release import RECIPIENTS, release
+    from tests.approving import approve_as
 
     cfg = load_config(ward_root / "mimamori.toml", ward_root / "inbox", ward_root / "work", ward_root / "custody",
                       environ={})
     month = sorted(p.name for p in cfg.runs.iterdir() if (p / "manifest.json").exists())[-1]
-    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    approve(cfg, month, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
+    approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve_as(cfg, month, "B", "社会福祉法第106条の6 支援会議", "見守り訪問")
     for recipient in RECIPIENTS:
         release(cfg, month, recipient)
     out = digests(ward_root, under="work", built_at=built_at)

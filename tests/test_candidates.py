@@ -74,7 +74,7 @@ def test_shap_contributions_add_up_to_each_candidates_log_odds(name):
     frame, y = _frame(900, 4)
     X = frame[MODEL_FEATURES].to_numpy()
     model, _ = fit_candidate(name, TRAINING, X[:600], y[:600], X[600:], y[600:])
-    values, base = shap_values(model, frame.iloc[:50])
+    values, base, _ = shap_values(model, frame.iloc[:50], frame)
     np.testing.assert_allclose(values.sum(axis=1) + base, log_odds(model, X[:50]), atol=1e-6)
     # the strongest signal in the data is the strongest reason on average
     strongest = MODEL_FEATURES[int(np.argmax(np.abs(values).mean(axis=0)))]

@@ -29,7 +29,7 @@ def test_commands_that_need_the_key_fail_clearly_without_it(tmp_path, capsys):
 
 def test_release_without_a_list_is_refused(tmp_path, capsys):
     main(_env(tmp_path) + ["keygen"])
-    assert main(_env(tmp_path) + ["approve", "--month", "2026-10", "--approver", "A", "--basis", "x"]) == 2
+    assert main(_env(tmp_path) + ["approve", "--month", "2026-10", "--approver-id", "A", "--key-file", sys.executable, "--basis", "x"]) == 2
     err = capsys.readouterr().err
     assert "2026-10 には完了した実行結果がありません" in err and "there is no completed run for 2026-10" in err
     assert "mimamori run --month 2026-10" in err
@@ -85,7 +85,7 @@ def _one_line_error(code, err):
     (["ingest", "--month", "../x"], "is not a month"),
     (["validate", "--month", "2026-4"], "is not a month"),
     (["run", "--month", "2026-04/../2026-04"], "is not a month"),
-    (["approve", "--month", "2026-04/../2026-04", "--approver", "A", "--basis", "b"], "is not a month"),
+    (["approve", "--month", "2026-04/../2026-04", "--approver-id", "A", "--key-file", sys.executable, "--basis", "b"], "is not a month"),
     (["release", "--month", "202604"], "is not a month"),
     (["synth", "--end-month", "202604"], "is not a month"),
     (["synth", "--end-month", "2026-10", "--residents", "0"], "at least 1"),
@@ -96,9 +96,9 @@ def _one_line_error(code, err):
     (["explain", "--month", "2026-10", "--pid", "0123"], "not a pseudonym"),
     (["explain", "--month", "2026-10", "--pid", "0123456789ABCDEF0123456789ABCDEF"], "not a pseudonym"),
     (["release", "--month", "2026-10", "--recipient", "press"], "invalid choice"),
-    (["approve", "--month", "2026-10", "--approver", "  ", "--basis", "b"], "non-empty"),
-    (["approve", "--month", "2026-10", "--approver", "a\nb", "--basis", "b"], "one line"),
-    (["approve", "--month", "2026-10", "--approver", "a", "--basis", ""], "non-empty"),
+    (["approve", "--month", "2026-10", "--approver-id", "  ", "--key-file", sys.executable, "--basis", "b"], "non-empty"),
+    (["approve", "--month", "2026-10", "--approver-id", "a\nb", "--key-file", sys.executable, "--basis", "b"], "one line"),
+    (["approve", "--month", "2026-10", "--approver-id", "a", "--key-file", sys.executable, "--basis", ""], "non-empty"),
     (["outcomes", "import", "no-such-sheet.xlsx", "--month", "2026-10"], "not a file"),
     (["outcomes", "import", sys.executable, "--month", "2026-10", "--into", "2026/10"], "is not a month"),
     (["--config", "no-such.toml", "keygen"], "not a file"),
@@ -151,7 +151,7 @@ MONTH_OPTIONS = {
     ("ingest", "--month"): ["ingest", "--month", "{m}"],
     ("validate", "--month"): ["validate", "--month", "{m}"],
     ("run", "--month"): ["run", "--month", "{m}"],
-    ("approve", "--month"): ["approve", "--month", "{m}", "--approver", "A", "--basis", "b"],
+    ("approve", "--month"): ["approve", "--month", "{m}", "--approver-id", "A", "--key-file", sys.executable, "--basis", "b"],
     ("release", "--month"): ["release", "--month", "{m}"],
     ("explain", "--month"): ["explain", "--month", "{m}", "--pid", "0" * 32],
     ("outcomes", "--month"): ["outcomes", "import", sys.executable, "--month", "{m}"],
@@ -169,7 +169,7 @@ def test_the_month_options_listed_are_every_month_option_of_the_cli():
     assert found == set(MONTH_OPTIONS)
 
 
-@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "2026-00"])
+@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "2026-00", "２０２６-10"])
 @pytest.mark.parametrize("option", sorted(MONTH_OPTIONS), ids=lambda o: " ".join(o))
 def test_every_month_taking_command_refuses_a_month_that_is_not_one_in_both_languages(tmp_path, capsys, option, bad):
     code, err = _outcome(_env(tmp_path) + [a.format(m=bad) for a in MONTH_OPTIONS[option]], capsys)

@@ -14,7 +14,8 @@ from pipelines.leakscan import scan
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import load_key
 from pipelines.reading import delivery_file, read_source
-from pipelines.release import ReleaseRefused, approve, release
+from pipelines.release import ReleaseRefused, release
+from tests.approving import approve_as
 from contract.storage import read_parquet
 
 
@@ -118,20 +119,25 @@ def test_the_messy_inbox_gives_the_same_lake_and_the_same_list(ward, messy_ward)
 
 def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_list(ward):
     cfg, month = ward.cfg, ward.month
-    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    with pytest.raises(ReleaseRefused, match="2 different people"):
+    approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused, match="2 different registered approvers"):
         release(cfg, month)
-    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    with pytest.raises(ReleaseRefused, match="already approved"):     # the same person again
+        approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
     with pytest.raises(ReleaseRefused):
         release(cfg, month)
     assert not (cfg.releases_dir / month / "outreach.csv").exists()
-    approve(cfg, month, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
+    approve_as(cfg, month, "B", "社会福祉法第106条の6 支援会議", "見守り訪問")
     info = release(cfg, month)
 
-    sheet = pd.read_csv(cfg.releases_dir / month / "outreach.csv", dtype={"resident_id": str}, encoding="utf-8-sig")
+    # outreach.csv for Excel: Japanese headers, 宛名番号 as ="…" so Excel keeps the zeros
+    sheet = pd.read_csv(cfg.releases_dir / month / "outreach.csv", dtype=str, encoding="utf-8-sig")
     assert (cfg.releases_dir / month / "outreach.csv").read_bytes().startswith(b"\xef\xbb\xbf")
-    for column in ["rank", "district", "resident_id", "name", "address", "age", "sex", "score", "reasons"]:
-        assert column in sheet.columns
+    assert list(sheet.columns) == ["区全体順位", "地区", "宛名番号", "氏名", "住所", "年齢", "性別", "優先度", "訪問の理由",
+                                   "確認したいこと", "前回訪問", "区分"]
+    assert sheet["宛名番号"].str.fullmatch(r'="\d+"').all()
+    sheet = sheet.rename(columns={"宛名番号": "resident_id", "氏名": "name"})
+    sheet["resident_id"] = sheet["resident_id"].str[2:-1]
     key = load_key(cfg.key_file)
     listed = read_parquet(cfg.runs / month / "list.parquet")
     recomputed = [hmac.new(key, f"resident:{i}".encode(), hashlib.sha256).hexdigest()[:32] for i in sheet["resident_id"]]
@@ -145,9 +151,11 @@ def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_lis
     assert book.sheetnames[0] == "全体"
     assert set(book.sheetnames[1:]) == set(listed["district"])
     assert [c.value for c in book["全体"][1]][:4] == ["順位", "地区", "宛名番号", "氏名"]
+    first = book.sheetnames[1]
+    assert [c.value for c in book[first][1]][:3] == ["順位", "区全体順位", "宛名番号"]
 
     events = [e["event"] for e in audit.entries(cfg.audit_log)]
-    assert events.count("approve") == 3 and events[-1] == "release" and "ingest" in events
+    assert events.count("approve") == 2 and events[-1] == "release" and "ingest" in events
     assert audit.verify(cfg.audit_log) == []
     # the audit log names no resident
     assert not any(i in cfg.audit_log.read_text(encoding="utf-8") for i in sheet["resident_id"])

@@ -23,6 +23,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipelines import audit
 from pipelines.catalog import lake
@@ -46,8 +48,11 @@ from pipelines.locks import LOCK_NAME, LockHeld, custody_lock, holder, work_lock
 from pipelines.catalog.runs import completed_run, inbox_months
 from pipelines.monthly import run_month, run_months
 from pipelines.pseudonymise import KeyProblem, create_key, key_id, load_key
+from pipelines.approvers import (ApproverProblem, add_approver, fingerprint, registry_file, revoke_approver,
+                                 signed)
 from pipelines.release import ReleaseRefused, approve, release
-from contract.storage import DataDamaged, read_json, write_json
+from tests.approving import approve_as, approver_key, key_file, registered_approver
+from contract.storage import DataDamaged, file_sha256, read_json, write_json
 from synth.ward import generate_ward
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -326,7 +331,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_after_freeing_space_completes(see
         pytest.skip("mounting a small tmpfs needs root")
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mnt)], capture_output=True)
+    # about half of what the month's run writes (~1 MB since the Data Docs carry no GX assets): it fills up mid-run
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.decode(errors='replace').strip()}")
     try:
@@ -399,6 +405,8 @@ def custody_ward(tmp_path_factory) -> Path:
         audit.create_secret(cfg.audit_log)
         generate_ward(cfg.inbox, residents=1500, months=2, end_month=C_MONTH, seed=9)
         run_months(cfg, [C_MONTH])
+        for ident in ("A", "B", "C"):     # registered by the custodian before anyone approves
+            registered_approver(cfg, ident)
     finally:
         os.umask(old)
     return root
@@ -411,9 +419,9 @@ def custody_zones(custody_ward, tmp_path) -> CustodyZones:
     return CustodyZones(root, _custody_config(root))
 
 
-def _approve_twice(z: CustodyZones, first: str = "承認者A", second: str = "承認者B") -> None:
-    approve(z.cfg, C_MONTH, first, BASIS, "見守り訪問")
-    approve(z.cfg, C_MONTH, second, BASIS, "見守り訪問")
+def _approve_twice(z: CustodyZones, first: str = "A", second: str = "B") -> None:
+    approve_as(z.cfg, C_MONTH, first, BASIS, "見守り訪問")
+    approve_as(z.cfg, C_MONTH, second, BASIS, "見守り訪問")
 
 
 def _swap_two_rows(path: Path) -> None:
@@ -483,24 +491,149 @@ def test_a_key_file_readable_by_others_is_refused_by_the_library_too(custody_zon
 
 # --- approvals --------------------------------------------------------------------------------
 
-def test_one_person_written_two_ways_is_one_approver(custody_zones):
-    approve(custody_zones.cfg, C_MONTH, "alice", BASIS, "見守り訪問")
-    approve(custody_zones.cfg, C_MONTH, " ALICE ", BASIS, "見守り訪問")
-    approve(custody_zones.cfg, C_MONTH, "ａｌｉｃｅ", BASIS, "見守り訪問")      # full-width: NFKC makes it alice
-    with pytest.raises(ReleaseRefused, match=r"it has 1 \(alice\)"):
-        release(custody_zones.cfg, C_MONTH)
-    approve(custody_zones.cfg, C_MONTH, "Bob  Tanaka", BASIS, "見守り訪問")
-    info = release(custody_zones.cfg, C_MONTH)
-    assert info["approvers"] == ["Bob Tanaka", "alice"]
+def test_two_approvals_from_one_identity_are_refused_and_count_once(custody_zones):
+    cfg = custody_zones.cfg
+    approve_as(cfg, C_MONTH, "A", BASIS)
+    with pytest.raises(ReleaseRefused, match="既に承認しています.*already approved the current 2026-10 list"):
+        approve(cfg, C_MONTH, "a", key_file(cfg, "A"), "社会福祉法第106条の6", "見守り訪問")   # another basis, same person
+    target = cfg.approvals_dir / f"{C_MONTH}.jsonl"
+    with target.open("a", encoding="utf-8") as handle:          # A's genuine line copied: still one person
+        handle.write(target.read_text(encoding="utf-8"))
+    with pytest.raises(ReleaseRefused, match=r"2 人の異なる登録承認者.* it has 1 \(A 承認者A\)"):
+        release(cfg, C_MONTH)
+    approve_as(cfg, C_MONTH, "B", BASIS)
+    info = release(cfg, C_MONTH)
+    people = json.loads(registry_file(cfg).read_text(encoding="utf-8"))["approvers"]
+    assert info["approvers"] == [{"id": i, "name": people[i]["name"], "role": people[i]["role"],
+                                  "fingerprint": people[i]["fingerprint"]} for i in ("A", "B")]
+
+
+@pytest.mark.parametrize("forgery", ["edited basis", "edited list digest", "another key", "another identity"])
+def test_a_forged_or_edited_approval_stops_the_release(custody_zones, capsys, forgery):
+    cfg = custody_zones.cfg
+    _approve_twice(custody_zones)
+    target = cfg.approvals_dir / f"{C_MONTH}.jsonl"
+    lines = target.read_text(encoding="utf-8").splitlines()
+    second = json.loads(lines[1])
+    if forgery == "edited basis":
+        second["basis"] = "本人の同意"
+    elif forgery == "edited list digest":
+        second["list_sha256"] = "0" * 64
+    elif forgery == "another key":               # signed by someone who is not B, claiming to be B
+        stranger = Ed25519PrivateKey.generate()
+        second = signed({k: v for k, v in second.items() if k not in ("signature", "statement", "lake_months")},
+                        stranger) | {"lake_months": second["lake_months"]}
+    else:                                        # B's approval relabelled as C's
+        second["approver_id"] = "C"
+    target.write_text("\n".join([lines[0], json.dumps(second, ensure_ascii=False)]) + "\n", encoding="utf-8")
+    assert custody_zones.cli("release", "--month", C_MONTH) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(target) in err and "2 行目" in err and "line 2" in err
+    assert "署名が登録された公開鍵で検証できません" in err and "signature does not verify" in err
+    assert "バックアップ" in err and "restore the approvals file" in err
+    assert not (cfg.releases_dir / C_MONTH).exists()
+
+
+def test_an_unknown_approver_id_is_refused(custody_zones, capsys):
+    cfg = custody_zones.cfg
+    assert custody_zones.cli("approve", "--month", C_MONTH, "--approver-id", "Z9", "--key-file",
+                             str(key_file(cfg, "A")), "--basis", BASIS) == 2
+    err = capsys.readouterr().err
+    assert "承認者ID Z9 は登録されていません" in err and "approver id Z9 is not registered" in err
+    assert "mimamori approver add --id Z9" in err
+    assert not (cfg.approvals_dir / f"{C_MONTH}.jsonl").exists()
+    # a registry entry written by hand (no registration in the audit log) is not an approver either
+    registry = json.loads(registry_file(cfg).read_text(encoding="utf-8"))
+    stranger = Ed25519PrivateKey.generate()
+    forged = registry["approvers"]["A"] | {"name": "誰か", "fingerprint": fingerprint(stranger.public_key())}
+    write_json({"approvers": registry["approvers"] | {"Z9": forged}}, registry_file(cfg))
+    with pytest.raises(ApproverProblem, match="登録が監査ログにありません.*not in the audit log"):
+        approve(cfg, C_MONTH, "Z9", key_file(cfg, "A"), BASIS, "見守り訪問")
+    # an approver struck from the registry after approving no longer counts
+    _approve_twice(custody_zones)
+    write_json({"approvers": {k: v for k, v in registry["approvers"].items() if k != "B"}}, registry_file(cfg))
+    with pytest.raises(ReleaseRefused, match="B's approval .* is void: approver B is not registered"):
+        release(cfg, C_MONTH)
+
+
+def test_a_revoked_approver_cannot_approve_and_their_approvals_stop_counting(custody_zones, capsys):
+    cfg = custody_zones.cfg
+    _approve_twice(custody_zones)
+    assert custody_zones.cli("approver", "revoke", "--id", "B", "--reason", "異動") == 0
+    assert "revoked approver B" in capsys.readouterr().out
+    with pytest.raises(ReleaseRefused, match=r"it has 1 \(A 承認者A\); 1 void: B's approval .* has been revoked"):
+        release(cfg, C_MONTH)
+    with pytest.raises(ApproverProblem, match="失効しています.*has been revoked"):
+        approve_as(cfg, C_MONTH, "B", BASIS)
+    with pytest.raises(ApproverProblem, match="already registered"):     # a revoked id is never reused
+        add_approver(cfg, "B", "承認者B", "保健予防課長", custody_zones.root / "keys" / "B2.key")
+    assert custody_zones.cli("approver", "list") == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"^A\s+active", listing, re.M) and re.search(r"^B\s+revoked", listing, re.M)
+    approve_as(cfg, C_MONTH, "C", BASIS)
+    assert [p["id"] for p in release(cfg, C_MONTH)["approvers"]] == ["A", "C"]
+
+
+def test_the_audit_log_names_who_registered_approved_and_released(custody_zones):
+    cfg = custody_zones.cfg
+    _approve_twice(custody_zones)
+    info = release(cfg, C_MONTH)
+    people = json.loads(registry_file(cfg).read_text(encoding="utf-8"))["approvers"]
+    log = audit.entries(cfg.audit_log)
+    added = {e["approver_id"]: e for e in log if e["event"] == "approver_add"}
+    assert {i: (e["approver"], e["role"], e["fingerprint"]) for i, e in added.items()} == \
+        {i: (p["name"], p["role"], p["fingerprint"]) for i, p in people.items()}
+    approvals = [e for e in log if e["event"] == "approve"]
+    assert [(e["approver_id"], e["approver"], e["role"], e["fingerprint"]) for e in approvals] == \
+        [(i, people[i]["name"], people[i]["role"], people[i]["fingerprint"]) for i in ("A", "B")]
+    assert [e for e in log if e["event"] == "release"][-1]["approvers"] == info["approvers"]
+    assert audit.verify(cfg.audit_log) == []
+
+
+def test_an_approver_key_must_be_theirs_and_private(custody_zones):
+    cfg = custody_zones.cfg
+    with pytest.raises(ApproverProblem, match="承認者 A の鍵ではありません.*is not approver A's key"):
+        approve(cfg, C_MONTH, "A", key_file(cfg, "B"), BASIS, "見守り訪問")
+    os.chmod(key_file(cfg, "A"), 0o644)
+    with pytest.raises(ApproverProblem, match="chmod 600"):
+        approve_as(cfg, C_MONTH, "A", BASIS)
+    assert not (cfg.approvals_dir / f"{C_MONTH}.jsonl").exists()
+
+
+def test_approver_add_keeps_the_private_key_out_of_every_zone(custody_zones, capsys):
+    cfg, keys = custody_zones.cfg, custody_zones.root / "keys"
+    for inside in (cfg.work / "D01.key", cfg.work / "lake" / "D01.key", cfg.custody / "D01.key", cfg.inbox / "D01.key"):
+        assert custody_zones.cli("approver", "add", "--id", "D01", "--name", "田中 花子", "--role", "福祉部長",
+                                 "--key-out", str(inside)) == 2
+        err = capsys.readouterr().err
+        assert "の中に置くことはできません" in err and "may not be inside" in err and not inside.exists()
+    assert custody_zones.cli("approver", "add", "--id", "d01", "--name", "田中 花子", "--role", "福祉部長",
+                             "--key-out", str(keys / "D01.key")) == 0
+    out = capsys.readouterr().out
+    assert "registered approver D01" in out and stat.S_IMODE(os.stat(keys / "D01.key").st_mode) == 0o600
+    assert (keys / "D01.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert b"PRIVATE" not in registry_file(cfg).read_bytes()
+    assert stat.S_IMODE(os.stat(registry_file(cfg)).st_mode) == 0o600
+    # one person, one identity: the same name (written another way) under a second id is refused
+    with pytest.raises(ApproverProblem, match="one person holds one identity"):
+        add_approver(cfg, "D02", " 田中　花子 ", "福祉部長", keys / "D02.key")
+    assert not (keys / "D02.key").exists()
+    assert custody_zones.cli("approve", "--month", C_MONTH, "--approver-id", "D01", "--key-file",
+                             str(keys / "D01.key"), "--basis", BASIS) == 0
+    assert "signed approval recorded for 2026-10 by D01 (田中 花子, 福祉部長)" in capsys.readouterr().out
 
 
 def test_an_approval_written_into_the_file_by_hand_does_not_count(custody_zones):
-    approve(custody_zones.cfg, C_MONTH, "承認者A", BASIS, "見守り訪問")
+    approve_as(custody_zones.cfg, C_MONTH, "A", BASIS, "見守り訪問")
     target = custody_zones.cfg.approvals_dir / f"{C_MONTH}.jsonl"
-    forged = json.loads(target.read_text(encoding="utf-8").splitlines()[0]) | {"approver": "誰か", "approver_id": "誰か"}
+    # B's own signature over a statement B never gave to the audit log (B's key, used off the books)
+    statement = {k: v for k, v in json.loads(target.read_text(encoding="utf-8").splitlines()[0]).items()
+                 if k not in ("signature", "statement", "lake_months")}
+    copied = signed(statement | {"approver_id": "B", "fingerprint": fingerprint(approver_key("B").public_key())},
+                    approver_key("B"))
     with target.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(forged, ensure_ascii=False) + "\n")
-    with pytest.raises(ReleaseRefused, match="誰か's approval .* is void: the audit log does not hold it"):
+        handle.write(json.dumps(copied, ensure_ascii=False) + "\n")
+    with pytest.raises(ReleaseRefused, match="B's approval .* is void: the audit log does not hold it"):
         release(custody_zones.cfg, C_MONTH)
 
 
@@ -523,14 +656,15 @@ def test_approve_refuses_a_month_whose_run_did_not_complete(custody_zones, damag
     else:
         (custody_zones.cfg.runs / C_MONTH / "report" / "index.html").unlink()
     with pytest.raises(ReleaseRefused, match="no completed run"):
-        approve(custody_zones.cfg, C_MONTH, "承認者A", BASIS, "見守り訪問")
+        approve_as(custody_zones.cfg, C_MONTH, "A", BASIS, "見守り訪問")
     assert not (custody_zones.cfg.approvals_dir / f"{C_MONTH}.jsonl").exists()
 
 
 def test_an_approval_records_the_list_the_lake_and_the_key(custody_zones):
-    entry = approve(custody_zones.cfg, C_MONTH, " 承認者　A ", BASIS, "見守り訪問")
+    entry = approve(custody_zones.cfg, C_MONTH, " a ", key_file(custody_zones.cfg, "A"), BASIS, "見守り訪問")
     manifest = read_json(custody_zones.cfg.runs / C_MONTH / "manifest.json")
-    assert entry["approver"] == "承認者 A" and entry["approver_id"] == "承認者 a"
+    assert entry["approver"] == "承認者A" and entry["approver_id"] == "A" and entry["role"] == "高齢福祉課長"
+    assert entry["list_sha256"] == file_sha256(custody_zones.cfg.runs / C_MONTH / "list.parquet")
     assert entry["lake_fingerprint"] == manifest["lake_fingerprint"]
     assert entry["key_id"] == key_id(load_key(custody_zones.cfg.key_file)) == manifest["key_id"]
     assert set(entry["lake_months"]) == {C_EARLIER, C_MONTH}
@@ -567,7 +701,7 @@ def test_a_corrected_earlier_month_voids_the_approval_and_keeps_the_replaced_rec
     assert event["old"]["welfare_contacts"] == event["new"]["welfare_contacts"]
     # approving the stale list is refused too: the run must be redone first
     with pytest.raises(ReleaseRefused, match="has changed since its run"):
-        approve(custody_zones.cfg, C_MONTH, "承認者C", BASIS, "見守り訪問")
+        approve_as(custody_zones.cfg, C_MONTH, "C", BASIS, "見守り訪問")
     assert audit.verify(custody_zones.cfg.audit_log) == []
 
 
@@ -683,7 +817,7 @@ def test_audit_verify_detects_every_shortening_and_forgery(custody_zones, capsys
     if damage.startswith(("truncate", "empty", "delete", "insert", "append")):
         # nothing more is logged past a shortened or extended log: the next approval stops, named
         with pytest.raises(KeyProblem, match="does not match its anchor"):
-            approve(cfg, C_MONTH, "承認者C", BASIS, "見守り訪問")
+            approve_as(cfg, C_MONTH, "C", BASIS, "見守り訪問")
         assert len(read_approvals(cfg)) == 2
 
 
@@ -751,7 +885,7 @@ def test_a_log_written_before_the_chain_was_keyed_is_kept_and_sealed(tmp_path):
 def test_a_lost_audit_key_stops_logging_rather_than_starting_a_new_chain(custody_zones):
     custody_zones.cfg.audit_key_file.unlink()
     with pytest.raises(KeyProblem, match="audit key .* is missing"):
-        approve(custody_zones.cfg, C_MONTH, "承認者A", BASIS, "見守り訪問")
+        approve_as(custody_zones.cfg, C_MONTH, "A", BASIS, "見守り訪問")
     assert not custody_zones.cfg.audit_key_file.exists() and not (custody_zones.cfg.approvals_dir / f"{C_MONTH}.jsonl").exists()
     assert any("audit key" in p for p in audit.verify(custody_zones.cfg.audit_log))
 

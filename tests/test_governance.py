@@ -14,7 +14,8 @@ from pipelines.config import load_config
 from pipelines.monthly import run_month
 from pipelines.pseudonymise import create_key, key_id, load_key
 from pipelines.rekey import rekey
-from pipelines.release import ReleaseRefused, approve, purge, release
+from pipelines.release import ReleaseRefused, purge, release
+from tests.approving import approve_as
 from contract.storage import read_json, read_parquet
 from synth.ward import generate_ward
 
@@ -27,8 +28,8 @@ def approved(tmp_path):
     create_key(cfg.key_file)
     generate_ward(cfg.inbox, residents=2500, months=2, end_month=MONTH, seed=9)
     run_month(cfg, MONTH)
-    approve(cfg, MONTH, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    approve(cfg, MONTH, "承認者B", "社会福祉法第106条の6 支援会議", "見守り訪問")
+    approve_as(cfg, MONTH, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve_as(cfg, MONTH, "B", "社会福祉法第106条の6 支援会議", "見守り訪問")
     return cfg
 
 
@@ -39,15 +40,26 @@ def test_each_recipient_gets_only_what_their_role_needs(approved):
     out = cfg.releases_dir / MONTH
     minsei = pd.read_csv(out / "outreach_minsei.csv", encoding="utf-8-sig", dtype=str)
     nurse = pd.read_csv(out / "outreach_nurse.csv", encoding="utf-8-sig", dtype=str)
-    assert list(minsei.columns) == ["rank", "district", "name", "address", "age_band", "reasons"]
-    assert "score" not in minsei.columns and "resident_id" not in minsei.columns
-    assert {"resident_id", "phone", "name_kana", "score"} <= set(nurse.columns)
-    assert minsei["name"].tolist() == nurse["name"].tolist()
-    assert set(minsei["age_band"]) <= {"65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"}
+    assert list(minsei.columns) == ["区全体順位", "地区", "氏名", "住所", "年齢区分", "訪問の理由", "確認したいこと",
+                                    "前回訪問", "区分"]
+    assert not {"スコア", "優先度", "宛名番号", "年齢", "性別"} & set(minsei.columns)
+    assert {"宛名番号", "電話番号", "フリガナ", "年齢"} <= set(nurse.columns) and not {"スコア", "優先度"} & set(nurse.columns)
+    assert minsei["氏名"].tolist() == nurse["氏名"].tolist()
+    assert set(minsei["年齢区分"]) <= {"65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"}
+    assert not minsei["訪問の理由"].str.contains(r"\d+か月分|(?<![〜\d])\d+歳(?!以上)").any()   # no exact figures
     records = [e for e in audit.entries(cfg.audit_log) if e["event"] == "release"]
     assert [r["recipient"] for r in records] == ["minsei", "nurse"]
+    assert [r["csv_form"] for r in records] == ["excel", "excel"]       # the documented default
     with pytest.raises(ReleaseRefused, match="unknown recipient"):
         release(cfg, MONTH, "press")
+    with pytest.raises(ReleaseRefused, match="unknown CSV form"):
+        release(cfg, MONTH, "nurse", csv_form="tsv")
+    # the plain form, for another system: column keys and the IDs as they are
+    info = release(cfg, MONTH, "nurse", csv_form="plain")
+    plain = pd.read_csv(out / "outreach_nurse.csv", encoding="utf-8-sig", dtype=str)
+    assert info["csv_form"] == "plain" and list(plain.columns[:4]) == ["rank", "district", "resident_id", "name_kana"]
+    assert plain["resident_id"].tolist() == nurse["宛名番号"].str[2:-1].tolist()
+    assert plain["resident_id"].str.fullmatch(r"\d{10}").all()
 
 
 def test_expired_sheets_are_purged_and_the_purge_is_logged(approved):

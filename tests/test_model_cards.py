@@ -4,6 +4,7 @@ that version, is attached to it (artifact, SHA-256 tag, description), and is nev
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from contract.storage import DataDamaged
+from models.metrics import wilson
 from pipelines.catalog import registry, runs
 from pipelines.config import load_config
 from pipelines.monthly import run_month
@@ -87,6 +89,11 @@ def test_each_card_states_its_own_versions_training_as_mlflow_records_it(two_ver
             assert "linear SHAP" in method and "TreeSHAP" not in md
         else:
             assert "TreeSHAP" in method
+        # the reference the reasons are taken against, and when a contribution is a reason
+        explained = _field(md, "Explanations: reference and threshold")
+        assert "eligible cohort" in explained and "not the training labels" in explained
+        assert ("linear SHAP" if tags["candidate"] == "logit" else "interventional TreeSHAP") in explained
+        assert "a feature is a reason only if it raises the log-odds by at least" in explained
         # attached to the version: its run holds the very bytes, its tag their SHA-256
         html = runs.card_paths(cfg, version)[1].read_bytes()
         assert mv.tags[registry.CARD_TAG] == hashlib.sha256(html).hexdigest()
@@ -147,3 +154,25 @@ def test_a_deleted_card_is_not_replaced_by_a_different_one(two_versions):
     finally:
         for p, data in zip(paths, original):
             p.write_bytes(data)
+
+
+def test_the_atrs_scale_and_label_coverage_are_the_versions_own_figures(two_versions):
+    # ATRS 2.3.3 (scale) and 2.4.3 (completeness) filled from the version's training record, not from config
+    cfg, v1, _, _, _ = two_versions
+    for version in (v1, _version_of_month(cfg, EARLIER)):
+        run = registry.client(cfg).get_run(registry.client(cfg).get_model_version(registry.REGISTERED_MODEL, version).run_id)
+        metrics, params = run.data.metrics, run.data.params
+        md = runs.card_paths(cfg, version)[0].read_text(encoding="utf-8")
+        scale = _field(md, "Frequency and scale")
+        month = registry.client(cfg).get_model_version(registry.REGISTERED_MODEL, version).tags["month"]
+        record = json.loads((runs.run_dir(cfg, month) / "training.json").read_text(encoding="utf-8"))
+        labels = record["label_counts"]
+        assert f"holdout month ({params['holdout_month']})" in scale
+        assert f"{labels['holdout_cohort']} residents aged" in scale
+        assert f"{record['evaluation']['model']['k']} would be listed" in scale
+        assert int(metrics["labels_holdout_labelled"]) == labels["holdout_labelled"]
+        coverage = _field(md, "Completeness and representativeness")
+        # a rate over the ranked cohort, with its counts (the cohort is never a small cell)
+        low, high = wilson(labels["holdout_labelled"], labels["holdout_cohort"])
+        assert (f"{100 * labels['holdout_labelled'] / labels['holdout_cohort']:.1f}% [{100 * low:.1f}–{100 * high:.1f}] "
+                f"({labels['holdout_labelled']}/{labels['holdout_cohort']}) of the ranked") in coverage

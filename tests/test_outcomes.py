@@ -45,15 +45,22 @@ def _sheet(cfg, month, tmp_path, columns="coordinator"):
 
 
 def _fill(path, entries: dict[str, list[tuple]]):
-    """entries: sheet -> [(row, 訪問日, 訪問結果)] written as a visitor would."""
+    """entries: sheet -> [(row, 訪問日, 訪問結果[, 特記事項])] written as a visitor would."""
     book = load_workbook(path)
     for name, rows in entries.items():
         sheet = book[name]
         headers = [c.value for c in sheet[1]]
-        for row, when, outcome in rows:
+        for row, when, outcome, *note in rows:
             sheet.cell(row=row, column=headers.index("訪問日") + 1, value=when)
             sheet.cell(row=row, column=headers.index("訪問結果") + 1, value=outcome)
+            if note:
+                sheet.cell(row=row, column=headers.index("特記事項") + 1, value=note[0])
     book.save(path)
+
+
+def _ward_rank(book, name: str, row: int) -> int:
+    headers = [c.value for c in book[name][1]]
+    return book[name].cell(row=row, column=headers.index("区全体順位") + 1).value
 
 
 def test_a_returned_sheet_becomes_next_months_outcomes_and_then_labels(copy, tmp_path):
@@ -66,7 +73,7 @@ def test_a_returned_sheet_becomes_next_months_outcomes_and_then_labels(copy, tmp
     written = import_outcomes(cfg, path, month)
     assert written == cfg.inbox / nxt / "outreach_outcomes.csv"
     got = pd.read_csv(written, dtype=str)
-    assert list(got.columns) == ["resident_id", "visit_date", "outcome"]
+    assert list(got.columns) == ["resident_id", "visit_date", "outcome", "note"]
     assert sorted(got["outcome"]) == ["needs_support", "no_concern", "not_home"]
     assert sorted(got["visit_date"]) == ["2026-11-05", "2026-11-12", "2026-11-20"]
 
@@ -80,12 +87,19 @@ def test_a_returned_sheet_becomes_next_months_outcomes_and_then_labels(copy, tmp
     sheet = load_workbook(path)
     pids = {}
     for name, row in [(districts[0], 2), (districts[0], 3)]:
-        rank = sheet[name].cell(row=row, column=1).value
+        rank = _ward_rank(sheet, name, row)
         pids[(name, row)] = listed.loc[listed["rank"] == rank, "pid"].iloc[0]
     by_pid = labelled.set_index("pid")["label"]
     assert by_pid[pids[(districts[0], 2)]] == 1      # 要支援 → positive
     assert by_pid[pids[(districts[0], 3)]] == 0      # 問題なし → negative
     assert len(labelled) >= 2
+
+    # next month's sheets show these visits as 前回訪問
+    from pipelines.release import with_previous_visits
+
+    shown = with_previous_visits(cfg, nxt, listed[["pid", "rank"]]).set_index("pid")["previous_visit"]
+    assert shown[pids[(districts[0], 2)]] == "2026/11/05 要支援"
+    assert shown[pids[(districts[0], 3)]] == "2026/11/12 問題なし"
 
 
 def test_unknown_outcomes_and_bad_dates_are_rejected_with_sheet_and_row_and_nothing_is_written(copy, tmp_path):
@@ -118,9 +132,9 @@ def test_outcomes_merge_with_what_was_delivered_and_the_sheet_wins(copy, tmp_pat
     _fill(path, {district: [(2, "2027/01/10", "要支援")]})
     import_outcomes(cfg, path, month, into=into)
     got = pd.read_csv(cfg.inbox / into / "outreach_outcomes.csv", dtype=str)
-    assert got.to_dict("records") == [
-        {"resident_id": resident_id, "visit_date": "2027-01-10", "outcome": "needs_support"},
-        {"resident_id": "0099999999", "visit_date": "2027-01-11", "outcome": "declined"}]
+    assert got.fillna("").to_dict("records") == [
+        {"resident_id": resident_id, "visit_date": "2027-01-10", "outcome": "needs_support", "note": ""},
+        {"resident_id": "0099999999", "visit_date": "2027-01-11", "outcome": "declined", "note": ""}]
 
 
 def test_a_minsei_sheet_without_ids_is_matched_by_rank(copy, tmp_path):
@@ -149,3 +163,79 @@ def test_a_person_not_on_the_list_and_a_visit_after_the_delivery_are_refused(cop
     _fill(path, {district: [(3, "2027/12/01", "要支援")]})
     with pytest.raises(OutcomesRejected, match="after the end of"):
         import_outcomes(cfg, path, month, into=shift(month, 5))
+
+
+def test_a_row_with_a_visit_date_or_a_note_but_no_outcome_is_refused_by_name(copy, tmp_path):
+    cfg, month = copy
+    into = shift(month, 6)
+    path, _ = _sheet(cfg, month, tmp_path)
+    district = load_workbook(path).sheetnames[1]
+    _fill(path, {district: [(2, "2026/11/05", "要支援"), (3, "2026/11/06", None), (4, None, None, "留守、ポストに手紙")]})
+    with pytest.raises(OutcomesRejected) as caught:
+        import_outcomes(cfg, path, month, into=into)
+    message = str(caught.value)
+    assert message.startswith("returned.xlsx: 2 problem(s); nothing was imported")
+    assert (f"シート「{district}」3行目: 訪問日があるのに訪問結果が空欄です。訪問結果を一覧（要支援・問題なし・不在・拒否・入院中・"
+            "転居・施設入所・死亡・その他）から選ぶか、訪問していなければ訪問日を消して、もう一度取り込んでください") in message
+    assert f"sheet 「{district}」 row 3: a 訪問日 (visit date) but no 訪問結果 (outcome)" in message
+    assert f"シート「{district}」4行目: 特記事項があるのに訪問結果が空欄です" in message
+    assert "row 2" not in message and "留守" not in message          # the good row is not blamed; notes are not quoted
+    assert not (cfg.inbox / into).exists()                           # nothing partially imported
+
+
+def test_the_new_outcomes_and_a_free_note_are_stored_and_stay_in_custody(copy, tmp_path):
+    cfg, month = copy
+    into = shift(month, 7)
+    path, listed = _sheet(cfg, month, tmp_path, columns="minsei")
+    book = load_workbook(path)
+    assert "全体" not in book.sheetnames   # a volunteer's workbook has no ward-wide sheet
+    slots = [(s.title, r) for s in book.worksheets for r in range(2, s.max_row + 1)]
+    new = ["入院中", "転居", "施設入所", "死亡", "その他"]
+    entries: dict[str, list[tuple]] = {}
+    for (name, r), outcome in zip(slots, new):
+        entries.setdefault(name, []).append(
+            (r, f"2027/01/0{len(entries) + r}", outcome, "長女宅へ転居予定と隣人から" if outcome == "その他" else None))
+    _fill(path, entries)
+    written = import_outcomes(cfg, path, month, into=into)
+    got = pd.read_csv(written, dtype=str).fillna("")
+    assert sorted(got["outcome"]) == sorted(["hospitalised", "moved", "institution", "deceased", "other"])
+    assert got.loc[got["outcome"] == "other", "note"].tolist() == ["長女宅へ転居予定と隣人から"]
+    from contract.sources import SOURCES
+    from pipelines.reading import read_source
+    from pipelines.ingest import pseudonymise_rows
+
+    read = read_source(written, SOURCES["outreach_outcomes"], delivery_month=into)
+    assert len(read.quarantine) == 0 and set(read.rows["outcome"]) == set(got["outcome"])
+    lake_rows = pseudonymise_rows(read.rows, SOURCES["outreach_outcomes"], load_key(cfg.key_file), into)
+    assert "note" not in lake_rows.columns                             # the free note never reaches the lake
+
+
+def test_a_sheet_made_before_district_order_is_matched_by_its_ward_rank(copy, tmp_path):
+    cfg, month = copy
+    into = shift(month, 8)
+    path, listed = _sheet(cfg, month, tmp_path, columns="minsei")
+    book = load_workbook(path)
+    sheet = book.worksheets[0]
+    headers = [c.value for c in sheet[1]]
+    ward_rank = sheet.cell(row=3, column=headers.index("区全体順位") + 1).value
+    for row in range(2, sheet.max_row + 1):   # the old layout: 順位 was the ward rank, no 区全体順位
+        sheet.cell(row=row, column=1, value=sheet.cell(row=row, column=2).value)
+    sheet.delete_cols(2)
+    book.save(path)
+    _fill(path, {sheet.title: [(3, "2027/03/01", "問題なし")]})
+    import_outcomes(cfg, path, month, into=into)
+    got = pd.read_csv(cfg.inbox / into / "outreach_outcomes.csv", dtype=str)
+    ids = reidentify(cfg, month, listed, load_key(cfg.key_file)).set_index("rank")["resident_id"]
+    assert got["resident_id"].tolist() == [ids[ward_rank]]
+
+
+def test_the_new_outcomes_label_nobody_and_the_old_ones_still_do():
+    from models.labels import Outcomes
+
+    found = ["needs_support", "no_concern", "hospitalised", "moved", "institution", "deceased", "other", "not_home"]
+    visits = pd.DataFrame({"pid": [f"p{i}" for i in range(len(found))],
+                           "visit_date": pd.to_datetime(["2026-11-05"] * len(found)), "outcome": found})
+    adverse = pd.DataFrame({"pid": pd.Series(dtype="str"), "event_date": pd.Series(dtype="datetime64[ns]"),
+                            "event_type": pd.Series(dtype="str")})
+    got = labels(Outcomes(visits, adverse), "2026-10", 90)
+    assert got.to_dict("records") == [{"pid": "p0", "label": 1}, {"pid": "p1", "label": 0}]

@@ -1,5 +1,7 @@
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.prioritise import capacity, eligible, exploration_slots, make_list
 
@@ -55,3 +57,17 @@ def test_exploration_slots_are_a_share_of_the_ward_and_random_picks_are_marked()
     assert not set(listed.loc[listed["exploration"], "pid"]) & set(top["pid"])
     assert make_list(scored, caps, slots, seed=3).equals(listed)
     assert not make_list(scored, caps, slots, seed=4)["pid"].equals(listed["pid"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=400), st.integers(1, 30))
+def test_the_rank_band_says_truly_where_a_listed_person_stands_among_the_eligible(raw, cap):
+    scored = pd.DataFrame({"pid": [f"p{i:04d}" for i in range(len(raw))], "district": "A",
+                           "score": np.array(raw, dtype=float) / 50})
+    listed = make_list(scored, {"A": cap})
+    for _, row in listed.iterrows():
+        share = (scored["score"] >= row["score"]).mean() * 100   # of the eligible, as high or higher
+        assert share <= row["top_percent"] < share + 0.1 + 1e-9    # rounded up to 0.1: "top x%" is true
+        figure = f"{row['top_percent']:.1f}".rstrip("0").rstrip(".")
+        assert (row["band"], row["band_en"]) == (f"上位{figure}%", f"top {figure}%")
+    assert listed["top_percent"].is_monotonic_increasing

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 import shutil
 import subprocess
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from models.fairness import audit
+from pipelines.browser import offline_page
 from pipelines.leakscan import scan
 from reports import evaluation
 from reports.fairness_tables import as_stored, fairness_section
@@ -144,19 +146,14 @@ def _section_alone(stored, serving, listed, eligible):
     return fairness_section(stored, serving, rows, disclose(cells, 10), (0.8, 1.25), 10)
 
 
-CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
-def test_the_report_renders_in_headless_chromium_without_overflow(ward, tmp_path):
+def test_the_report_renders_in_headless_chromium_offline_without_overflow(ward, browser, tmp_path):
     from PIL import Image
 
     page = ward.cfg.runs / ward.month / "report" / "index.html"
     shot = tmp_path / "report.png"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--no-first-run", "--hide-scrollbars",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,3000",
-                    page.as_uri()], check=True, capture_output=True, timeout=180)
+    with offline_page(browser, 1280, 3000) as offline:
+        offline.open(page).screenshot(path=str(shot))
+    assert offline.blocked == []                          # the report opens on an offline PC as it is
     image = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert image.shape[1] == 1280
     assert image[:, :1100].std() > 20                      # something was drawn
@@ -263,3 +260,68 @@ def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_pa
         assert images.splits.uri.startswith("data:image/png;base64,") and images.splits.why_not is None
     else:
         assert images.splits.uri is None and "期間の図はありません" in images.splits.why_not.ja
+
+
+# ------------------------------------------------------------------ reasons as worded, ties collapsed
+
+def _worded(counts: dict[str, int], picks: int) -> pd.DataFrame:
+    from features.catalog import EXPLORATION
+
+    rows = [(w, f"wording {k} in English", False) for k, (w, n) in enumerate(counts.items()) for _ in range(n)]
+    rows += [(EXPLORATION[0], EXPLORATION[1], True)] * picks
+    frame = pd.DataFrame(rows, columns=["reasons", "reasons_en", "exploration"])
+    return frame.sample(frac=1, random_state=len(rows)).reset_index(drop=True)   # ties scattered over ranks
+
+
+@pytest.mark.parametrize("threshold", [1, 3, 10])
+def test_identical_reason_wordings_collapse_to_one_line_with_their_count(threshold):
+    from features.catalog import EXPLORATION
+    from reports.model_sections import reason_wordings
+
+    counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10, "健診の受診記録が2年以上なし": 3,
+              "81歳、過去1年に緊急対応1回": 1}
+    rows = reason_wordings(_worded(counts, 2), threshold)
+    shown = {w: n for w, n in counts.items() if n >= threshold}
+    assert [(r["ja"], r["people"]) for r in rows[:len(shown)]] == [(w, f"×{n}") for w, n in shown.items()]
+    assert [r["en"] for r in rows[:len(shown)]] == [f"wording {list(counts).index(w)} in English" for w in shown]
+    rare = {w: n for w, n in counts.items() if n < threshold}
+    if rare:   # a wording fewer people share than the small-cell threshold is pooled, not printed
+        pooled = rows[len(shown)]
+        assert f"{len(rare)}通り" in pooled["ja"] and not any(w in pooled["ja"] for w in rare)
+        total = sum(rare.values())
+        assert pooled["people"] == (f"×<{threshold}" if total < threshold else f"×{total}")
+    assert rows[-1] == {"ja": EXPLORATION[0], "en": EXPLORATION[1], "people": "×2"}
+    assert len(rows) == len(shown) + bool(rare) + 1
+
+
+def test_the_report_prints_each_wording_once_with_its_count():
+    from reports.model_sections import reason_wordings
+    from reports.report import _ENV
+
+    counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10}
+    context = _bare_context()
+    context = replace(context, shap=replace(context.shap, wordings=reason_wordings(_worded(counts, 1), 10)))
+    html = _ENV.get_template("report.html.j2").render(**context.template_vars())
+    for wording, n in counts.items():
+        assert html.count(wording) == 1
+        assert re.search(re.escape(wording) + r"<br><small>[^<]*</small></td><td class=\"n\">×" + str(n) + "<", html)
+
+
+def test_the_months_report_collapses_the_lists_wordings(ward, report):
+    from contract.storage import read_parquet
+
+    listed = read_parquet(ward.cfg.runs / ward.month / "list.parquet")
+    threshold = ward.cfg.get("report", "small_cell")
+    section = report[report.index("理由の文言"):report.index("SHAP 寄与の全体像")]
+    rows = re.findall(r"<tr><td>([^<]*)<br><small>([^<]*)</small></td><td class=\"n\">×([^<]*)</td></tr>", section)
+    assert rows, "no wording rows"
+    counts = listed[~listed["exploration"]].groupby("reasons").size()
+    printed = {ja: n for ja, _, n in rows}
+    for wording, n in counts.items():
+        if n >= threshold:
+            assert printed.pop(wording) == str(n)
+        else:
+            assert wording not in section
+    assert len(rows) == len(set(ja for ja, _, _ in rows))   # one line per wording
+    if listed["exploration"].any():
+        assert printed.pop("無作為抽出（探索枠）") == str(int(listed["exploration"].sum()))

@@ -435,6 +435,20 @@ def test_faults_planted_in_the_files_are_quarantined_with_their_expectation(fres
     assert record["validation"]["data_docs"] == f"runs/{MONTH}/data_docs/index.html"
     assert (cfg.work / record["validation"]["data_docs"]).is_file()
 
+    # The Data Docs say how many rows each check quarantined and why, never the values; built
+    # before the commit (ingest) they say what a rebuild from the committed record says (run).
+    page = cfg.work / "runs" / MONTH / "data_docs" / "validations" / "care_premiums.html"
+    before = page.read_text(encoding="utf-8")
+    for words in ("amount_due（調定額）が負の値", "amount_due: negative",
+                  "validation: amount_paid is at most amount_due times the configured tolerance",
+                  'data-check="care_premiums.amount_paid.within_due"'):
+        assert words in before, words
+    assert str(int(bills.loc[3, "amount_due"]) * 3 + 1000) not in before and "-500" not in before
+    summary_rows = re.findall(r"<th>隔離：(?:契約検査（読み込み時）|検証) .*?</th><td class=\"n\">(\d+)</td>", before)
+    assert summary_rows == ["1", "1"]
+    validation.build_data_docs(cfg.work, MONTH, record)
+    assert page.read_text(encoding="utf-8") == before
+
 
 def test_a_critical_fault_in_the_files_refuses_the_month_and_keeps_the_lake(fresh):
     cfg, key = fresh
@@ -509,11 +523,11 @@ def test_data_docs_name_every_suite_hold_no_pseudonym_and_are_reproducible(fresh
     site = cfg.work / "runs" / MONTH / "data_docs"
     index = (site / "index.html").read_text(encoding="utf-8")
     for name in all_suites():
-        assert f"expectations/{name}.html" in index, name
-        assert (site / "expectations" / f"{name}.html").is_file()
-    validated = {p.parts[-4] for p in (site / "validations").rglob("*.html")}
+        assert f'data-suite="{name}"' in index, name
+    validated = {p.stem for p in (site / "validations").glob("*.html")}
     assert validated == set(lake.delivery_record(cfg.lake, MONTH)["sources"]) | {"features"}
-    assert "amazonaws" not in index and "dataContextId" not in index
+    for name in validated:
+        assert f'href="validations/{name}.html"' in index
 
     pids = set(lake.read_snapshot(cfg.lake, "residents", MONTH)["pid"])
     pids |= set(lake.read_snapshot(cfg.lake, "residents", PREVIOUS)["pid"])
@@ -526,7 +540,7 @@ def test_data_docs_name_every_suite_hold_no_pseudonym_and_are_reproducible(fresh
         return {str(p.relative_to(site)): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(site.rglob("*")) if p.is_file()}
     first = fingerprint()
-    validation.build_data_docs(cfg.work, MONTH)
+    validation.build_data_docs(cfg.work, MONTH, lake.delivery_record(cfg.lake, MONTH))
     assert fingerprint() == first
 
 

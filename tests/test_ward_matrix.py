@@ -39,7 +39,8 @@ from pipelines.catalog.runs import inbox_months
 from pipelines.monthly import excluded_pids, prioritise_month, recently_visited, run_month, run_months
 from models.prioritise import capacity, eligible, exploration_slots
 from pipelines.pseudonymise import create_key
-from pipelines.release import approve, release
+from pipelines.release import release
+from tests.approving import approve_as
 from contract.storage import read_json, read_parquet
 from synth.ward import generate_ward
 
@@ -126,8 +127,8 @@ def check_run_folder(cfg: Config, month: str) -> pd.DataFrame:
 
 
 def approve_release_verify(cfg: Config, month: str, listed: pd.DataFrame) -> None:
-    approve(cfg, month, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    approve(cfg, month, "承認者B", "社会福祉法第106条の6", "見守り訪問")
+    approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve_as(cfg, month, "B", "社会福祉法第106条の6", "見守り訪問")
     info = release(cfg, month)
     assert info["rows"] == len(listed)
     sheet = pd.read_csv(Path(info["dir"]) / "outreach.csv", dtype=str)
@@ -228,10 +229,10 @@ def test_capacity_zero_gives_an_empty_list_and_says_why(lake2000, tmp_path):
     text = report_text(copy.cfg, END)
     assert CAPACITY_ZERO in text and "so this month's list is empty" in text
     # approvers may approve an empty list, but a release has nobody to name and says so
-    from pipelines.release import ReleaseRefused, approve, release
+    from pipelines.release import ReleaseRefused, release
 
-    approve(copy.cfg, END, "承認者A", "個人情報保護法第69条第2項第2号", "見守り訪問")
-    approve(copy.cfg, END, "承認者B", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve_as(copy.cfg, END, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
+    approve_as(copy.cfg, END, "B", "個人情報保護法第69条第2項第2号", "見守り訪問")
     with pytest.raises(ReleaseRefused, match="list is empty"):
         release(copy.cfg, END)
     assert not (copy.cfg.releases_dir / END).exists()

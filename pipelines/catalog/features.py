@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from contract.partitions import PidRange
+from contract.messages import NOT_PARQUET, damaged
 from contract.storage import DataDamaged, file_sha256, read_json, write_json, write_parquet
 from features.build import CERTIFICATION_COLUMNS, EVENT_INPUTS, RESIDENT_COLUMNS, feature_table, window_start
 from pipelines.catalog import lake
@@ -148,15 +149,18 @@ def _rows_of(table: pa.Table, pids: pd.Series | None) -> pd.DataFrame:
 
 def _cached_table(table: Path, meta: Path, sidecar: dict) -> pa.Table | None:
     """The cached table its sidecar vouches for (None: none cached); DataDamaged if it changed."""
-    repair = f"delete {table.name} and {meta.name} in {table.parent} and rerun (they are rebuilt from the lake)"
+    repair = (f"{table.parent} の {table.name} と {meta.name} を削除して再実行してください（レイクから作り直されます）",
+              f"delete {table.name} and {meta.name} in {table.parent} and rerun (they are rebuilt from the lake)")
+    kind = ("特徴量テーブル", "feature table")
     if not table.exists():   # a cache cleared by hand: rebuilt
         return None
     if "sha256" in sidecar and file_sha256(table) != sidecar["sha256"]:
-        raise DataDamaged(f"feature table {table} does not match its sidecar {meta} (truncated or altered): {repair}")
+        raise DataDamaged(damaged(table, kind, (f"付随ファイル {meta} と一致しません（途中で切れているか書き換えられています）",
+                                                f"does not match its sidecar {meta} (truncated or altered)"), repair))
     try:
         return pq.read_table(table)
     except pa.ArrowInvalid as exc:   # a sidecar from before fingerprints: caught only here
-        raise DataDamaged(f"feature table {table} is not a readable Parquet file: {repair}") from exc
+        raise DataDamaged(damaged(table, kind, NOT_PARQUET, repair)) from exc
 
 
 def month_features(work: Path, as_of_month: str, memory_mb: float | None = None,

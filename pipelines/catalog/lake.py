@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from contract.months import month_end
 from contract.sources import SOURCES
+from contract.messages import NOT_PARQUET, damaged, reingest
 from contract.storage import DataDamaged, file_sha256, read_json, read_parquet
 from models.labels import Outcomes
 
@@ -46,8 +47,8 @@ def ingested_months(lake: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
 
 
-def _repair(month: str) -> str:
-    return f"re-ingest with `mimamori ingest --month {month} --force`"
+# What each kind of lake file is called in the messages: (Japanese, English).
+_KINDS = {"lake file": ("レイクのファイル", "lake file"), "quarantine file": ("隔離行のファイル", "quarantine file")}
 
 
 def recorded_name(lake: Path, path: Path) -> str:
@@ -78,10 +79,12 @@ def check_file(lake: Path, path: Path, month: str, record: dict | None = None, w
     not match what the record says was committed (truncated, altered, deleted or unrecorded)."""
     record = _record_for_checks(lake, month) if record is None else record
     exists = path.exists()
+    kind = _KINDS[what]
     if record is None:
         if exists:
-            raise DataDamaged(f"{what} {path} has no delivery record for {month} (an interrupted ingest "
-                              f"or a file put there by hand): {_repair(month)}")
+            raise DataDamaged(damaged(path, kind, (f"{month} の提供記録にありません（取り込みが中断されたか、手で置かれたファイル）",
+                                                   f"has no delivery record for {month} (an interrupted ingest or a "
+                                                   "file put there by hand)"), reingest(month)))
         return False
     files = record.get("files")
     if files is None:   # a lake committed before fingerprints were recorded: nothing to check against
@@ -89,14 +92,16 @@ def check_file(lake: Path, path: Path, month: str, record: dict | None = None, w
     expected = files.get(recorded_name(lake, path))
     if expected is None:
         if exists:
-            raise DataDamaged(f"{what} {path} is not named by the delivery record {record_file(lake, month)} "
-                              f"(put there by hand or left by an older delivery): {_repair(month)}")
+            raise DataDamaged(damaged(path, kind, (f"提供記録 {record_file(lake, month)} に載っていません（手で置かれたか、以前の提供の残り）",
+                                                   f"is not named by the delivery record {record_file(lake, month)} "
+                                                   "(put there by hand or left by an older delivery)"), reingest(month)))
         return False
     if not exists:
-        raise DataDamaged(f"{what} {path} named by its delivery record is missing: {_repair(month)}")
+        raise DataDamaged(damaged(path, kind, ("提供記録に載っているのにありません", "named by its delivery record is missing"),
+                                  reingest(month)))
     if file_sha256(path) != expected:
-        raise DataDamaged(f"{what} {path} does not match its delivery record (truncated or altered): "
-                          f"{_repair(month)}")
+        raise DataDamaged(damaged(path, kind, ("提供記録と一致しません（途中で切れているか書き換えられています）",
+                                               "does not match its delivery record (truncated or altered)"), reingest(month)))
     return True
 
 
@@ -149,8 +154,7 @@ def read_events(lake: Path, source: str, as_of_month: str, columns: list[str] | 
         try:
             table = pq.ParquetFile(path).read(columns=wanted) if wanted is not None else pq.read_table(path)
         except pa.ArrowInvalid as exc:   # a record without fingerprints cannot catch this earlier
-            raise DataDamaged(f"lake file {path} is not a readable Parquet file (truncated or damaged): "
-                              f"{_repair(path.stem)}") from exc
+            raise DataDamaged(damaged(path, _KINDS["lake file"], NOT_PARQUET, reingest(path.stem))) from exc
         tables.append(table.filter(where(table)) if where is not None else table)
     # Newest delivery per key in pandas: Arrow's multi-column group_by on string keys measured
     # several times slower than drop_duplicates here.

@@ -122,6 +122,13 @@ def run_outputs(folder: Path) -> dict[str, str]:
     return {name: file_sha256(folder / name) for name in RUN_OUTPUTS if (folder / name).exists()}
 
 
+def months_run(cfg: Config) -> list[str]:
+    """The months with a run folder (complete or not), oldest first."""
+    if not cfg.runs.is_dir():
+        return []
+    return sorted(p.name for p in cfg.runs.iterdir() if p.is_dir() and (p / "manifest.json").exists())
+
+
 def read_manifest(cfg: Config, month: str) -> dict | None:
     path = run_dir(cfg, month) / "manifest.json"
     return read_json(path) if path.exists() else None
@@ -148,8 +155,9 @@ def save_scores(cfg: Config, month: str, scored: pd.DataFrame) -> None:
     write_parquet(scored, run_dir(cfg, month) / "scores.parquet")
 
 
-LIST_COLUMNS = ["pid", "rank", "district", "score", "reasons", "reasons_en", "reason_features",
-                "reason_contributions", "exploration", "source", "model_version", "key_id"]
+# `score` ranks (internal); `top_percent`/`band`/`band_en` are what people are shown instead
+LIST_COLUMNS = ["pid", "rank", "district", "score", "top_percent", "band", "band_en", "reasons", "reasons_en",
+                "reason_features", "reason_contributions", "exploration", "source", "model_version", "key_id"]
 
 
 def save_list(cfg: Config, month: str, listed: pd.DataFrame) -> None:
@@ -186,6 +194,16 @@ def link_from_report(cfg: Config, month: str, docs: str | None) -> str | None:
 
 def card_dir(cfg: Config, version: str) -> Path:
     return cfg.work / "model_cards" / f"v{version}"
+
+
+def card_versions(cfg: Config) -> list[str]:
+    """The registered versions whose card is whole (its HTML written last), lowest first."""
+    folder = cfg.work / "model_cards"
+    if not folder.is_dir():
+        return []
+    found = [p.name[1:] for p in folder.iterdir() if p.name[:1] == "v" and p.name[1:].isdigit()
+             and (p / "model_card.html").exists()]
+    return sorted(found, key=int)
 
 
 def card_paths(cfg: Config, version: str) -> list[Path]:

@@ -5,24 +5,23 @@ inputs and saves their outputs.
     <work>/validation/<month>/<suite>.json     GX results of the latest validation of the month's
                                                delivery (committed or refused) and of its features
     <work>/runs/<month>/data_docs/index.html   Data Docs built from those files, naming every suite
+    <work>/runs/<month>/data_docs/validations/<suite>.html   one page per validated table
 
 The results are sanitised before they get here (expectations/results.py): counts and observed
 aggregates only, no row labels, no random ids, so neither the JSON nor the HTML holds personal
 data, and the same delivery gives the same bytes.
 
-The HTML is GX's static site: it loads Bootstrap, jQuery, Font Awesome and Vega from public CDNs,
-so offline it renders unstyled but readable. The GX logos, which GX loads from its S3 bucket (the
-navbar one with a timestamp and the context id in the URL), point at the site's own copy instead.
+The HTML is our own static site (reports/data_docs.py), not GX's site builder: GX's pages load 17
+resources from public CDNs and draw the index with JavaScript, so on an offline PC they are blank.
+Ours hold one inline style sheet and no script, and load nothing: an index of every suite and one
+page per validated table (expectations, observed values, unexpected counts, rows quarantined and
+why).
 """
 from __future__ import annotations
 
-import errno
-import logging
 import os
-import re
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -31,21 +30,13 @@ import pandas as pd
 from contract import telemetry  # noqa: F401  (telemetry off before GX is imported)
 from contract.storage import read_json, write_json
 from expectations.checks import EarlierDeliveries, EarlierIds
-from expectations.policy import ValidationFailed, failure_message
-from expectations.results import run_time
+from expectations.policy import REASON_PREFIX, ValidationFailed, failure_message
 from expectations.suite_spec import FEATURES, suites_by_name
 from expectations.validate import DeliveryCheck, delivery_check, feature_check
 from pipelines.catalog import lake
 from contract.messages import bilingual
 from pipelines.config import Config
-
-SITE = "mimamori"
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# GX's logos (navbar image with a timestamp and the context id in its query; a dark-mode CSS
-# background) come from its S3 bucket; the site ships its own logo-long.png.
-_REMOTE_LOGO = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/"
-                          r"[A-Za-z0-9_.-]+\.(?:png|svg)(?:\?[^\"'\s)]*)?")
-
+from reports.data_docs import INDEX, data_docs_pages
 
 # ------------------------------------------------------------------------------------ paths
 
@@ -126,89 +117,39 @@ def remove_results(work: Path, month: str, keep: set[str]) -> None:
                 path.unlink()
 
 
-def _postprocess(site: Path) -> None:
-    """Make the HTML deterministic and local: numbered element ids, the logo from static/."""
-    for page in sorted(site.rglob("*.html")):
-        text = page.read_text(encoding="utf-8")
-        depth = len(page.relative_to(site).parts) - 1
-        text = _REMOTE_LOGO.sub("../" * depth + "static/images/logo-long.png", text)
-        seen: dict[str, str] = {}
-        text = _UUID.sub(lambda m: seen.setdefault(m.group(0), f"n{len(seen) + 1:05d}"), text)
-        page.write_text(text, encoding="utf-8")
-    used = "\n".join(p.read_text(encoding="utf-8") for p in site.rglob("*") if p.suffix in (".html", ".css"))
-    images = site / "static" / "images"
-    for image in sorted(images.glob("*")) if images.is_dir() else []:
-        if image.name not in used:  # GX ships multi-megabyte tutorial GIFs no page shows
-            image.unlink()
+def _delivered(delivery: dict | None) -> dict[str, dict]:
+    """source -> what a delivery's summary (or committed record) says of its table for the Data Docs:
+    file, rows delivered, rows quarantined by the contract and by validation, the contract's reasons.
+    Validation's own reasons are left out: the pages read them from the failed checks, so a site
+    built before the commit (ingest, validate) and one built after (run) say the same."""
+    counts = ((delivery or {}).get("validation") or {}).get("sources", {})
+    return {name: {"file": info.get("file"), "rows": counts.get(name, {}).get("rows", info.get("rows")),
+                   "contract": counts.get(name, {}).get("quarantined_contract"),
+                   "validation": counts.get(name, {}).get("quarantined_validation"),
+                   "reasons": {r: int(n) for r, n in info.get("quarantine_reasons", {}).items()
+                               if not r.startswith(REASON_PREFIX)}}
+            for name, info in (delivery or {}).get("sources", {}).items()}
 
 
-class _DiskFullLogged(logging.Filter):
-    """GX's site builder logs a failed page write (a 30-line traceback on stderr) and goes on."""
-    seen = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "No space left on device" in record.getMessage():
-            self.seen = True
-            return False
-        return True
-
-
-@contextmanager
-def _disk_full_raised() -> Iterator[None]:
-    """A full disk while GX writes pages: no traceback printed, an ENOSPC raised (the CLI says it in one line)."""
-    catch = _DiskFullLogged()
-    loggers = [logging.getLogger(name) for name in ("great_expectations.render.renderer.site_builder",
-                                                    "great_expectations.data_context.store.html_site_store")]
-    for logger in loggers:
-        logger.addFilter(catch)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(catch)
-    if catch.seen:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "Data Docs")
-
-
-def build_data_docs(work: Path, month: str) -> Path:
+def build_data_docs(work: Path, month: str, delivery: dict | None = None) -> Path:
     """(Re)build <work>/runs/<month>/data_docs from the month's result files; returns index.html.
 
-    A fresh ephemeral context each time, so pages of other months never mix in.
+    `delivery` is the month's delivery summary or record (its sources and validation summary), for
+    the quarantine counts and reasons; None for none. Built in a hidden sibling and swapped in
+    whole, so a reader never sees half a site and pages of other months never mix in.
     """
-    # GX takes seconds to import: only when a site is built, not with the catalogue.
-    import great_expectations as gx
-    from great_expectations.core.expectation_validation_result import expectationSuiteValidationResultSchema
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
+    folder = results_dir(work, month)
+    results = {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+    defined = {name: len(spec.get("expectations", [])) for name, spec in suites_by_name().items()}
+    pages = data_docs_pages(month, results, defined, _delivered(delivery))
     target = docs_dir(work, month)
     target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=".data_docs.", dir=target.parent))
     try:
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        for name in list(context.get_config().data_docs_sites or {}):
-            context.delete_data_docs_site(name)
-        context.add_data_docs_site(site_name=SITE, site_config={
-            "class_name": "SiteBuilder", "show_how_to_buttons": False,
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(build)}})
-        for spec in suites_by_name().values():
-            context.suites.add(gx.ExpectationSuite(**spec))
-        run_id = RunIdentifier(run_name=month, run_time=run_time(month))
-        folder = results_dir(work, month)
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            result = expectationSuiteValidationResultSchema.load(read_json(path))
-            key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=path.stem),
-                                             run_id=run_id, batch_identifier=f"{month}-{path.stem}")
-            context.validation_results_store.set(key, result)
-        with _disk_full_raised():
-            context.build_data_docs(site_names=[SITE])
-        _postprocess(build)
+        for name, text in sorted(pages.items()):
+            page = build / name
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(text, encoding="utf-8")
         os.chmod(build, 0o755)
         old = target.with_name(f".data_docs.old.{os.getpid()}")
         if target.exists():
@@ -217,7 +158,7 @@ def build_data_docs(work: Path, month: str) -> Path:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(build, ignore_errors=True)
-    return target / "index.html"
+    return target / INDEX
 
 
 # ------------------------------------------------------------------ the stages, loaded and saved
@@ -233,17 +174,18 @@ def _with_link(summary: dict, work: Path, month: str) -> dict:
 
 def checked_delivery(cfg: Config, month: str, tables: dict[str, pd.DataFrame],
                      contract_quarantine: dict[str, pd.DataFrame] | None = None,
-                     build_docs: bool = True) -> DeliveryCheck:
+                     build_docs: bool = True, sources: dict[str, dict] | None = None) -> DeliveryCheck:
     """The delivery check of a month's pseudonymised tables (in memory, before commit) against
     what the lake held before it; its results saved to <work>/validation/<month>/ (results of
     suites it did not run removed) and, with `build_docs`, the month's Data Docs rebuilt. The
-    summary names the Data Docs if they exist. The caller moves `moved(source)` rows to
+    summary names the Data Docs if they exist; `sources` (the delivery summary's, as read) gives
+    them each file's name and contract quarantine. The caller moves `moved(source)` rows to
     quarantine and refuses the month if `failed`."""
     check = delivery_check(month, tables, contract_quarantine, _settings(cfg), earlier_deliveries(cfg.lake, month))
     save_results(cfg.work, month, check.results)
     remove_results(cfg.work, month, keep=set(check.verdicts))
     if build_docs:
-        build_data_docs(cfg.work, month)
+        build_data_docs(cfg.work, month, {"sources": sources or {}, "validation": check.summary})
     return DeliveryCheck(_with_link(check.summary, cfg.work, month), check.verdicts, check.results)
 
 
@@ -255,7 +197,7 @@ def checked_features(cfg: Config, month: str, frame: pd.DataFrame, raise_on_crit
     """
     check = feature_check(month, frame, _settings(cfg), residents_accepted(cfg.lake, month))
     save_results(cfg.work, month, {FEATURES: check.result})
-    build_data_docs(cfg.work, month)
+    build_data_docs(cfg.work, month, lake.delivery_record(cfg.lake, month))
     summary = _with_link(check.summary, cfg.work, month)
     if raise_on_critical and summary["critical_failures"]:
         raise ValidationFailed(failure_message(
