@@ -195,9 +195,11 @@ def _fixed_point(cells: Cells, threshold: int, locked: dict[Key, str]) -> Disclo
             continue
         known = {k for k in values if values[k] is not None and k not in hidden
                  and (k in cells.printed or k in carried or k in public)}
-        # a rate's counts are published with it (the rate is suppressed only when its denominator
-        # would disclose), so they are as good as public here; the audit may still hide one
-        step = _complement(relations, values, known, hidden, public | carried, small, set(locked))
+        # a shown rate's numerator is published with it (a rate is suppressed only when its
+        # denominator would disclose), so it is as good as public here; its denominator may still
+        # be hidden, and the audit may still hide either
+        numerators = {n for n, _ in cells.rates if n in carried}
+        step = _complement(relations, values, known, hidden, public | numerators, small, set(locked))
         if step is None:
             return Disclosed(cells, threshold, hidden, values, frozenset(known))
         key, kind = step

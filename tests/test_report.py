@@ -17,6 +17,8 @@ from reports import evaluation
 from reports.fairness_tables import as_stored, fairness_section
 from reports.rankers import RANKER_TITLES
 from tests.test_fairness import under_selected_holdout
+from reports.cells import wording_key
+from tests.test_disclosure import assert_nothing_pinned
 
 SECTIONS = ["meta", "quality", "cohort", "model", "fairness", "reasons", "drift", "makeup", "outputs"]
 
@@ -178,7 +180,7 @@ def _bare_context(**changes):
         month="2026-10", threshold=10, meta=Metadata((("対象月 / month", "2026-10"),), (), ()),
         quality=DataQuality((), ("welfare_contacts",), (), (), 0, 0, (), (), (), None, ("checkups",)),
         delivery_notes=(why("quality", "配達"),),
-        training=Training("baseline", "cold start", None, (), (), (), {}, "alone_75", None, None, None, "alone_75",
+        training=Training("baseline", "cold start", None, (), (), (), {}, (), "alone_75", None, None, None, "alone_75",
                           None, None, None, why("model", "学習")),
         evaluation=Evaluation((), why("model", "比較"), None), model_tables=ModelTables((), (), (), 3),
         images=Images(Figure(None, why("model", "分割図")), Figure(None, why("model", "曲線")),
@@ -239,6 +241,17 @@ def _trained_without_holdout_labels(split_plot: bytes | None):
                        label_counts={"holdout_cohort": n, "holdout_labelled": 0, "holdout_coverage_pct": 0.0})
 
 
+def _holdout_pass(trained):
+    """The disclosure pass over a trained result's holdout cells only."""
+    from reports.cells import register_holdout, register_labels
+    from reports.disclosure import Cells, disclose
+
+    cells = Cells()
+    register_holdout(cells, trained.evaluation, getattr(trained, "candidates", {}) or {}, trained.challenger, {})
+    register_labels(cells, trained.label_counts)
+    return disclose(cells, 10)
+
+
 @pytest.mark.parametrize("split_plot", [None, "png"])
 def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_path, split_plot):
     from pipelines.config import load_config
@@ -248,11 +261,12 @@ def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_pa
     cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
     png = splits([{"month": "2026-01", "role": "fit", "start": pd.Timestamp("2026-01-31"),
                    "end": pd.Timestamp("2026-07-30")}], "2026-10") if split_plot else None
-    found, held, images, calibration, _ = evaluation_section(cfg.settings, _trained_without_holdout_labels(png), 10)
+    trained = _trained_without_holdout_labels(png)
+    found, held, images, calibration, _ = evaluation_section(cfg.settings, trained, _holdout_pass(trained))
     assert held is not None and found.rows and found.why_not is None
     assert found.precision_why_not.ja == "検証用の訪問結果がまだないため、精度は計算できません。"
     assert found.precision_why_not.en == "No holdout labels yet, so precision cannot be measured."
-    assert all(row.precision == "—" and row.labelled == "0" for row in found.rows)
+    assert all(row.precision == "—" and row.labelled == "0" for row in found.rows)   # a rate over nobody
     assert images.pr_at_k.uri is None and "曲線は描けません" in images.pr_at_k.why_not.ja
     assert images.calibration.uri is None and "較正図は描けません" in images.calibration.why_not.ja
     assert calibration.bins == () and calibration.brier is None
@@ -263,6 +277,17 @@ def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_pa
 
 
 # ------------------------------------------------------------------ reasons as worded, ties collapsed
+
+def _wordings_pass(worded: pd.DataFrame, threshold: int):
+    """The disclosure pass over §6's wordings and the list's size (public: the capacity)."""
+    from reports.cells import register_wordings
+    from reports.disclosure import Cells, disclose, total
+
+    cells = Cells()
+    cells.count(total("listed"), len(worded), public=True)
+    register_wordings(cells, worded, threshold)
+    return disclose(cells, threshold)
+
 
 def _worded(counts: dict[str, int], picks: int) -> pd.DataFrame:
     from features.catalog import EXPLORATION
@@ -280,9 +305,15 @@ def test_identical_reason_wordings_collapse_to_one_line_with_their_count(thresho
 
     counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10, "健診の受診記録が2年以上なし": 3,
               "81歳、過去1年に緊急対応1回": 1}
-    rows = reason_wordings(_worded(counts, 2), threshold)
+    worded = _worded(counts, 2)
+    passed = _wordings_pass(worded, threshold)
+    rows = reason_wordings(worded, passed)
     shown = {w: n for w, n in counts.items() if n >= threshold}
-    assert [(r["ja"], r["people"]) for r in rows[:len(shown)]] == [(w, f"×{n}") for w, n in shown.items()]
+    assert [r["ja"] for r in rows[:len(shown)]] == list(shown)
+    # each count as the pass shows it: the number, or "x" where it would give the pooled one away
+    assert [r["people"] for r in rows[:len(shown)]] == [f"×{passed.text(wording_key(w))}" for w in shown]
+    assert all(r["people"] in (f"×{n}", "×x") for r, n in zip(rows, shown.values()))
+    assert_nothing_pinned(passed, threshold)
     assert [r["en"] for r in rows[:len(shown)]] == [f"wording {list(counts).index(w)} in English" for w in shown]
     rare = {w: n for w, n in counts.items() if n < threshold}
     if rare:   # a wording fewer people share than the small-cell threshold is pooled, not printed
@@ -290,7 +321,8 @@ def test_identical_reason_wordings_collapse_to_one_line_with_their_count(thresho
         assert f"{len(rare)}通り" in pooled["ja"] and not any(w in pooled["ja"] for w in rare)
         total = sum(rare.values())
         assert pooled["people"] == (f"×<{threshold}" if total < threshold else f"×{total}")
-    assert rows[-1] == {"ja": EXPLORATION[0], "en": EXPLORATION[1], "people": "×2"}
+    assert rows[-1] == {"ja": EXPLORATION[0], "en": EXPLORATION[1],
+                        "people": "×2" if threshold <= 2 else f"×<{threshold}"}
     assert len(rows) == len(shown) + bool(rare) + 1
 
 
@@ -300,7 +332,8 @@ def test_the_report_prints_each_wording_once_with_its_count():
 
     counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10}
     context = _bare_context()
-    context = replace(context, shap=replace(context.shap, wordings=reason_wordings(_worded(counts, 1), 10)))
+    worded = _worded(counts, 10)     # no small cell, so nothing is hidden
+    context = replace(context, shap=replace(context.shap, wordings=reason_wordings(worded, _wordings_pass(worded, 10))))
     html = _ENV.get_template("report.html.j2").render(**context.template_vars())
     for wording, n in counts.items():
         assert html.count(wording) == 1
@@ -318,8 +351,8 @@ def test_the_months_report_collapses_the_lists_wordings(ward, report):
     counts = listed[~listed["exploration"]].groupby("reasons").size()
     printed = {ja: n for ja, _, n in rows}
     for wording, n in counts.items():
-        if n >= threshold:
-            assert printed.pop(wording) == str(n)
+        if n >= threshold:     # the count, or "x" where it would give the pooled rare wordings away
+            assert printed.pop(wording) in (str(n), "x")
         else:
             assert wording not in section
     assert len(rows) == len(set(ja for ja, _, _ in rows))   # one line per wording
