@@ -195,11 +195,8 @@ def _fixed_point(cells: Cells, threshold: int, locked: dict[Key, str]) -> Disclo
             continue
         known = {k for k in values if values[k] is not None and k not in hidden
                  and (k in cells.printed or k in carried or k in public)}
-        # a shown rate's numerator is published with it (a rate is suppressed only when its
-        # denominator would disclose), so it is as good as public here; its denominator may still
-        # be hidden, and the audit may still hide either
         numerators = {n for n, _ in cells.rates if n in carried}
-        step = _complement(relations, values, known, hidden, public | numerators, small, set(locked))
+        step = _complement(relations, values, known, hidden, public, numerators, small, set(locked))
         if step is None:
             return Disclosed(cells, threshold, hidden, values, frozenset(known))
         key, kind = step
@@ -210,18 +207,24 @@ def _fixed_point(cells: Cells, threshold: int, locked: dict[Key, str]) -> Disclo
             hidden[key] = kind
 
 
-def _complement(relations, values, known, hidden, public, small, locked) -> tuple[Key, str] | None:
+def _complement(relations, values, known, hidden, public, numerators, small, locked) -> tuple[Key, str] | None:
     """The next cell to hide (or make public): the smallest non-zero known cell of the first
-    relation in which exactly one unknown cell is hidden or small, so subtraction would give it."""
+    relation in which exactly one unknown cell is hidden or small, so subtraction would give it.
+
+    A shown rate's numerator is published with the rate. When the cell to protect is a relation's
+    whole and its parts are such numerators, public cells or zeros, the whole is only the union of
+    people already shown, so it is shown too (the rates stand). When it is a part, its people are
+    in no published cell: a numerator is hidden if need be (its rate then reads "x")."""
     for members in relations:
         unknown = [c for c in members if c not in known]
         if len(unknown) != 1 or not (unknown[0] in hidden or small(unknown[0])):
             continue
-        free = sorted((values[c], c) for c in members if c in known and c not in public and values[c])
+        spared = public | numerators if unknown[0] == members[0] else public
+        free = sorted((values[c], c) for c in members if c in known and c not in spared and values[c])
         if free:
             return free[0][1], "complementary"
         if hidden.get(unknown[0]) == "primary" and unknown[0] not in locked:
-            # every other cell is public, a rate's count or zero: they alone determine this one
+            # every other cell is public, a rate's published count or zero: they determine this one
             return unknown[0], "public"
     return None
 

@@ -80,18 +80,52 @@ def test_the_section_5_and_8_leak_is_closed():
     assert_nothing_pinned(shown, 10)
 
 
-def test_the_old_per_table_suppression_leaked():
-    """Today's code suppressed each table alone: the attacker pins §8's 85–89 cell to 1."""
-    bands = ["65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"]
+def _issue_ward() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """748 residents aged 65+, all eligible: 400/300/8/40 by age band; 60 listed, 37/22/1/0 (issue 14's
+    shape; 85–89 has fewer than 10 eligible people, so its selection rate cannot carry its count)."""
+    rng = np.random.default_rng(14)
+    ages = np.r_[rng.integers(65, 75, 400), rng.integers(75, 85, 300), rng.integers(85, 90, 8), rng.integers(90, 99, 40)]
+    features = pd.DataFrame({"pid": [f"p{i:04d}" for i in range(len(ages))], "age": ages,
+                             "sex": rng.choice(["female", "male"], len(ages)), "living_alone": rng.integers(0, 2, len(ages)),
+                             "district": rng.choice(["東町地区", "西町地区"], len(ages))})
+    listed = features.iloc[np.r_[np.arange(37), 400 + np.arange(22), 700]]
+    assert age_band(listed["age"]).value_counts().to_dict() == {"65〜74歳": 37, "75〜84歳": 22, "85〜89歳": 1}
+    return features, listed
+
+
+def test_the_report_cells_of_section_5_and_8_leak_nothing_where_per_table_suppression_did():
+    """The report's own cells (reports/cells.py register_month: §3 cohort, §5 audit, §8 make-up).
+    Each table suppressed alone published §5's 22 listed 75–84 people and §8's 85–89 as <10 with
+    75–84 as "x": 60 − 37 − 22 − 0 = 1. The one pass publishes nothing an attacker can pin."""
+    from models.prioritise import Eligibility
+    from reports.cells import register_month
+    from reports.fairness_tables import month_audit
+
+    features, listed = _issue_ward()
+    rows = month_audit(listed[["pid"]], features, (0.8, 1.25), 10)
+    caps = listed["district"].value_counts().to_dict()               # both districts filled to capacity
+    counts = Eligibility(np.ones(len(features), bool), 0, 0, len(features), len(features))
+    band = ("listed", "age_band", "85〜89歳")
+
+    # per table, as before: §8's make-up suppressed alone (one complementary "x"), while §5 printed
+    # every selected count of 10 or more as it was
+    section_8 = Cells()
+    section_8.count(total("listed"), len(listed), public=True)
+    section_8.partition("listed", "age_band", age_band(listed["age"]).value_counts().reindex(
+        ["65〜74歳", "75〜84歳", "85〜89歳", "90歳以上"], fill_value=0).to_dict(), len(listed))
+    alone_8 = disclose(section_8, 10)
+    assert alone_8.text(("listed", "age_band", "75〜84歳")) == "x"
+    section_5 = {(r["attribute"], str(r["group"])): r["selected"] for r in rows}
+    read = alone_8.published() | {("listed", "age_band", "75〜84歳"): section_5[("age_band", "75〜84歳")]}
+    assert read[total("listed")] - read[("listed", "age_band", "65〜74歳")] - read[("listed", "age_band", "75〜84歳")] \
+        - read[("listed", "age_band", "90歳以上")] == 1 == alone_8.values[band]      # the leak
+
+    # the one pass over the same cells as the report registers them
     cells = Cells()
-    cells.partition("listed", "age_band", dict(zip(bands, [37, 22, 1, 0])), 60)
+    register_month(cells, features, listed, counts, caps, 65, rows)
     shown = disclose(cells, 10)
-    # per-table with 22 published (as §5 did): the complementary "x" does not protect anything
-    published = dict(shown.values)
-    leaked = published[total("listed")] - published[("listed", "age_band", "65〜74歳")] - 22 - 0
-    assert leaked == 1 == shown.values[("listed", "age_band", "85〜89歳")]
-    # while the one pass over §8 alone hides a second cell, so the attacker cannot
-    assert shown.text(("listed", "age_band", "85〜89歳")) == "<10"
+    assert shown.text(band) == "<10"
+    assert shown.rate_text(band, ("eligible", "age_band", "85〜89歳")) == "n<10"
     assert_nothing_pinned(shown, 10)
 
 
