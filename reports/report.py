@@ -213,11 +213,14 @@ def _training(settings: dict, trained, shown: Disclosed) -> Training:
                      f"No {timespan}-day label window has closed early enough to train "
                      "and hold out, so no model could be trained; today's rule made the list.")
     elif trained.challenger is None:
-        why = Notice("model", f"学習月の訪問結果が{counts.get('train_labelled', 0)}件（うち要支援"
-                     f"{counts.get('train_positive', 0)}件）で、必要な{t['min_labelled']}件（要支援{t['min_positive']}件）"
+        held = {key: shown.text(key) if key in shown.cells.values else "0"
+                for key in (total("training labels"), ("training labels", "label", "positive"))}
+        labelled, positive = held.values()
+        why = Notice("model", f"学習月の訪問結果が{labelled}件（うち要支援"
+                     f"{positive}件）で、必要な{t['min_labelled']}件（要支援{t['min_positive']}件）"
                      "に足りないため、モデルは学習できません。ルールでリストを作りました。",
-                     f"The training months hold {counts.get('train_labelled', 0)} labelled rows "
-                     f"({counts.get('train_positive', 0)} positive); at least {t['min_labelled']} "
+                     f"The training months hold {labelled} labelled rows "
+                     f"({positive} positive); at least {t['min_labelled']} "
                      f"({t['min_positive']} positive) are needed, so no model could be trained; a rule made the list.")
     calibration_months = tuple(getattr(trained, "calibration_months", []) or [])
     train_months = tuple(trained.train_months or [])

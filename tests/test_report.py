@@ -358,3 +358,22 @@ def test_the_months_report_collapses_the_lists_wordings(ward, report):
     assert len(rows) == len(set(ja for ja, _, _ in rows))   # one line per wording
     if listed["exploration"].any():
         assert printed.pop("無作為抽出（探索枠）") == str(int(listed["exploration"].sum()))
+
+
+def test_a_month_without_enough_labels_says_so_without_printing_a_small_count(tmp_path):
+    from types import SimpleNamespace
+
+    from pipelines.config import load_config
+    from reports.cells import register_labels
+    from reports.disclosure import Cells, disclose
+    from reports.report import _training
+
+    cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
+    counts = {"train_labelled": 4, "train_positive": 1}
+    cells = Cells()
+    register_labels(cells, counts)
+    trained = SimpleNamespace(challenger=None, train_months=["2026-01"], label_counts=counts, mode="baseline",
+                              reason="too few labels", holdout_month=None, baseline="alone_75", model_version=None)
+    why = _training(cfg.settings, trained, disclose(cells, 10)).why_not
+    assert "学習月の訪問結果が<10件（うち要支援<10件）" in why.ja
+    assert "The training months hold <10 labelled rows (<10 positive)" in why.en
