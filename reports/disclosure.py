@@ -275,7 +275,7 @@ def feasible_ranges(shown: Disclosed) -> dict[Key, tuple[float, float]]:
             res = linprog(c, **problem)
             if res.status not in (0, 3):
                 raise ValueError(f"the published cells are inconsistent: {res.message}")
-            ends.append(sense * res.fun if res.status == 0 else sense * np.inf)
+            ends.append(sense * res.fun if res.status == 0 else -sense * np.inf)    # unbounded: min −∞, max +∞
         out[k] = (ends[0], ends[1])
     return out
 
