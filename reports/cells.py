@@ -10,6 +10,8 @@ Populations (the first part of a cell's key):
   (people in need), and per ranker `top-k:<ranker>` with its `top-k labelled/positive/negative`
   parts (`… worst`/`… best` for the tie orders, `…@<district>` at a district's own capacity);
 - `holdout labels` and `training labels` (the label counts training recorded), `calibration`.
+- §6: `listed` by `reason` (a person has several: each ≤ listed) and by `wording` (the worded
+  reasons, rare ones pooled as `other`, with the exploration picks they partition the list).
 """
 from __future__ import annotations
 
