@@ -54,7 +54,7 @@ def test_small_counts_are_suppressed_in_the_report(report):
     # every plain integer cell of the fairness tables is 0, ≥ 10 or shown as <10, unless its row shows
     # it as a rate's numerator over 10 or more people (a rate is hidden only when its denominator is small)
     fairness = report[report.index('id="fairness"'):report.index('id="reasons"')]
-    for row in re.findall(r"<tr>.*?</tr>", fairness, re.S):
+    for row in re.findall(r"<tr[^>]*>.*?</tr>", fairness, re.S):
         for value in re.findall(r'<td(?: class="n")?>(\d+)</td>', row):
             over = [int(d) for d in re.findall(r"\(" + value + r"/(\d+)\)", row)]
             assert int(value) == 0 or int(value) >= 10 or any(d >= 10 for d in over), (value, row)
