@@ -101,3 +101,19 @@ def calibration_table(scores: np.ndarray, labels: np.ndarray, n_bins: int = 10) 
     return [{"predicted": float(s[part].mean()), "observed": float(y[part].mean()), "n": int(len(part)),
              "positives": int(y[part].sum())}
             for part in np.array_split(order, min(n_bins, len(s))) if len(part)]
+
+
+Z95 = 1.959963984540054     # the standard normal's 97.5th percentile: a two-sided 95% interval
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for successes/n (Wilson 1927; Newcombe 1998, method 3).
+
+    Unlike the Wald interval it stays inside [0, 1] and is not empty at 0/n or n/n, which is
+    what small holdout counts at capacity give."""
+    if n <= 0:
+        raise ValueError("a rate over nobody has no interval")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

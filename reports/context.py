@@ -64,10 +64,10 @@ class DataQuality:
 
 @dataclass(frozen=True)
 class Coverage:
-    """How few of the ranked holdout people have a known outcome (selective labels)."""
-    cohort: int
-    labelled: int
-    pct: float
+    """How few of the ranked holdout people have a known outcome (selective labels), as shown."""
+    cohort: str
+    labelled: str
+    rate: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class Training:
     fit_months: tuple[str, ...]
     calibration_months: tuple[str, ...]
     label_counts: dict
+    labels: tuple[tuple[str, str], ...]     # the label counts in words, as the disclosure pass shows them
     baseline: str
     model_version: str | None
     calibration: str | None
@@ -92,7 +93,7 @@ class Training:
 
 @dataclass(frozen=True)
 class MetricRow:
-    """One ranker's figures at k, small counts already suppressed."""
+    """One ranker's figures at k, as the disclosure pass shows them (rates with their 95% interval)."""
     name: str
     used: bool
     k: int | None
@@ -202,6 +203,7 @@ class ReportContext:
     explanations: Path | None = None
     model_card: str | None = None
     holdout: object | None = field(default=None, repr=False)   # reports.evaluation.Holdout, for the card
+    disclosed: object | None = field(default=None, repr=False)  # reports.disclosure.Disclosed: every cell published
 
     @property
     def notices(self) -> tuple[Notice, ...]:
@@ -221,7 +223,7 @@ class ReportContext:
                     add(getattr(value, f.name))
 
         for f in fields(self):
-            if f.name != "holdout":
+            if f.name not in ("holdout", "disclosed"):
                 add(getattr(self, f.name))
         return tuple(found)
 

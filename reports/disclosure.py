@@ -1,30 +1,302 @@
-"""Disclosure control for aggregate tables: small counts suppressed, and one more where needed.
+"""Disclosure control for the whole report: one pass over every count it publishes.
 
-Counts from 1 to threshold-1 are shown as "<threshold". When a table shows its total and only
-one cell is suppressed, that cell could be recovered by subtraction, so the next smallest
-non-zero cell is suppressed as well (complementary suppression) and shown as "x": it is not
-small, only hidden, and "<10" there would mislead. Zero is shown: it discloses nobody.
+Every count of people the report (and the model card built from it) shows is a *cell* with a
+canonical identity `(population, attribute, group)`: the 75〜84歳 people on this month's list are
+one cell whether §5 (fairness) or §8 (make-up) shows them, so it is hidden everywhere or shown
+the same everywhere. Beside the cells, the pass knows the linear relations that hold between
+them and that a reader could use to work a hidden cell out: the groups of an attribute sum to
+the population's total (`partition`), one population lies inside another (`subset`: listed ⊆
+eligible ⊆ residents), and a rate is its numerator over its denominator (`rate`).
+
+The pass (`disclose`):
+1. Primary suppression: a cell of 1 … threshold-1 people is hidden ("<threshold").
+2. A rate is shown as a rate, with its numerator and denominator and a 95% Wilson interval,
+   whenever its denominator is shown and not small: the denominator is the group the rate is
+   about, and a group of `threshold` or more people is not a small cell. Its numerator is then
+   published (numerator = rate × denominator), so it is not suppressed as a count either. When
+   the denominator is hidden the rate is hidden too, and the numerator is an ordinary cell again.
+3. Complementary suppression, repeated until nothing changes: a relation with exactly one hidden
+   cell would give it back by subtraction, so its smallest non-zero shown cell is hidden as well
+   ("x"; ties broken by the cell's identity, so the pass is deterministic).
+Zero is shown: it discloses nobody. Some cells are public by policy (the visiting capacity of a
+district is set before anyone is scored, so a district list filled to capacity shows its count);
+they are never hidden, and a cell that public cells alone determine is public too.
+
+tests/test_disclosure.py attacks the result: from the published cells and relations alone it
+bounds every hidden cell with a linear programme and must fail to pin any of them.
 """
 from __future__ import annotations
 
-import pandas as pd
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.metrics import wilson
 
 COMPLEMENTARY = "x"
+WHOLE = ("cohort", "all")      # the (attribute, group) of a population's total
+
+Key = tuple[str, str, str]      # (population, attribute, group)
 
 
-def suppress(counts: pd.Series, threshold: int = 10) -> pd.Series:
-    """Return display strings for a 1-D table of counts whose total is shown beside it."""
-    values = counts.astype(int)
-    small = (values > 0) & (values < threshold)
-    shown = values.astype(str)
-    shown[small] = f"<{threshold}"
-    if small.sum() == 1:
-        others = values[~small & (values > 0)]
-        if len(others):
-            shown[others.idxmin()] = COMPLEMENTARY
-    return shown
+def total(population: str) -> Key:
+    """The key of a population's total."""
+    return (population, *WHOLE)
 
 
-def suppressed_total(counts: pd.Series, threshold: int = 10) -> str:
-    total = int(counts.sum())
-    return f"<{threshold}" if 0 < total < threshold else str(total)
+@dataclass
+class Cells:
+    """Every count the report publishes, by identity, and the relations between them."""
+    values: dict[Key, int | None] = field(default_factory=dict)    # None: withheld, never published
+    public: set[Key] = field(default_factory=set)
+    printed: set[Key] = field(default_factory=set)     # shown as a count somewhere (others only through rates)
+    sums: list[tuple[Key, tuple[Key, ...]]] = field(default_factory=list)
+    subsets: list[tuple[Key, Key]] = field(default_factory=list)
+    rates: list[tuple[Key, Key]] = field(default_factory=list)
+
+    def count(self, key: Key, value: int | None, public: bool = False, printed: bool = True) -> Key:
+        """Register one cell; the same cell registered twice must hold the same count. A cell
+        that is not `printed` appears only inside rates (as their numerator or denominator)."""
+        value = None if value is None else int(value)
+        if printed:
+            self.printed.add(key)
+        if key in self.values and value is None:
+            return key          # a table that withholds a cell another table knows: the count stands
+        if key in self.values and self.values[key] not in (None, value):
+            raise ValueError(f"cell {key} is published as both {self.values[key]} and {value}")
+        self.values[key] = value
+        if public:
+            self.public.add(key)
+        return key
+
+    def partition(self, population: str, attribute: str, counts: dict[str, int | None], whole: int | None,
+                  printed: bool = True) -> None:
+        """An attribute's groups of a population, which sum to its total."""
+        parts = tuple(self.count((population, attribute, str(g)), n, printed=printed) for g, n in counts.items())
+        self.relation(self.count(total(population), whole, printed=printed), parts)
+
+    def relation(self, whole: Key, parts: tuple[Key, ...]) -> None:
+        """whole = Σ parts."""
+        if (whole, parts) not in self.sums:
+            self.sums.append((whole, parts))
+
+    def subset(self, inner: Key, outer: Key) -> None:
+        """inner ≤ outer (a population inside another)."""
+        if inner in self.values and outer in self.values and (inner, outer) not in self.subsets:
+            self.subsets.append((inner, outer))
+
+    def rate(self, numerator: Key, denominator: Key) -> None:
+        if (numerator, denominator) not in self.rates:
+            self.rates.append((numerator, denominator))
+            self.subset(numerator, denominator)
+
+
+@dataclass(frozen=True)
+class Disclosed:
+    """The pass's verdict: which cells are hidden and how every published count and rate reads."""
+    cells: Cells
+    threshold: int
+    hidden: dict[Key, str]          # key -> "primary" (small) | "complementary" (hidden so no small one can be worked out)
+    values: dict[Key, int | None]   # every cell's count (withheld ones solved where the relations allow)
+    known: frozenset = frozenset()  # the cells a reader can read: printed and not hidden, or behind a shown rate
+
+    def text(self, key: Key) -> str:
+        """A count as shown: the number, "<threshold" (small) or "x" (hidden so no small cell
+        can be worked out). Asking for a cell the pass never saw is an error: every count shown
+        goes through the pass."""
+        value = self.values[key]
+        kind = self.hidden.get(key)
+        if kind == "primary":
+            return f"<{self.threshold}"
+        if kind is not None:
+            return COMPLEMENTARY
+        return str(value)
+
+    def shown(self, key: Key) -> bool:
+        return key not in self.hidden
+
+    def rate_text(self, numerator: Key, denominator: Key, interval: bool = True) -> str:
+        """A rate as shown: `23.3% [14.4–35.4] (14/60)` with its 95% Wilson interval; "—" over
+        nobody; `n<10` when the denominator is small; "x" when either count is hidden."""
+        if (numerator, denominator) not in self.cells.rates:
+            raise KeyError(f"rate {numerator}/{denominator} was not registered with the pass")
+        den = self.values[denominator]
+        if den is None or den == 0:
+            return "—"
+        if den < self.threshold:
+            return f"n<{self.threshold}"
+        if not (self.shown(numerator) and self.shown(denominator)):
+            return COMPLEMENTARY
+        num = self.values[numerator]
+        return rate_words(num, den) if interval else f"{100 * num / den:.1f}%"
+
+    def published(self) -> dict[Key, int]:
+        """What a reader can read: every printed count not hidden, and both counts of a shown rate."""
+        return {k: self.values[k] for k in self.known}
+
+
+def rate_words(numerator: int, denominator: int) -> str:
+    """num/den as a percentage with its 95% Wilson interval (one way, for every rate shown)."""
+    low, high = wilson(numerator, denominator)
+    return f"{100 * numerator / denominator:.1f}% [{100 * low:.1f}–{100 * high:.1f}] ({numerator}/{denominator})"
+
+
+def _solved(cells: Cells) -> dict[Key, int | None]:
+    """The cells' counts, with every withheld cell that the relations determine filled in: a table
+    may withhold a group's count (too few outcomes to judge), but a reader can still subtract, so
+    the pass treats it like any other cell of that count (hidden if small, shown if zero)."""
+    values = dict(cells.values)
+    changed = True
+    while changed:
+        changed = False
+        for whole, parts in cells.sums:
+            members = (whole, *parts)
+            unknown = [c for c in members if values[c] is None]
+            if len(unknown) == 1:
+                known = sum(values[p] for p in parts if values[p] is not None)
+                values[unknown[0]] = known if unknown[0] == whole else values[whole] - known
+                changed = True
+    return values
+
+
+def disclose(cells: Cells, threshold: int) -> Disclosed:
+    """Primary and complementary suppression over every cell at once (see the module's text),
+    then the attacker's audit: while a linear programme over everything published still pins a
+    protected cell (`pinned`), one more cell next to it is hidden and the pass runs again."""
+    locked: dict[Key, str] = {}         # hidden by the audit: never shown again
+    while True:
+        shown = _fixed_point(cells, threshold, locked)
+        exposed = pinned(shown)
+        if not exposed:
+            return shown
+        extra = _next_to(cells, shown, exposed[0])
+        if extra is None:
+            raise ValueError(f"cell {exposed[0]} can be worked out from public counts alone")
+        locked[extra] = "complementary"
+
+
+def _fixed_point(cells: Cells, threshold: int, locked: dict[Key, str]) -> Disclosed:
+    values, public = _solved(cells), set(cells.public)
+    hidden: dict[Key, str] = dict(locked)
+    relations = [(w, *ps) for w, ps in cells.sums]
+
+    def small(key: Key) -> bool:
+        return values[key] is not None and 0 < values[key] < threshold
+
+    while True:
+        # a rate is shown when its denominator is not small and neither count is hidden; both
+        # counts can then be read off it
+        carried = {k for n, d in cells.rates for k in (n, d)
+                   if (values[d] or 0) >= threshold and values[n] is not None and n not in hidden and d not in hidden}
+        primary = [k for k in sorted(values) if k in cells.printed and small(k) and k not in hidden
+                   and k not in public | carried]
+        if primary:
+            hidden.update(dict.fromkeys(primary, "primary"))
+            continue
+        known = {k for k in values if values[k] is not None and k not in hidden
+                 and (k in cells.printed or k in carried or k in public)}
+        numerators = {n for n, _ in cells.rates if n in carried}
+        step = _complement(relations, values, known, hidden, public, numerators, small, set(locked))
+        if step is None:
+            return Disclosed(cells, threshold, hidden, values, frozenset(known))
+        key, kind = step
+        if kind == "public":
+            public.add(key)
+            del hidden[key]
+        else:
+            hidden[key] = kind
+
+
+def _complement(relations, values, known, hidden, public, numerators, small, locked) -> tuple[Key, str] | None:
+    """The next cell to hide (or make public): the smallest non-zero known cell of the first
+    relation in which exactly one unknown cell is hidden or small, so subtraction would give it.
+
+    A shown rate's numerator is published with the rate. When the cell to protect is a relation's
+    whole and its parts are such numerators, public cells or zeros, the whole is only the union of
+    people already shown, so it is shown too (the rates stand). When it is a part, its people are
+    in no published cell: a numerator is hidden if need be (its rate then reads "x")."""
+    for members in relations:
+        unknown = [c for c in members if c not in known]
+        if len(unknown) != 1 or not (unknown[0] in hidden or small(unknown[0])):
+            continue
+        spared = public | numerators if unknown[0] == members[0] else public
+        free = sorted((values[c], c) for c in members if c in known and c not in spared and values[c])
+        if free:
+            return free[0][1], "complementary"
+        if hidden.get(unknown[0]) == "primary" and unknown[0] not in locked:
+            # every other cell is public, a rate's published count or zero: they determine this one
+            return unknown[0], "public"
+    return None
+
+
+def _relations(cells: Cells) -> list[tuple[tuple[int, Key], ...]]:
+    """Every relation as signed terms Σ sign·cell (= 0 for a sum, ≤ 0 for a subset)."""
+    return [((1, w), *((-1, p) for p in ps)) for w, ps in cells.sums]
+
+
+def feasible_ranges(shown: Disclosed) -> dict[Key, tuple[float, float]]:
+    """What a reader can work out: for every protected cell (hidden, or small and only inside
+    relations), its [min, max] over non-negative reals given every published count, every sum
+    and every subset inequality. A cell shown as <threshold lies in [1, threshold-1]; a hidden
+    cell is not zero (zeros are shown). The one audit, used by the pass and by its tests."""
+    # the linear programme is the audit's only use of scipy: imported here so the rest of the
+    # reports layer does not load it
+    from scipy.optimize import linprog
+
+    values, published, threshold = shown.values, shown.published(), shown.threshold
+    unknown = [k for k in values if k not in published]
+    index = {k: i for i, k in enumerate(unknown)}
+
+    def row(terms):        # the unknown part as a row, the published part moved to the constant
+        r, const = np.zeros(len(unknown)), 0.0
+        for sign, k in terms:
+            if k in index:
+                r[index[k]] += sign
+            else:
+                const -= sign * published[k]
+        return r, const
+
+    eq = [row(terms) for terms in _relations(shown.cells)]
+    ub = [row([(1, inner), (-1, outer)]) for inner, outer in shown.cells.subsets]
+    eq, ub = [e for e in eq if e[0].any()], [u for u in ub if u[0].any()]
+    bounds = [(1, threshold - 1) if shown.hidden.get(k) == "primary" else (1, None) if k in shown.hidden
+              else (0, None) for k in unknown]
+    problem = {"A_ub": np.array([r for r, _ in ub]) if ub else None, "b_ub": [c for _, c in ub] or None,
+               "A_eq": np.array([r for r, _ in eq]) if eq else None, "b_eq": [c for _, c in eq] or None,
+               "bounds": bounds, "method": "highs"}
+    out = {}
+    for k in unknown:
+        if not (k in shown.hidden or (values[k] is not None and 0 < values[k] < threshold)):
+            continue
+        ends = []
+        for sense in (1, -1):
+            c = np.zeros(len(unknown))
+            c[index[k]] = sense
+            res = linprog(c, **problem)
+            if res.status not in (0, 3):
+                raise ValueError(f"the published cells are inconsistent: {res.message}")
+            ends.append(sense * res.fun if res.status == 0 else -sense * np.inf)    # unbounded: min −∞, max +∞
+        out[k] = (ends[0], ends[1])
+    return out
+
+
+def pinned(shown: Disclosed) -> list[Key]:
+    """The protected cells a reader can work out to within one person, in key order."""
+    return sorted(k for k, (low, high) in feasible_ranges(shown).items() if high - low < 1 - 1e-6)
+
+
+def _next_to(cells: Cells, shown: Disclosed, key: Key) -> Key | None:
+    """The cell to hide so `key` is no longer pinned: the smallest non-zero published, non-public
+    cell in a relation with it (ties by identity); if there is none, in a relation with one of
+    that relation's unknown cells, and so on outward."""
+    relations = [tuple(k for _, k in terms) for terms in _relations(cells)] + list(cells.subsets)
+    known = shown.published()
+    reached, frontier = {key}, [key]
+    while frontier:
+        near = [m for r in relations if set(r) & set(frontier) for m in r]
+        free = sorted((known[m], m) for m in set(near) if m in known and m not in cells.public and known[m])
+        if free:
+            return free[0][1]
+        frontier = sorted({m for m in near if m not in known and m not in reached})
+        reached |= set(frontier)
+    return None

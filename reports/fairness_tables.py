@@ -2,9 +2,10 @@
 
 This month's list is audited by the report (selection per group among eligible people: the list
 has no outcomes yet); the holdout audit of every ranker was computed at training and is read back
-from training.json. Both are rendered as the same bilingual table: group, people and selected
-(counts 1 … threshold-1 suppressed, and then the rates that would give them back), selection rate,
-recall and false-discovery rate, each with its ratio to the whole cohort, and the flag in words.
+from training.json. Both are rendered as the same bilingual table: group, people and selected,
+selection rate, recall and false-discovery rate (each a rate with its counts and 95% Wilson
+interval, and its ratio to the whole cohort), and the flag in words. Every count and rate is as
+the report's one disclosure pass shows it (reports/disclosure.py; the cells in reports/cells.py).
 What a reader must not miss is also said in sentences: a flagged group, and a group with eligible
 people of whom nobody is listed.
 """
@@ -16,9 +17,9 @@ import pandas as pd
 
 from features.groups import AGE_BANDS, SEX_JA
 from models.fairness import WHOLE, audit
+from reports.cells import AuditKeys, holdout_audit_keys, month_audit_keys
 from reports.context import Fairness, Notice
-from reports.disclosure import suppress
-from reports.formatting import count_text
+from reports.disclosure import Disclosed
 from reports.rankers import RANKER_TITLES
 
 ATTRIBUTES = {"cohort": ("全体", "whole cohort"), "sex": ("性別", "sex"), "age_band": ("年齢区分", "age band"),
@@ -41,27 +42,17 @@ def group_words(attribute: str, group: str) -> tuple[str, str]:
     return group, group          # district names are proper nouns: the same in both languages
 
 
-def _rate(numerator: int | None, denominator: int | None, threshold: int) -> str | None:
-    """A rate as shown, None when it cannot be computed; hidden when it would give back a small count."""
-    if numerator is None or not denominator:
-        return None
-    if 0 < numerator < threshold or denominator < threshold:
-        return f"<{threshold}人"
-    return f"{numerator / denominator:.2f}"
-
-
-def _ratio(value: float | None, shown: str | None) -> str:
+def _ratio(value: float | None, shown: str) -> str:
     # a ratio times the whole's rate is the group's rate: hidden whenever the rate is
-    return f"×{value:.2f}" if value is not None and shown is not None and shown[0].isdigit() else "—"
+    return f"×{value:.2f}" if value is not None and shown[:1].isdigit() else "—"
 
 
-def _row(r: dict, threshold: int, low: float, high: float, min_labelled: int, labelled: bool,
-         shown: tuple[str, str]) -> dict:
+def _row(r: dict, shown: Disclosed, keys: AuditKeys, low: float, high: float, min_labelled: int,
+         labelled: bool) -> dict:
     ja, en = group_words(r["attribute"], r["group"])
-    people, selected = shown
-    # a count hidden by complementary suppression ("x") hides its rate too
-    selection = (_rate(r["selected"], r["people"], threshold) if people.isdigit() and selected.isdigit()
-                 else None if not r["people"] else f"<{threshold}人" if selected.startswith("<") else "x")
+    k = {c: keys.key(c, r) for c in ("people", "selected", "positive", "true_positive", "selected_labelled",
+                                      "false_positive")}
+    selection = shown.rate_text(k["selected"], k["people"])
     words: list[tuple[str, str]] = []
     if "tpr" in r.get("flagged", []):
         words.append((f"要支援者の発見率（再現率）が全体の{low:g}倍未満", f"recall below {low:g}× the whole cohort's"))
@@ -71,35 +62,32 @@ def _row(r: dict, threshold: int, low: float, high: float, min_labelled: int, la
         words.append(("掲載0人", "nobody selected"))
     if labelled and r.get("suppressed"):
         words.append((f"結果の分かる人が{min_labelled}人未満：判定せず", f"under {min_labelled} with a known outcome: not judged"))
-    recall = _rate(r.get("true_positives"), r.get("positives"), threshold)
-    tp, chosen = r.get("true_positives"), r.get("selected_labelled")
-    fdr = _rate(None if chosen is None else chosen - tp, chosen, threshold)
-    return {"group": ja, "group_en": en, "people": people, "selected": selected, "selection_rate": selection or "—",
-            "selection_ratio": _ratio(r.get("selection_ratio"), selection), "recall": recall or "—",
-            "recall_ratio": _ratio(r.get("tpr_ratio"), recall), "fdr": fdr or "—",
+    recall = fdr = "—"
+    if labelled and not r.get("suppressed"):
+        recall = shown.rate_text(k["true_positive"], k["positive"])
+        fdr = shown.rate_text(k["false_positive"], k["selected_labelled"])
+    return {"group": ja, "group_en": en, "people": shown.text(k["people"]), "selected": shown.text(k["selected"]),
+            "selection_rate": selection, "selection_ratio": _ratio(r.get("selection_ratio"), selection),
+            "recall": recall, "recall_ratio": _ratio(r.get("tpr_ratio"), recall), "fdr": fdr,
             "fdr_ratio": _ratio(r.get("fdr_ratio"), fdr), "flag": bool(r.get("flag")),
             "words_ja": "、".join(w[0] for w in words) or "—", "words_en": "; ".join(w[1] for w in words)}
 
 
-def audit_table(title: str, rows: list[dict], threshold: int, bounds: tuple[float, float], min_labelled: int,
-                labelled: bool) -> dict:
-    """One ranker's (or this month's list's) audit rows as a bilingual table, a section per attribute."""
+def audit_table(title: str, rows: list[dict], shown: Disclosed, keys: AuditKeys, bounds: tuple[float, float],
+                min_labelled: int, labelled: bool) -> dict:
+    """One ranker's (or this month's list's) audit rows as a bilingual table, a section per attribute;
+    every count and rate as the report's one disclosure pass shows it (reports/cells.py registers them)."""
     low, high = bounds
     sections = []
     for attribute, (ja, en) in ATTRIBUTES.items():
         mine = [r for r in rows if r["attribute"] == attribute]
         if mine:
-            # the whole cohort's counts are shown, so each attribute's cells are suppressed as a
-            # table with its total (one small cell would be recovered by subtraction)
-            people = suppress(pd.Series([r["people"] for r in mine]), threshold)
-            selected = suppress(pd.Series([r["selected"] for r in mine]), threshold)
             sections.append({"attribute": f"{ja} / {en}",
-                             "rows": [_row(r, threshold, low, high, min_labelled, labelled, (people[i], selected[i]))
-                                      for i, r in enumerate(mine)]})
+                             "rows": [_row(r, shown, keys, low, high, min_labelled, labelled) for r in mine]})
     return {"title": title, "labelled": labelled, "sections": sections}
 
 
-def findings(who_ja: str, who_en: str, rows: list[dict], threshold: int, bounds: tuple[float, float],
+def findings(who_ja: str, who_en: str, rows: list[dict], shown: Disclosed, keys: AuditKeys, bounds: tuple[float, float],
              eligible_words: tuple[str, str] = ("対象者", "people"), unselected: bool = True) -> list[dict]:
     """Sentences for the flagged groups and (when `unselected`) the groups with people of whom
     nobody is selected."""
@@ -116,33 +104,43 @@ def findings(who_ja: str, who_en: str, rows: list[dict], threshold: int, bounds:
             out.append({"ja": f"{who_ja}：{ja}は、誤検出率が全体の{high:g}倍を超えています。",
                         "en": f"{who_en}: {en} — visits are wasted more often (false-discovery rate above {high:g}× the whole cohort's)."})
         if unselected and r["people"] and not r["selected"]:
-            n = count_text(r["people"], threshold)
+            n = shown.text(keys.key("people", r))
             out.append({"ja": f"{who_ja}：{ja}の{eligible_words[0]}{n}人のうち掲載0人です。",
                         "en": f"{who_en}: {en} — none of the {n} {eligible_words[1]} is selected."})
     return out
 
 
-def fairness_section(stored: dict | None, serving: str | None, listed: pd.DataFrame, eligible: pd.DataFrame,
-                     threshold: int, bounds: tuple[float, float], min_labelled: int) -> Fairness:
-    """This month's list audited among eligible people, and the holdout audits stored at training."""
+def month_audit(listed: pd.DataFrame, eligible: pd.DataFrame, bounds: tuple[float, float],
+                min_labelled: int) -> list[dict]:
+    """This month's list audited among eligible people (selection only: no outcomes yet)."""
+    if not len(eligible):
+        return []
+    return audit(eligible.drop(columns="label", errors="ignore"),
+                 eligible["pid"].isin(set(listed["pid"])).to_numpy(dtype=bool), float(bounds[0]), float(bounds[1]),
+                 min_labelled=min_labelled)
+
+
+def fairness_section(stored: dict | None, serving: str | None, month_rows: list[dict], shown: Disclosed,
+                     bounds: tuple[float, float], min_labelled: int) -> Fairness:
+    """This month's list audited among eligible people (`month_audit`), and the holdout audits
+    stored at training; counts and rates as the report's disclosure pass shows them."""
     bounds = (float(bounds[0]), float(bounds[1]))
-    month_rows = audit(eligible.drop(columns="label", errors="ignore"),
-                       eligible["pid"].isin(set(listed["pid"])).to_numpy(dtype=bool), *bounds,
-                       min_labelled=min_labelled) if len(eligible) else []
-    month = audit_table("今月のリスト / this month's list", month_rows, threshold, bounds, min_labelled, False)
-    said = findings("今月のリスト", "This month's list", month_rows, threshold, bounds,
+    month = audit_table("今月のリスト / this month's list", month_rows, shown, month_audit_keys(), bounds,
+                        min_labelled, False)
+    said = findings("今月のリスト", "This month's list", month_rows, shown, month_audit_keys(), bounds,
                     ("掲載可能者", "eligible people"))
     stored = stored or {}
     order = sorted(stored, key=lambda who: (who != serving, who != "model", who != "champion", who))
     tables = []
     for who in order:
         title = RANKER_TITLES.get(who, who) + (" — 今月のリストを作った方法 / made this month's list" if who == serving else "")
-        tables.append(audit_table(title, stored[who], threshold, bounds, min_labelled, True))
+        tables.append(audit_table(title, stored[who], shown, holdout_audit_keys(who), bounds, min_labelled, True))
         if who in (serving, "model"):
             ja, en = RANKER_TITLES.get(who, who).split(" / ", 1)
             # on the holdout only flags are sentences: with a small k many groups have nobody in
             # the top k, and the table shows that; this month's list is where it must be said
-            said += findings(f"検証月の{ja}", f"Holdout, {en}", stored[who], threshold, bounds, unselected=False)
+            said += findings(f"検証月の{ja}", f"Holdout, {en}", stored[who], shown, holdout_audit_keys(who), bounds,
+                             unselected=False)
     why = None if stored else Notice(
         "fairness", "検証結果がないため、グループ別の検証月の再現率・誤検出率は示せません（今月の掲載率のみ示します）。",
         "No holdout evaluation, so per-group holdout recall and false-discovery rates cannot be shown "

@@ -1,4 +1,5 @@
-"""How a figure or a count of people reads in a report table (one way, for every section)."""
+"""How a figure reads in a report table (one way, for every section; counts of people and rates
+read through the disclosure pass, reports/disclosure.py)."""
 from __future__ import annotations
 
 
@@ -8,7 +9,3 @@ def figure_text(value) -> str:
         return "—"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
-
-def count_text(n: int, threshold: int) -> str:
-    """A count of people as shown: 1 … threshold-1 people are "<threshold" (small-cell suppression)."""
-    return f"<{threshold}" if 0 < int(n) < threshold else str(int(n))

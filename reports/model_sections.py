@@ -12,8 +12,9 @@ from models.explain import REFERENCE, grouped, method_text, shap_values, thresho
 from models.train import TrainResult
 from reports import evaluation, plots
 from reports.context import Calibration, Evaluation, Figure, Images, MetricRow, ModelTables, Notice, Shap
-from reports.disclosure import suppress
-from reports.formatting import count_text, figure_text
+from reports.cells import OTHER_WORDINGS, at_k_keys, candidate_ranker, listed_reasons, reason_wording_counts, wording_key
+from reports.disclosure import Disclosed
+from reports.formatting import figure_text
 from reports.rankers import RANKER_NAMES, RANKER_TITLES, ranker_title
 
 
@@ -21,40 +22,40 @@ from reports.rankers import RANKER_NAMES, RANKER_TITLES, ranker_title
 SHAP_SAMPLE = 1000
 
 
-def metric_row(name: str, m: dict, threshold: int, used: bool = False) -> MetricRow:
-    """One ranker's figures at k, with any count that would reveal 1..threshold-1 people suppressed."""
-    def at_k(suffix: str) -> tuple[str, str]:
-        positives = m.get(f"positives_in_top_k{suffix}") or 0
-        if 0 < positives < threshold:
-            return f"<{threshold}人", f"<{threshold}人"
-        return figure_text(m.get(f"precision_at_k{suffix}")), figure_text(m.get(f"recall_at_k{suffix}"))
-
-    precision, recall = at_k("")
-    worst, _ = at_k("_worst")
-    best, _ = at_k("_best")
-    return MetricRow(name=name, used=used, k=m.get("k"),
-                     labelled=count_text(m.get("labelled_in_top_k") or 0, threshold),
-                     positives=count_text(m.get("positives_in_top_k") or 0, threshold),
-                     precision=precision, recall=recall, precision_ties=f"{worst} – {best}",
+def metric_row(name: str, who: str, m: dict, shown: Disclosed, used: bool = False,
+               district: str | None = None) -> MetricRow:
+    """One ranker's figures at k: counts and rates as the disclosure pass shows them (the cells
+    of reports/cells.py `at_k_keys`); precision and recall as rates with their 95% Wilson interval."""
+    keys = {ties: at_k_keys(who, district, ties) for ties in ("", "worst", "best")}
+    main = keys[""]
+    ties = " – ".join(shown.rate_text(keys[t]["positive"], keys[t]["labelled"], interval=False)
+                      for t in ("worst", "best"))
+    return MetricRow(name=name, used=used, k=m.get("k"), labelled=shown.text(main["labelled"]),
+                     positives=shown.text(main["positive"]),
+                     precision=shown.rate_text(main["positive"], main["labelled"]),
+                     recall=shown.rate_text(main["positive"], main["positives_total"]), precision_ties=ties,
                      roc_auc=figure_text(m.get("roc_auc")), average_precision=figure_text(m.get("average_precision")),
                      brier=figure_text(m.get("brier")))
 
 
-def evaluation_section(settings: dict, trained, threshold: int) -> tuple[Evaluation, object, Images, Calibration,
-                                                                      ModelTables]:
+def evaluation_section(settings: dict, trained, shown: Disclosed) -> tuple[Evaluation, object, Images, Calibration,
+                                                                           ModelTables]:
     """(evaluation, holdout, plots, calibration, extra tables) for the model-vs-baselines section.
 
     Each part that cannot be computed this month is None (or empty) with a Notice saying why."""
+    threshold = shown.threshold
     serving = evaluation.serving_ranker(trained)
     order = ["model", "champion", *BASELINES]
-    rows = tuple(metric_row(ranker_title(who, trained), trained.evaluation[who], threshold, who == serving)
+    rows = tuple(metric_row(ranker_title(who, trained), who, trained.evaluation[who], shown, who == serving)
                  for who in order if who in trained.evaluation)
-    candidates = tuple(metric_row(ranker_title(name, trained) + (" ✦" if name == trained.challenger else ""), m,
-                                   threshold) for name, m in sorted(getattr(trained, "candidates", {}).items()))
+    candidates = tuple(metric_row(ranker_title(name, trained) + (" ✦" if name == trained.challenger else ""),
+                                  candidate_ranker(name, trained.challenger), m, shown)
+                       for name, m in sorted(getattr(trained, "candidates", {}).items()))
     districts = []
     for who in dict.fromkeys([serving, "alone_75"]):
         for district, m in sorted(((trained.evaluation.get(who) or {}).get("districts") or {}).items()):
-            districts.append(metric_row(f"{district}: {RANKER_TITLES.get(who, who)}", m, threshold))
+            districts.append(metric_row(f"{district}: {RANKER_TITLES.get(who, who)}", who, m, shown,
+                                        district=district))
     held = evaluation.holdout(trained) if trained.evaluation else None
     timespan = settings["labels"]["timespan_days"]
     labelled = int(held.frame["label"].notna().sum()) if held is not None else 0
@@ -97,7 +98,10 @@ def evaluation_section(settings: dict, trained, threshold: int) -> tuple[Evaluat
             "No model was evaluated on the holdout this month, so there is no calibration plot."))
     else:
         bins, brier = evaluation.calibration_bins(held, threshold)
-        calibration = Calibration(tuple(bins), brier)
+        calibration = Calibration(tuple(b | {"observed_text": shown.rate_text(("holdout positive", "calibration bin", str(i)),
+                                                                              ("holdout labelled", "calibration bin", str(i))),
+                                             "n_text": shown.text(("holdout labelled", "calibration bin", str(i)))}
+                                        for i, b in enumerate(bins)), brier)
         calibration_figure = Figure(plots.data_uri(plots.calibration(bins, brier))) if bins else Figure(None, Notice(
             "model", f"検証月に訪問結果のある人が{threshold}人未満のため、較正図は描けません（少数の秘匿）。",
             f"Fewer than {threshold} holdout people have a known outcome, so there is no calibration plot "
@@ -119,37 +123,34 @@ def explaining_model(trained: TrainResult):
     return trained.challenger_model, False
 
 
-def reason_wordings(listed: pd.DataFrame, threshold: int) -> tuple[dict, ...]:
+def reason_wordings(listed: pd.DataFrame, shown: Disclosed) -> tuple[dict, ...]:
     """The list's reasons as worded, identical wordings collapsed into one row with their count
     ("×n"), most frequent first. Exploration picks are one row (their count is the cohort table's).
-    A wording shared by fewer than `threshold` people would describe them too closely, so those
-    are pooled into one row of "other wordings" (people and wordings counted, not shown)."""
+    A wording shared by fewer than the small-cell threshold of people would describe them too
+    closely, so those are pooled into one row of "other wordings" (wordings counted, not shown).
+    Every count is the disclosure pass's cell (reports/cells.py `register_wordings`)."""
     if not len(listed):
         return ()
-    picked = listed["exploration"].fillna(False).astype(bool) if "exploration" in listed else pd.Series(False, listed.index)
-    ranked = listed[~picked]
-    counts = (ranked.groupby(["reasons", "reasons_en"], sort=False).size().rename("n").reset_index()
-              .sort_values(["n", "reasons"], ascending=[False, True], kind="stable"))
-    shown, rare = counts[counts["n"] >= threshold], counts[counts["n"] < threshold]
-    rows = [{"ja": r.reasons, "en": r.reasons_en, "people": f"×{r.n}"} for r in shown.itertuples()]
+    threshold = shown.threshold
+    common, rare, picked = reason_wording_counts(listed, threshold)
+    rows = [{"ja": r.reasons, "en": r.reasons_en, "people": f"×{shown.text(wording_key(r.reasons))}"}
+            for r in common.itertuples()]
     if len(rare):
         rows.append({"ja": f"その他の文言（{len(rare)}通り、いずれも{threshold}人未満のため文言は非表示）",
                      "en": f"other wordings ({len(rare)}, each shared by fewer than {threshold} people, not shown)",
-                     "people": f"×{count_text(int(rare['n'].sum()), threshold)}"})
-    if picked.any():
-        rows.append({"ja": EXPLORATION[0], "en": EXPLORATION[1], "people": f"×{int(picked.sum())}"})
+                     "people": f"×{shown.text(OTHER_WORDINGS)}"})
+    if picked:
+        rows.append({"ja": EXPLORATION[0], "en": EXPLORATION[1],
+                     "people": f"×{shown.text(('listed', 'exploration', 'random'))}"})
     return tuple(rows)
 
 
-def shap_section(trained: TrainResult, eligible: pd.DataFrame, listed: pd.DataFrame, threshold: int) -> Shap:
-    counts = pd.Series([f for fs in listed["reason_features"] for f in (fs if fs is not None else [])],
-                       dtype="str").value_counts()
-    names = list(CATALOG)
-    reason_counts = counts.reindex(names, fill_value=0)
-    shown = suppress(reason_counts, threshold)
-    reasons = [{"feature": n, "label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}", "listed": shown[n]}
+def shap_section(trained: TrainResult, eligible: pd.DataFrame, listed: pd.DataFrame, shown: Disclosed) -> Shap:
+    reason_counts = listed_reasons(listed)
+    reasons = [{"feature": n, "label": f"{CATALOG[n].label_ja} / {CATALOG[n].label_en}",
+                "listed": shown.text(("listed", "reason", n))}
                for n in reason_counts.sort_values(ascending=False, kind="stable").index]
-    wordings = reason_wordings(listed, threshold)
+    wordings = reason_wordings(listed, shown)
     model, serving = explaining_model(trained)
     if model is None or not len(eligible):
         why = (Notice("reasons", "今月はモデルがないため、SHAP の全体像はありません（理由はルールの条件です）。",

@@ -24,6 +24,8 @@ from models.baselines import BASELINES
 from models.candidates import CANDIDATES
 from models.explain import method_text, threshold_text
 from contract.sources import SOURCES
+from reports.cells import candidate_ranker, holdout_audit_keys, register_holdout, register_labels
+from reports.disclosure import Cells, Disclosed, disclose, total
 from reports.fairness_tables import audit_table, flat_rows
 from reports.model_sections import metric_row
 from reports.rankers import RANKER_TITLES, ranker_title
@@ -69,24 +71,34 @@ def version_description(record: dict, card_sha256: str) -> str:
             f"{record.get('reason', '')}. Model card: model_card/model_card.html (SHA-256 {card_sha256}).")
 
 
-def _scale(settings: dict, record: dict) -> str:
-    """ATRS 2.3.3 (scale), from the version's own holdout month where it has one."""
+def card_disclosure(record: dict, threshold: int) -> Disclosed:
+    """The card's own disclosure pass over the holdout cells its tables show (the same cells, under
+    the same identities, as the report of the month the version was registered in)."""
+    cells = Cells()
+    register_holdout(cells, record.get("evaluation") or {}, record.get("candidates") or {}, record.get("challenger"),
+                     record.get("fairness") or {})
+    register_labels(cells, record.get("label_counts") or {})
+    return disclose(cells, threshold)
+
+
+def _scale(settings: dict, record: dict, shown: Disclosed) -> str:
+    """ATRS 2.3.3 (scale), from the version's own holdout month where it has one. k is the
+    holdout month's visiting capacity, set before anyone is ranked (public)."""
     share = settings["capacity"]["share_of_residents"]
     labels, model = record.get("label_counts") or {}, (record.get("evaluation") or {}).get("model") or {}
     if "holdout_cohort" not in labels or "k" not in model:
         return f"Monthly; about {share:.1%} of residents listed per month (the ward's visiting capacity)."
     return (f"Monthly. In this version's holdout month ({record.get('holdout_month')}) "
-            f"{labels['holdout_cohort']:,} residents aged {settings['prioritise']['min_age']}+ were ranked and "
-            f"{model['k']:,} would be listed at capacity (about {share:.1%} of residents per month).")
+            f"{shown.text(total('holdout'))} residents aged {settings['prioritise']['min_age']}+ were ranked and "
+            f"{model['k']} would be listed at capacity (about {share:.1%} of residents per month).")
 
 
-def _label_coverage(record: dict) -> str:
+def _label_coverage(record: dict, shown: Disclosed) -> str:
     """ATRS 2.4.3 (completeness) of the labels: how few of the ranked people have a known outcome."""
-    labels = record.get("label_counts") or {}
-    if "holdout_coverage_pct" not in labels:
+    if "holdout_cohort" not in (record.get("label_counts") or {}):
         return ""
-    return (f"Labels are selective: in the holdout month {labels['holdout_coverage_pct']:.2f}% of the "
-            f"{labels['holdout_cohort']:,} ranked residents had a known outcome.")
+    return (f"Labels are selective: in the holdout month {shown.rate_text(total('holdout labels'), total('holdout'))} "
+            "of the ranked residents had a known outcome (95% Wilson interval; known outcomes / ranked).")
 
 
 def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[str, str | Table]]]]:
@@ -105,9 +117,11 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
                          f.imputation + (f" (flag `{name}_imp`: {f.imputed_en})" if name in FLAGGED else "")]
                         for name, f in CATALOG.items()])
     evaluation = record.get("evaluation") or {}
+    shown = card_disclosure(record, threshold)
     rankers = [who for who in ["model", "champion", *BASELINES] if who in evaluation]
-    rows = [metric_row(ranker_title(who, names), evaluation[who], threshold) for who in rankers]
-    rows += [metric_row(ranker_title(who, names), m, threshold) for who, m in sorted((record.get("candidates") or {}).items())]
+    rows = [metric_row(ranker_title(who, names), who, evaluation[who], shown) for who in rankers]
+    rows += [metric_row(ranker_title(who, names), candidate_ranker(who, record.get("challenger")), m, shown)
+             for who, m in sorted((record.get("candidates") or {}).items())]
     performance: Table = (["ranker", "k", "precision@k (ties worst – best)", "ROC AUC", "average precision", "Brier"],
                           [[r.name, str(r.k), r.precision_ties, r.roc_auc, r.average_precision, r.brier]
                            for r in rows])
@@ -122,8 +136,10 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
               f"registered but not promoted (batch {month}): {record['reason']}")
     train_months = list(record.get("train_months") or [])
     holdout = record.get("holdout_month")
-    refit_rows = labels.get("train_labelled", 0) + labels.get("holdout_labelled", 0)
-    refit_positive = labels.get("train_positive", 0) + labels.get("holdout_positive", 0)
+
+    def said(key) -> str:
+        return shown.text(key) if key in shown.cells.values else "—"
+
     architecture = {
         "hgb": f"declared imputer → HistGradientBoostingClassifier(max_iter={t['max_iter']}, learning_rate="
                f"{t['learning_rate']}, max_leaf_nodes={t['max_leaf_nodes']}, min_samples_leaf={t['min_samples_leaf']}, "
@@ -192,7 +208,7 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "share of the month's eligible cohort scoring at least as high), never the raw score."),
             ("Human decisions and review", "The list informs, a person decides: visitors and the coordinator may skip, "
              "add or reorder visits; outcomes (要支援・問題なし・不在・拒否) are recorded by people and become labels."),
-            ("Frequency and scale", _scale(settings, record)),
+            ("Frequency and scale", _scale(settings, record, shown)),
             ("Appeals and objections", "A resident who objects (申出) is put on the exclusions extract and is never "
              "listed; residents can request disclosure of their identified records as usual."),
             ("Required training", "Coordinators and visitors: what the reasons mean and do not mean (a reason is "
@@ -218,10 +234,10 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              f"{', '.join(record.get('calibration_months') or []) or '—'}), holdout as-of month {holdout or '—'}; "
              f"the registered version is refitted on {', '.join(train_months + ([holdout] if holdout else []))} "
              f"({len(train_months) + (1 if holdout else 0)} months)."),
-            ("Labels", f"training months: {labels.get('train_labelled', '—')} labelled rows "
-             f"({labels.get('train_positive', '—')} positive); holdout: {labels.get('holdout_labelled', '—')} "
-             f"({labels.get('holdout_positive', '—')} positive); the registered version's refit: {refit_rows} "
-             f"({refit_positive} positive)"),
+            ("Labels", f"training months: {said(total('training labels'))} labelled rows "
+             f"({said(('training labels', 'label', 'positive'))} positive); holdout: {said(total('holdout labels'))} "
+             f"({said(('holdout labels', 'label', 'positive'))} positive); the registered version's refit: "
+             f"{said(total('refit labels'))} ({said(('refit labels', 'label', 'positive'))} positive)"),
             ("Performance on the holdout (at capacity k)", performance),
             ("Most influential features", "see the SHAP summary of each month's report (it depends on the month scored)"),
         ]),
@@ -236,14 +252,15 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "learns the visiting policy as well as isolation; exploration picks and fairness checks are the remedy."),
             ("Sensitive attributes", "Age is a feature; sex and district are not, and are used to audit the list."),
             ("Completeness and representativeness", "Only residents known to ward services appear in the source data; "
-             "people who use no service look alike (many `_imp` flags). " + _label_coverage(record)
+             "people who use no service look alike (many `_imp` flags). " + _label_coverage(record, shown)
              + " Validation results are in each month's report."),
             ("Data access and storage", "Analyst zone: pseudonyms only; custody zone: key, approvals, named sheets, "
              "audit log. Named sheets expire and are purged."),
         ]),
         ("Tier 2 — Risks, mitigations and impact", [
             *[(f"Fairness audit at training (holdout at k, ratios to the whole cohort): {RANKER_TITLES.get(who, who)}",
-               flat_rows(audit_table(RANKER_TITLES.get(who, who), rows, threshold, bounds, min_labelled, True)))
+               flat_rows(audit_table(RANKER_TITLES.get(who, who), rows, shown, holdout_audit_keys(who), bounds,
+                                     min_labelled, True)))
               for who, rows in sorted((record.get("fairness") or {}).items())],
             ("New fairness flags at registration", ", ".join(record.get("new_fairness_flags") or []) or "none"),
             ("Fairness of a month's list", "in that month's report"),

@@ -5,7 +5,8 @@ rule baselines at capacity with precision/recall-at-k curves and calibration; fa
 group; why people were listed (global SHAP summary, reasons used); drift of every feature
 against last month; the list's make-up. Images are embedded (base64 PNG), there is no script
 and no external resource, so the file opens anywhere, offline. Every count of people goes
-through disclosure control (reports/disclosure.py) and ages are top-coded at 90.
+through one disclosure-control pass over the whole report (reports/disclosure.py; the cells and
+their relations are registered by reports/cells.py), and ages are top-coded at 90.
 
 `report_context` builds everything the report shows from what the runner holds in memory
 (`ReportInputs`); `report_html` renders it. The catalogue writes the file
@@ -21,16 +22,16 @@ import pandas as pd
 from contract.months import shift
 from contract.sources import SOURCES
 from features.catalog import AGE_TOP, MODEL_FEATURES, label
-from features.groups import AGE_BANDS, SEX_JA, age_band
+from features.groups import AGE_BANDS, SEX_JA
 from models.baselines import BASELINES
 from models.prioritise import Eligibility
 from models.train import TrainResult
-from reports.fairness_tables import as_stored, fairness_section
+from reports.cells import register_holdout, register_labels, register_month, register_reasons, register_wordings
+from reports.fairness_tables import as_stored, fairness_section, month_audit
 from reports import evaluation
-from reports.formatting import count_text
 from reports.model_sections import evaluation_section, shap_section
 from reports.context import Coverage, DataQuality, Drift, ListSection, Metadata, Notice, ReportContext, Training
-from reports.disclosure import suppress, suppressed_total
+from reports.disclosure import Cells, Disclosed, disclose, total
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined)
@@ -58,27 +59,22 @@ class ReportInputs:
     scores: pd.DataFrame | None = field(default=None, repr=False)              # this month's score column
 
 
-def makeup_table(title: str, groups: pd.Series, listed: pd.Series, order: list[str], threshold: int) -> dict:
-    """Listed people per group beside the residents, both suppressed."""
-    cohort_counts = groups.value_counts().reindex(order, fill_value=0)
-    listed_counts = listed.value_counts().reindex(order, fill_value=0)
-    shown_cohort, shown_listed = suppress(cohort_counts, threshold), suppress(listed_counts, threshold)
-    rows = [[g, shown_cohort[g], shown_listed[g]] for g in order]
-    rows.append(["計 / total", suppressed_total(cohort_counts, threshold), suppressed_total(listed_counts, threshold)])
+def makeup_table(title: str, attribute: str, order: list[str], words: dict[str, str], shown: Disclosed) -> dict:
+    """Listed people per group beside the residents (the cells of reports/cells.py `register_month`)."""
+    rows = [[words.get(g, g), shown.text(("residents", attribute, g)), shown.text(("listed", attribute, g))]
+            for g in order]
+    rows.append(["計 / total", shown.text(total("residents")), shown.text(total("listed"))])
     return {"title": title, "header": ["区分 / group", "住民 / residents", "掲載 / listed"], "rows": rows}
 
 
-def district_table(features: pd.DataFrame, listed: pd.Series, caps: dict[str, int], threshold: int) -> dict:
-    """Visiting capacity per district. Capacity and listed counts are planned workload, set by
-    the ward before anyone is scored, so they are shown as they are; resident counts are suppressed."""
+def district_table(caps: dict[str, int], shown: Disclosed) -> dict:
+    """Visiting capacity per district. Capacity is planned workload, set by the ward before anyone
+    is scored, so it is shown as it is, and so is a district's listed count when it fills it."""
     order = sorted(caps)
-    residents = features["district"].value_counts().reindex(order, fill_value=0)
-    elderly = features.loc[features["age"] >= 65, "district"].value_counts().reindex(order, fill_value=0)
-    counts = listed.value_counts().reindex(order, fill_value=0)
-    shown_r, shown_e = suppress(residents, threshold), suppress(elderly, threshold)
-    rows = [[d, shown_r[d], shown_e[d], caps[d], int(counts[d])] for d in order]
-    rows.append(["計 / total", suppressed_total(residents, threshold), suppressed_total(elderly, threshold),
-                 sum(caps.values()), int(counts.sum())])
+    rows = [[d, shown.text(("residents", "district", d)), shown.text(("aged 65+", "district", d)), caps[d],
+             shown.text(("listed", "district", d))] for d in order]
+    rows.append(["計 / total", shown.text(total("residents")), shown.text(total("aged 65+")),
+                 sum(caps.values()), shown.text(total("listed"))])
     return {"title": "地区別の訪問枠 / visiting capacity by district",
             "header": ["地区 / district", "住民 / residents", "65歳以上 / aged 65+", "訪問枠 / capacity",
                        "掲載 / listed"], "rows": rows}
@@ -196,12 +192,20 @@ def _drift_section(month: str, features: pd.DataFrame, previous: pd.DataFrame | 
 
 # ------------------------------------------------------------------------------ the report
 
-def _training(settings: dict, trained) -> Training:
+LABEL_WORDS = ((total("training labels"), "学習月の結果あり", "training months, labelled"),
+               (("training labels", "label", "positive"), "うち要支援", "of whom in need"),
+               (total("holdout labels"), "検証月の結果あり", "holdout month, labelled"),
+               (("holdout labels", "label", "positive"), "うち要支援", "of whom in need"))
+
+
+def _training(settings: dict, trained, shown: Disclosed) -> Training:
     t = settings["training"]
     timespan = settings["labels"]["timespan_days"]
     counts = dict(trained.label_counts or {})
-    coverage = (Coverage(int(counts["holdout_cohort"]), int(counts.get("holdout_labelled", 0)),
-                         float(counts.get("holdout_coverage_pct", 0.0))) if "holdout_cohort" in counts else None)
+    coverage = (Coverage(shown.text(total("holdout")), shown.text(total("holdout labels")),
+                         shown.rate_text(total("holdout labels"), total("holdout")))
+                if "holdout_cohort" in counts else None)
+    labels = tuple((f"{ja} / {en}", shown.text(key)) for key, ja, en in LABEL_WORDS if key in shown.cells.values)
     why = None
     if trained.challenger is None and not trained.train_months:
         why = Notice("model", f"訪問結果を待つ期間（{timespan}日）が学習と検証に足りるだけ"
@@ -209,37 +213,40 @@ def _training(settings: dict, trained) -> Training:
                      f"No {timespan}-day label window has closed early enough to train "
                      "and hold out, so no model could be trained; today's rule made the list.")
     elif trained.challenger is None:
-        why = Notice("model", f"学習月の訪問結果が{counts.get('train_labelled', 0)}件（うち要支援"
-                     f"{counts.get('train_positive', 0)}件）で、必要な{t['min_labelled']}件（要支援{t['min_positive']}件）"
+        held = {key: shown.text(key) if key in shown.cells.values else "0"
+                for key in (total("training labels"), ("training labels", "label", "positive"))}
+        labelled, positive = held.values()
+        why = Notice("model", f"学習月の訪問結果が{labelled}件（うち要支援"
+                     f"{positive}件）で、必要な{t['min_labelled']}件（要支援{t['min_positive']}件）"
                      "に足りないため、モデルは学習できません。ルールでリストを作りました。",
-                     f"The training months hold {counts.get('train_labelled', 0)} labelled rows "
-                     f"({counts.get('train_positive', 0)} positive); at least {t['min_labelled']} "
+                     f"The training months hold {labelled} labelled rows "
+                     f"({positive} positive); at least {t['min_labelled']} "
                      f"({t['min_positive']} positive) are needed, so no model could be trained; a rule made the list.")
     calibration_months = tuple(getattr(trained, "calibration_months", []) or [])
     train_months = tuple(trained.train_months or [])
     return Training(
         mode=trained.mode, reason=trained.reason, holdout_month=trained.holdout_month, train_months=train_months,
         fit_months=train_months[:len(train_months) - len(calibration_months)], calibration_months=calibration_months,
-        label_counts=counts, baseline=trained.baseline, model_version=trained.model_version,
+        label_counts=counts, labels=labels, baseline=trained.baseline, model_version=trained.model_version,
         calibration=getattr(trained, "calibration", None), criterion=getattr(trained, "criterion", None),
         serving=getattr(trained, "serving", None), challenger_version=getattr(trained, "challenger_version", None),
         champion_version=getattr(trained, "champion_version", None), coverage=coverage, why_not=why)
 
 
 def _listing(settings: dict, features: pd.DataFrame, listed: pd.DataFrame, eligible: pd.DataFrame,
-             counts: Eligibility, caps: dict[str, int], threshold: int) -> ListSection:
+             caps: dict[str, int], shown: Disclosed) -> ListSection:
     """Cohort counts, and in words every district whose capacity the list could not fill."""
     min_age = settings["prioritise"]["min_age"]
-    cohort = [("住民（スコア対象）/ residents scored", count_text(len(features), threshold)),
-              (f"{min_age}歳以上 / aged {min_age}+", count_text(counts.min_age_cohort, threshold)),
-              ("除外（申出・支援中・入院入所）/ excluded", count_text(counts.excluded, threshold)),
-              ("180日以内に訪問済み / visited in the last 180 days", count_text(counts.recently_visited, threshold)),
-              ("掲載可能 / eligible", count_text(counts.eligible, threshold)),
+    cohort = [("住民（スコア対象）/ residents scored", shown.text(total("residents"))),
+              (f"{min_age}歳以上 / aged {min_age}+", shown.text(total(f"aged {min_age}+"))),
+              ("除外（申出・支援中・入院入所）/ excluded", shown.text(total("excluded"))),
+              ("180日以内に訪問済み / visited in the last 180 days", shown.text(total("recently visited"))),
+              ("掲載可能 / eligible", shown.text(total("eligible"))),
               ("訪問枠 / capacity", str(sum(caps.values()))),
-              ("掲載 / listed", str(len(listed)))]
+              ("掲載 / listed", shown.text(total("listed")))]
     if "exploration" in listed.columns:
         cohort.append(("うち探索枠（無作為抽出）/ of which exploration picks (random)",
-                       str(int(listed["exploration"].fillna(False).astype(bool).sum()))))
+                       shown.text(("listed", "exploration", "random"))))
     notes = []
     if not sum(caps.values()):
         share = settings["capacity"]["share_of_residents"]
@@ -254,11 +261,30 @@ def _listing(settings: dict, features: pd.DataFrame, listed: pd.DataFrame, eligi
             notes.append(Notice("cohort", f"{district}には掲載できる人がいないため、訪問枠{cap}人に対して掲載は0人です。",
                                 f"Nobody in district {district} is eligible, so none of its {cap} visits is listed."))
         elif cap > n:
+            n_text = shown.text(("eligible", "district", district))
             notes.append(Notice("cohort", f"{district}は掲載できる人が訪問枠{cap}人より少ないため、"
-                                f"全員（{count_text(n, threshold)}人）を掲載しました。",
+                                f"全員（{n_text}人）を掲載しました。",
                                 f"District {district} has fewer eligible people than its {cap} visits, so all of them "
-                                f"({count_text(n, threshold)}) are listed."))
+                                f"({n_text}) are listed."))
     return ListSection(cohort=tuple(cohort), capacity=int(sum(caps.values())), listed=len(listed), why_not=tuple(notes))
+
+
+def report_cells(inputs: ReportInputs, month_rows: list[dict]) -> Cells:
+    """Every count the report publishes, with its relations (reports/cells.py), for the one pass."""
+    trained, features = inputs.trained, inputs.features
+    cells = Cells()
+    listed = inputs.listed[[c for c in ("pid", "exploration") if c in inputs.listed]].merge(features, on="pid")
+    register_month(cells, features, listed, inputs.eligibility, inputs.capacity,
+                   inputs.settings["prioritise"]["min_age"], month_rows)
+    held = evaluation.holdout(trained) if trained.evaluation else None
+    bins = (evaluation.calibration_bins(held, inputs.settings["report"]["small_cell"])[0]
+            if held is not None and "model" in held.rankers else [])
+    register_holdout(cells, trained.evaluation or {}, getattr(trained, "candidates", {}) or {}, trained.challenger,
+                     as_stored(trained.fairness) or {}, bins)
+    register_labels(cells, dict(trained.label_counts or {}))
+    register_reasons(cells, inputs.listed)
+    register_wordings(cells, inputs.listed, inputs.settings["report"]["small_cell"])
+    return cells
 
 
 def _delivery_notices(quality: DataQuality) -> tuple[Notice, ...]:
@@ -282,27 +308,28 @@ def report_context(inputs: ReportInputs) -> ReportContext:
     threshold = settings["report"]["small_cell"]
     caps = inputs.capacity
     eligible = features[inputs.eligibility.mask]
-    listed_attrs = features.set_index("pid").loc[listed["pid"]]
+    bounds = settings["fairness"]["ratio_bounds"]
+    month_rows = month_audit(listed, eligible, bounds, settings["fairness"]["min_labelled"])
+    shown = disclose(report_cells(inputs, month_rows), threshold)
     tables = (
-        district_table(features, listed_attrs["district"], caps, threshold),
-        makeup_table(f"年齢区分別 / by age band ({AGE_TOP}+ top-coded)", age_band(features["age"]),
-                     age_band(listed_attrs["age"]), [b[2] for b in AGE_BANDS], threshold),
-        makeup_table("性別 / by sex", features["sex"].map(SEX_JA), listed_attrs["sex"].map(SEX_JA),
-                     list(SEX_JA.values()), threshold),
+        district_table(caps, shown),
+        makeup_table(f"年齢区分別 / by age band ({AGE_TOP}+ top-coded)", "age_band", [b[2] for b in AGE_BANDS], {},
+                     shown),
+        makeup_table("性別 / by sex", "sex", list(SEX_JA), SEX_JA, shown),
     )
-    evaluated, held, images, calibration, model_tables = evaluation_section(settings, trained, threshold)
+    evaluated, held, images, calibration, model_tables = evaluation_section(settings, trained, shown)
     quality = _data_quality(_with_feature_checks(inputs.record, inputs.feature_checks), inputs.data_docs)
     return ReportContext(
         month=inputs.month, threshold=threshold, meta=_metadata(inputs.month, inputs.manifest, trained,
                                                                 inputs.code_version),
-        quality=quality, delivery_notes=_delivery_notices(quality), training=_training(settings, trained),
+        quality=quality, delivery_notes=_delivery_notices(quality), training=_training(settings, trained, shown),
         evaluation=evaluated, model_tables=model_tables, holdout=held, images=images, calibration=calibration,
-        listing=_listing(settings, features, listed, eligible, inputs.eligibility, caps, threshold), tables=tables,
-        fairness=fairness_section(as_stored(trained.fairness), evaluation.serving_ranker(trained), listed, eligible,
-                                  threshold, settings["fairness"]["ratio_bounds"], settings["fairness"]["min_labelled"]),
-        shap=shap_section(trained, eligible, listed, threshold),
+        listing=_listing(settings, features, listed, eligible, caps, shown), tables=tables,
+        fairness=fairness_section(as_stored(trained.fairness), evaluation.serving_ranker(trained), month_rows, shown,
+                                  bounds, settings["fairness"]["min_labelled"]),
+        shap=shap_section(trained, eligible, listed, shown),
         drift=_drift_section(inputs.month, features, inputs.previous_features, inputs.previous_scores, inputs.scores),
-        list_path=inputs.list_path, mlflow_uri=inputs.mlflow_uri, settings=settings,
+        list_path=inputs.list_path, mlflow_uri=inputs.mlflow_uri, settings=settings, disclosed=shown,
     )
 
 

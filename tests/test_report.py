@@ -17,6 +17,8 @@ from reports import evaluation
 from reports.fairness_tables import as_stored, fairness_section
 from reports.rankers import RANKER_TITLES
 from tests.test_fairness import under_selected_holdout
+from reports.cells import wording_key
+from tests.test_disclosure import assert_nothing_pinned
 
 SECTIONS = ["meta", "quality", "cohort", "model", "fairness", "reasons", "drift", "makeup", "outputs"]
 
@@ -49,10 +51,13 @@ def test_no_identifier_from_the_inbox_is_in_the_report_model_card_or_plots(ward)
 
 
 def test_small_counts_are_suppressed_in_the_report(report):
-    # every plain integer cell of the fairness and make-up tables is 0, ≥ 10, or shown as <10
+    # every plain integer cell of the fairness tables is 0, ≥ 10 or shown as <10, unless its row shows
+    # it as a rate's numerator over 10 or more people (a rate is hidden only when its denominator is small)
     fairness = report[report.index('id="fairness"'):report.index('id="reasons"')]
-    for value in re.findall(r'<td(?: class="n")?>(\d+)</td>', fairness):
-        assert int(value) == 0 or int(value) >= 10, value
+    for row in re.findall(r"<tr[^>]*>.*?</tr>", fairness, re.S):
+        for value in re.findall(r'<td(?: class="n")?>(\d+)</td>', row):
+            over = [int(d) for d in re.findall(r"\(" + value + r"/(\d+)\)", row)]
+            assert int(value) == 0 or int(value) >= 10 or any(d >= 10 for d in over), (value, row)
     # the tables are labelled in words, not with the audit's column names
     for raw in ("tpr_ratio", "fdr_ratio", "suppressed", "selected_labelled", "True", "False"):
         assert raw not in fairness, raw
@@ -98,14 +103,14 @@ def test_this_months_list_says_when_a_group_with_eligible_people_has_nobody_list
                              "sex": rng.choice(["male", "female"], n), "living_alone": rng.integers(0, 2, n).astype(float),
                              "district": np.r_[np.full(n - 5, "東町地区"), np.full(5, "西町地区")]})
     listed = eligible[(eligible["age"] < 90) & (eligible["district"] == "東町地区")].head(60)[["pid"]]
-    section = fairness_section({}, None, listed, eligible, 10, (0.8, 1.25), 10)
+    section = _section_alone({}, None, listed, eligible)
     said = [f["ja"] for f in section.findings]
     assert "今月のリスト：90歳以上の掲載可能者129人のうち掲載0人です。" in said
     assert "今月のリスト：西町地区の掲載可能者<10人のうち掲載0人です。" in said       # 5 people: suppressed
     assert any("aged 90+ — none of the 129 eligible people is selected" in f["en"] for f in section.findings)
     rows = [r for s in section.computed[0]["sections"] for r in s["rows"]]
     old = next(r for r in rows if r["group"] == "90歳以上")
-    assert old["group_en"] == "aged 90+" and old["selection_rate"] == "0.00" and old["words_ja"] == "掲載0人"
+    assert old["group_en"] == "aged 90+" and old["selection_rate"].startswith("0.0% [0.0–") and old["words_ja"] == "掲載0人"
     for r in rows:     # every count shown is 0, ≥ 10, <10 or hidden as x
         for cell in (r["people"], r["selected"]):
             assert cell in ("0", "<10", "x") or int(cell) >= 10, cell
@@ -118,7 +123,7 @@ def test_the_holdout_audit_is_a_bilingual_table_with_the_flag_in_words_and_no_co
     frame, baseline, challenger = under_selected_holdout()
     stored = as_stored({"model": audit(frame, challenger), "alone_75": audit(frame, baseline)})
     eligible = frame.drop(columns="label").assign(pid=[f"p{i:04d}" for i in range(len(frame))])
-    section = fairness_section(stored, "alone_75", eligible[baseline][["pid"]], eligible, 10, (0.8, 1.25), 10)
+    section = _section_alone(stored, "alone_75", eligible[baseline][["pid"]], eligible)
     # the ranker that made the list comes first, then the challenger
     assert section.stored[0]["title"] == RANKER_TITLES["alone_75"] + " — 今月のリストを作った方法 / made this month's list"
     assert section.stored[1]["title"] == "挑戦モデル / challenger"
@@ -131,6 +136,19 @@ def test_the_holdout_audit_is_a_bilingual_table_with_the_flag_in_words_and_no_co
     assert part.count('class="flag"') == 1                         # the challenger's 90+ row, nothing else
     for raw in ("tpr_ratio", "fdr_ratio", "suppressed", "selected_labelled", "True", "False", "age_band", "living_alone"):
         assert raw not in part, raw
+
+
+def _section_alone(stored, serving, listed, eligible):
+    """The fairness section with the disclosure pass over its own cells only."""
+    from reports.cells import month_audit_keys, register_audit, register_holdout
+    from reports.disclosure import Cells, disclose
+    from reports.fairness_tables import month_audit
+
+    rows = month_audit(listed, eligible, (0.8, 1.25), 10)
+    cells = Cells()
+    register_audit(cells, rows, month_audit_keys())
+    register_holdout(cells, {}, {}, None, stored)
+    return fairness_section(stored, serving, rows, disclose(cells, 10), (0.8, 1.25), 10)
 
 
 def test_the_report_renders_in_headless_chromium_offline_without_overflow(ward, browser, tmp_path):
@@ -165,7 +183,7 @@ def _bare_context(**changes):
         month="2026-10", threshold=10, meta=Metadata((("対象月 / month", "2026-10"),), (), ()),
         quality=DataQuality((), ("welfare_contacts",), (), (), 0, 0, (), (), (), None, ("checkups",)),
         delivery_notes=(why("quality", "配達"),),
-        training=Training("baseline", "cold start", None, (), (), (), {}, "alone_75", None, None, None, "alone_75",
+        training=Training("baseline", "cold start", None, (), (), (), {}, (), "alone_75", None, None, None, "alone_75",
                           None, None, None, why("model", "学習")),
         evaluation=Evaluation((), why("model", "比較"), None), model_tables=ModelTables((), (), (), 3),
         images=Images(Figure(None, why("model", "分割図")), Figure(None, why("model", "曲線")),
@@ -226,6 +244,17 @@ def _trained_without_holdout_labels(split_plot: bytes | None):
                        label_counts={"holdout_cohort": n, "holdout_labelled": 0, "holdout_coverage_pct": 0.0})
 
 
+def _holdout_pass(trained):
+    """The disclosure pass over a trained result's holdout cells only."""
+    from reports.cells import register_holdout, register_labels
+    from reports.disclosure import Cells, disclose
+
+    cells = Cells()
+    register_holdout(cells, trained.evaluation, getattr(trained, "candidates", {}) or {}, trained.challenger, {})
+    register_labels(cells, trained.label_counts)
+    return disclose(cells, 10)
+
+
 @pytest.mark.parametrize("split_plot", [None, "png"])
 def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_path, split_plot):
     from pipelines.config import load_config
@@ -235,11 +264,12 @@ def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_pa
     cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
     png = splits([{"month": "2026-01", "role": "fit", "start": pd.Timestamp("2026-01-31"),
                    "end": pd.Timestamp("2026-07-30")}], "2026-10") if split_plot else None
-    found, held, images, calibration, _ = evaluation_section(cfg.settings, _trained_without_holdout_labels(png), 10)
+    trained = _trained_without_holdout_labels(png)
+    found, held, images, calibration, _ = evaluation_section(cfg.settings, trained, _holdout_pass(trained))
     assert held is not None and found.rows and found.why_not is None
     assert found.precision_why_not.ja == "検証用の訪問結果がまだないため、精度は計算できません。"
     assert found.precision_why_not.en == "No holdout labels yet, so precision cannot be measured."
-    assert all(row.precision == "—" and row.labelled == "0" for row in found.rows)
+    assert all(row.precision == "—" and row.labelled == "0" for row in found.rows)   # a rate over nobody
     assert images.pr_at_k.uri is None and "曲線は描けません" in images.pr_at_k.why_not.ja
     assert images.calibration.uri is None and "較正図は描けません" in images.calibration.why_not.ja
     assert calibration.bins == () and calibration.brier is None
@@ -250,6 +280,17 @@ def test_a_model_without_holdout_labels_says_precision_cannot_be_measured(tmp_pa
 
 
 # ------------------------------------------------------------------ reasons as worded, ties collapsed
+
+def _wordings_pass(worded: pd.DataFrame, threshold: int):
+    """The disclosure pass over §6's wordings and the list's size (public: the capacity)."""
+    from reports.cells import register_wordings
+    from reports.disclosure import Cells, disclose, total
+
+    cells = Cells()
+    cells.count(total("listed"), len(worded), public=True)
+    register_wordings(cells, worded, threshold)
+    return disclose(cells, threshold)
+
 
 def _worded(counts: dict[str, int], picks: int) -> pd.DataFrame:
     from features.catalog import EXPLORATION
@@ -267,9 +308,15 @@ def test_identical_reason_wordings_collapse_to_one_line_with_their_count(thresho
 
     counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10, "健診の受診記録が2年以上なし": 3,
               "81歳、過去1年に緊急対応1回": 1}
-    rows = reason_wordings(_worded(counts, 2), threshold)
+    worded = _worded(counts, 2)
+    passed = _wordings_pass(worded, threshold)
+    rows = reason_wordings(worded, passed)
     shown = {w: n for w, n in counts.items() if n >= threshold}
-    assert [(r["ja"], r["people"]) for r in rows[:len(shown)]] == [(w, f"×{n}") for w, n in shown.items()]
+    assert [r["ja"] for r in rows[:len(shown)]] == list(shown)
+    # each count as the pass shows it: the number, or "x" where it would give the pooled one away
+    assert [r["people"] for r in rows[:len(shown)]] == [f"×{passed.text(wording_key(w))}" for w in shown]
+    assert all(r["people"] in (f"×{n}", "×x") for r, n in zip(rows, shown.values()))
+    assert_nothing_pinned(passed, threshold)
     assert [r["en"] for r in rows[:len(shown)]] == [f"wording {list(counts).index(w)} in English" for w in shown]
     rare = {w: n for w, n in counts.items() if n < threshold}
     if rare:   # a wording fewer people share than the small-cell threshold is pooled, not printed
@@ -277,7 +324,8 @@ def test_identical_reason_wordings_collapse_to_one_line_with_their_count(thresho
         assert f"{len(rare)}通り" in pooled["ja"] and not any(w in pooled["ja"] for w in rare)
         total = sum(rare.values())
         assert pooled["people"] == (f"×<{threshold}" if total < threshold else f"×{total}")
-    assert rows[-1] == {"ja": EXPLORATION[0], "en": EXPLORATION[1], "people": "×2"}
+    assert rows[-1] == {"ja": EXPLORATION[0], "en": EXPLORATION[1],
+                        "people": "×2" if threshold <= 2 else f"×<{threshold}"}
     assert len(rows) == len(shown) + bool(rare) + 1
 
 
@@ -287,7 +335,8 @@ def test_the_report_prints_each_wording_once_with_its_count():
 
     counts = {"90歳以上、ひとり暮らし": 12, "介護保険料を4か月分滞納": 10}
     context = _bare_context()
-    context = replace(context, shap=replace(context.shap, wordings=reason_wordings(_worded(counts, 1), 10)))
+    worded = _worded(counts, 10)     # no small cell, so nothing is hidden
+    context = replace(context, shap=replace(context.shap, wordings=reason_wordings(worded, _wordings_pass(worded, 10))))
     html = _ENV.get_template("report.html.j2").render(**context.template_vars())
     for wording, n in counts.items():
         assert html.count(wording) == 1
@@ -305,10 +354,30 @@ def test_the_months_report_collapses_the_lists_wordings(ward, report):
     counts = listed[~listed["exploration"]].groupby("reasons").size()
     printed = {ja: n for ja, _, n in rows}
     for wording, n in counts.items():
-        if n >= threshold:
-            assert printed.pop(wording) == str(n)
+        if n >= threshold:     # the count, or "x" where it would give the pooled rare wordings away
+            assert printed.pop(wording) in (str(n), "x")
         else:
             assert wording not in section
     assert len(rows) == len(set(ja for ja, _, _ in rows))   # one line per wording
     if listed["exploration"].any():
-        assert printed.pop("無作為抽出（探索枠）") == str(int(listed["exploration"].sum()))
+        picked = int(listed["exploration"].sum())      # a small count like any other (it is §3's cell too)
+        assert printed.pop("無作為抽出（探索枠）") in ((str(picked), "x") if picked >= threshold else (f"&lt;{threshold}",))
+
+
+def test_a_month_without_enough_labels_says_so_without_printing_a_small_count(tmp_path):
+    from types import SimpleNamespace
+
+    from pipelines.config import load_config
+    from reports.cells import register_labels
+    from reports.disclosure import Cells, disclose
+    from reports.report import _training
+
+    cfg = load_config(None, tmp_path / "inbox", tmp_path / "work", tmp_path / "custody", environ={})
+    counts = {"train_labelled": 4, "train_positive": 1}
+    cells = Cells()
+    register_labels(cells, counts)
+    trained = SimpleNamespace(challenger=None, train_months=["2026-01"], label_counts=counts, mode="baseline",
+                              reason="too few labels", holdout_month=None, baseline="alone_75", model_version=None)
+    why = _training(cfg.settings, trained, disclose(cells, 10)).why_not
+    assert "学習月の訪問結果が<10件（うち要支援<10件）" in why.ja
+    assert "The training months hold <10 labelled rows (<10 positive)" in why.en
