@@ -156,3 +156,30 @@ def test_the_session_wards_report_shows_rates_as_rates(ward):
     model = html[html.index('id="model"'):html.index('id="fairness"')]
     assert "&lt;10人" not in model and "<10人" not in model
     assert "% [" in model
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_the_closed_form_range_of_one_relation_is_the_linear_programmes(data):
+    # the pass solves a table with one relation in closed form: it must give the solver's answer
+    from scipy.optimize import linprog
+
+    from reports.disclosure import _one_relation_range
+
+    n = data.draw(st.integers(1, 5))
+    a = np.array(data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    lows = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    bounds = [(lo, data.draw(st.one_of(st.none(), st.integers(lo, lo + 12)))) for lo in lows]
+    x = np.array([data.draw(st.integers(lo, hi if hi is not None else lo + 15)) for lo, hi in bounds], dtype=float)
+    equal = data.draw(st.booleans())
+    b = float(a @ x) + (0 if equal else data.draw(st.integers(0, 4)))
+    for i in range(n):
+        ends = []
+        for sense in (1, -1):
+            c = np.zeros(n)
+            c[i] = sense
+            rows = {"A_eq": [a], "b_eq": [b]} if equal else {"A_ub": [a], "b_ub": [b]}
+            res = linprog(c, bounds=bounds, method="highs", **rows)
+            ends.append(sense * res.fun if res.status == 0 else -sense * np.inf)
+        low, high = _one_relation_range((a, b, equal), bounds, i)
+        assert low == pytest.approx(ends[0]) and high == pytest.approx(ends[1])
