@@ -164,14 +164,18 @@ def disclose(cells: Cells, threshold: int) -> Disclosed:
     then the attacker's audit: while a linear programme over everything published still pins a
     protected cell (`pinned`), one more cell next to it is hidden and the pass runs again."""
     locked: dict[Key, str] = {}         # hidden by the audit: never shown again
+    # cells that public counts alone determine (a list whose public capacity is under the
+    # threshold, say): no suppression can protect them, so the pass stays hidden there and stops
+    conceded: set[Key] = set()
     while True:
         shown = _fixed_point(cells, threshold, locked)
-        exposed = pinned(shown)
+        exposed = [k for k in pinned(shown) if k not in conceded]
         if not exposed:
             return shown
         extra = _next_to(cells, shown, exposed[0])
         if extra is None:
-            raise ValueError(f"cell {exposed[0]} can be worked out from public counts alone")
+            conceded.add(exposed[0])
+            continue
         locked[extra] = "complementary"
 
 
