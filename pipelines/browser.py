@@ -8,7 +8,8 @@ extra (pyproject.toml): nothing of the monthly batch needs a browser.
 
 Every page is opened offline: `offline_page` aborts every request that is not a file:// URL and
 records it, so a page that would fetch something (a CDN script, a font, an image) is seen, not
-silently fetched; the switches below keep Chromium itself from phoning home.
+silently fetched; the switches below keep Chromium itself from phoning home. `app_page` does the
+same for the local web app (`mimamori serve`): only requests to its own origin go through.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:   # Playwright is a dev extra: only its types here, the import is in `chromium_browser`
     from playwright.sync_api import Browser, Page, Route
@@ -75,15 +76,16 @@ class OfflinePage:
 
 
 @contextmanager
-def offline_page(browser: Browser, width: int = 1280, height: int = 900) -> Iterator[OfflinePage]:
-    """A fresh page (own context: no cookies or cache shared) that may read only file:// URLs."""
+def _guarded_page(browser: Browser, allowed: Callable[[str], bool], width: int, height: int) -> Iterator[OfflinePage]:
+    """A fresh page (own context: no cookies or cache shared) whose requests `allowed` refuses are
+    aborted and recorded."""
     context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1,
                                   locale="ja-JP", service_workers="block")
     offline = OfflinePage(context.new_page())
 
     def route(route: Route) -> None:
         url = route.request.url
-        if url.startswith("file://"):
+        if allowed(url):
             route.continue_()
         else:
             offline.blocked.append(url)
@@ -94,3 +96,19 @@ def offline_page(browser: Browser, width: int = 1280, height: int = 900) -> Iter
         yield offline
     finally:
         context.close()
+
+
+@contextmanager
+def offline_page(browser: Browser, width: int = 1280, height: int = 900) -> Iterator[OfflinePage]:
+    """A fresh page (own context: no cookies or cache shared) that may read only file:// URLs."""
+    with _guarded_page(browser, lambda url: url.startswith("file://"), width, height) as offline:
+        yield offline
+
+
+@contextmanager
+def app_page(browser: Browser, origin: str, width: int = 1280, height: int = 900) -> Iterator[OfflinePage]:
+    """A fresh page (own context, so its own cookies: one login) that may reach only `origin`,
+    e.g. http://127.0.0.1:8123, the local web app; everything else is aborted and recorded."""
+    base = origin.rstrip("/") + "/"
+    with _guarded_page(browser, lambda url: url.startswith(base) or url == base[:-1], width, height) as offline:
+        yield offline

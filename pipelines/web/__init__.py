@@ -13,4 +13,6 @@ SQLite in the custody zone unless `[web] database` names another URL.
     auditor.py      the auditor's pages (pseudonymous only)
     coordinator.py  the coordinator's pages (names only after release, every view logged)
     visits.py       visits entered in the app, and their export as next month's outreach_outcomes
+    serving.py      the app served for real in a background thread (browser tests, screenshots)
+    screenshots.py  `python -m pipelines.web.screenshots`: the main pages as PNGs for docs/
 """
