@@ -22,6 +22,7 @@ from pipelines.reading import delivery_file, read_source
 from pipelines.release import ReleaseRefused, release
 from pipelines.web.db import User
 from pipelines.web.lookups import Lookup, commitment
+from pipelines.web.published import report_section
 from tests.approving import approve_as
 from tests.webapp import Clock, app_for, cheap_hashes, csrf_of, logged_in, routes
 
@@ -318,7 +319,7 @@ def test_a_cell_the_report_suppressed_stays_suppressed(site):
     path.write_text(path.read_text(encoding="utf-8").replace(section, hidden), encoding="utf-8")
     # the run's manifest holds the report's digest: an altered report is refused, not shown
     assert logged_in(app, "aoki").get(f"/audit/months/{month}/fairness").status_code == 404
-    from pipelines.web.published import report_section   # what the page reads, over the edited report
+    # what the page would read over the edited report
     cells = [c.text for b in report_section(path.read_text(encoding="utf-8"), "fairness") if b.kind == "table"
              for row in b.rows for c in row]
     assert "<10" in cells and first.group(1) not in cells[:cells.index("<10") + 1]
