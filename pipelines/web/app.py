@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from contract.storage import DataDamaged
 from pipelines.config import Config
-from pipelines.web import analyst, auditor, coordinator, security
+from pipelines.web import analyst, approver, audit_tables, auditor, coordinator, custodian, lookups, security
 from pipelines.web.accounts import authenticated
 from pipelines.web.db import database_url, engine_for, sessions_for
 from pipelines.web.pages import CSRF_REFUSED, NeedLogin, current_login, db_session, form_of, render
@@ -113,5 +113,9 @@ def create_app(cfg: Config, database: str | None = None, clock: Callable[[], dt.
 
     app.include_router(auditor.router)
     app.include_router(coordinator.router)
+    app.include_router(approver.router)
     app.include_router(analyst.router)
+    app.include_router(audit_tables.router)
+    app.include_router(lookups.router)
+    app.include_router(custodian.router)
     return app
