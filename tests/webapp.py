@@ -14,7 +14,7 @@ with warnings.catch_warnings():   # starlette's TestClient warns that it prefers
     from fastapi.testclient import TestClient
 
 from pipelines.config import Config
-from pipelines.web import auditor, coordinator
+from pipelines.web import approver, auditor, coordinator
 from argon2 import PasswordHasher
 
 from pipelines.web import accounts
@@ -65,7 +65,7 @@ def login_attempt(client: TestClient, name: str, password: str) -> int:
 def routes(app) -> list[tuple[str, str]]:
     """(method, path template) of every route of the app, the role routers' included."""
     found = []
-    for route in [*app.routes, *auditor.router.routes, *coordinator.router.routes]:
+    for route in [*app.routes, *auditor.router.routes, *coordinator.router.routes, *approver.router.routes]:
         if isinstance(route, APIRoute):
             found += [(method, route.path) for method in sorted(route.methods)]
     return sorted(set(found))

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from contract.storage import DataDamaged
 from pipelines.config import Config
-from pipelines.web import auditor, coordinator, security
+from pipelines.web import approver, auditor, coordinator, security
 from pipelines.web.accounts import authenticated
 from pipelines.web.db import database_url, engine_for, sessions_for
 from pipelines.web.pages import CSRF_REFUSED, NeedLogin, current_login, db_session, form_of, render
@@ -113,4 +113,5 @@ def create_app(cfg: Config, database: str | None = None, clock: Callable[[], dt.
 
     app.include_router(auditor.router)
     app.include_router(coordinator.router)
+    app.include_router(approver.router)
     return app
