@@ -4,6 +4,7 @@ identities (a key file per approver, one approval per identity); the release app
 that review; a change after an approval voids it."""
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from urllib.parse import quote
@@ -125,7 +126,7 @@ def test_review_is_signed_by_two_identities_and_the_release_applies_it(site):
     assert _post(coordinator, page, page + "/decisions", pid=keep, decision="skip", reason="転居の予定").status_code == 303
     assert _post(coordinator, months, months + "/review").status_code == 303
     assert not approvals(cfg, month)
-    assert "the coordinator's review changed since it" in sato.get(f"/approver/months/{month}").text
+    assert "the coordinator's review changed since it" in html.unescape(sato.get(f"/approver/months/{month}").text)
     assert _post(coordinator, page, page + "/decisions", pid=keep, decision="keep", reason="").status_code == 303
     assert _post(coordinator, months, months + "/review").status_code == 303
 
