@@ -46,10 +46,12 @@ demo: install
 	$(MIMAMORI) truth-check --month $(DEMO_END) --truth $(DEMO)/truth/latent_state.csv
 	$(MIMAMORI) audit verify
 	@echo; echo "web app accounts (demo only; the passwords are random and printed once):"
-	@for role in coordinator approver auditor analyst custodian; do \
+	@for account in coordinator:coordinator approver-a:approver:A01 approver-b:approver:B01 auditor:auditor \
+			analyst:analyst custodian:custodian; do \
+		name=$${account%%:*}; rest=$${account#*:}; role=$${rest%%:*}; id=$${rest#$$role}; id=$${id#:}; \
 		pw=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))'); \
-		printf '%s\n' "$$pw" | $(MIMAMORI) users add demo-$$role --role $$role >/dev/null; \
-		echo "  demo-$$role  $$pw"; \
+		printf '%s\n' "$$pw" | $(MIMAMORI) users add demo-$$name --role $$role $${id:+--approver-id $$id} >/dev/null; \
+		echo "  demo-$$name  $$pw$${id:+  (approver $$id, key demo/approver-keys/$$id.key)}"; \
 	done
 	@echo; echo "mimamori demo finished."
 	@$(MIMAMORI) where --month $(DEMO_END)

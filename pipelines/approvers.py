@@ -33,7 +33,10 @@ from pipelines.custody import private_dir
 _ID = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 # What a signed approval states, in this order of meaning; the signature covers exactly these.
 STATEMENT_FIELDS = ("statement", "approver_id", "fingerprint", "month", "list_sha256", "lake_fingerprint", "key_id",
-                    "basis", "purpose", "time")
+                    "basis", "purpose", "time", "review_sha256")
+# Signed only when present: an approval of a month with no submitted review states none
+# (pipelines/review.py), and its bytes stay those of approvals made before reviews existed.
+OPTIONAL_FIELDS = ("review_sha256",)
 STATEMENT = "mimamori approval v1"
 
 
@@ -203,15 +206,21 @@ def active_approver(cfg: Config, approver_id: str) -> dict:
 
 def load_signing_key(path: Path, approver: dict) -> Ed25519PrivateKey:
     """The approver's private key from `path`, if only its owner can read it and it is theirs."""
-    ident = approver["id"]
     if not path.is_file():
         raise ApproverProblem(bilingual(f"鍵ファイル {path} がありません", f"the key file {path} does not exist"))
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
         raise ApproverProblem(bilingual(f"鍵ファイル {path} は本人以外も読めます。`chmod 600 {path}` を実行し、誰が読んだか確認してください",
                                         f"the key file {path} is readable by group or others: `chmod 600 {path}` "
                                         "and check who has read it"))
+    return signing_key_of(path.read_bytes(), approver, str(path))
+
+
+def signing_key_of(pem: bytes, approver: dict, where: str = "the uploaded key") -> Ed25519PrivateKey:
+    """The approver's private key from its PEM bytes (a key file's, or one the web app's approver
+    uploaded for this one approval and did not keep), if it is that approver's."""
+    ident, path = approver["id"], where
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
         key = None
     if not isinstance(key, Ed25519PrivateKey):
@@ -227,7 +236,7 @@ def load_signing_key(path: Path, approver: dict) -> Ed25519PrivateKey:
 
 def statement_bytes(approval: dict) -> bytes:
     """The canonical bytes an approval's signature covers."""
-    body = {k: approval.get(k) for k in STATEMENT_FIELDS}
+    body = {k: approval.get(k) for k in STATEMENT_FIELDS if k not in OPTIONAL_FIELDS or approval.get(k) is not None}
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 

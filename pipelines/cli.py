@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["add"])
     p.add_argument("name", type=name_text)
     p.add_argument("--role", required=True, choices=list(ROLES))
+    p.add_argument("--approver-id", help="for --role approver: the registered approver identity (`mimamori approver "
+                   "list`) whose signed approvals this account gives")
     p.set_defaults(func=commands.cmd_users)
     return parser
 

@@ -203,6 +203,13 @@ def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
     n = len(distinct_approvers(approvals(cfg, args.month)))
     print(f"signed approval recorded for {args.month} by {entry['approver_id']} ({entry['approver']}, "
           f"{entry['role']}); {n} distinct approver(s) for the current list")
+    if "review_sha256" in entry:
+        # imported per command: the CLI starts fast, and heavy libraries load only where needed
+        from pipelines.review import submitted_review
+
+        review = submitted_review(cfg, args.month)
+        print(f"the approval covers the coordinator's review submitted by {review.submitted_by}: "
+              f"{len(review.skips)} skipped, {len(review.adds)} added (see the web app's approver page)")
     return 0
 
 
@@ -387,7 +394,23 @@ def cmd_users(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.web.accounts import add_user
     from pipelines.web.db import database_url, engine_for, sessions_for
 
+    from pipelines.web.decisions import link_approver
+
+    approver = None
+    if args.role == "approver":
+        # an approver account gives a registered identity's signed approvals: it must name one
+        from pipelines.approvers import active_approver, normal_id
+
+        if not args.approver_id:
+            raise UsageError("承認者のアカウントには --approver-id（`mimamori approver list` の ID）が必要です / "
+                             "an approver account needs --approver-id (an id from `mimamori approver list`)")
+        approver = active_approver(cfg, normal_id(args.approver_id))
+    elif args.approver_id:
+        raise UsageError("--approver-id は --role approver のときだけ指定します / --approver-id is for --role approver only")
     with sessions_for(engine_for(database_url(cfg)))() as db:
         user = add_user(db, args.name, args.role, new_password())
-    print(f"account {user.name} created with the role {user.role}")
+        if approver is not None:
+            link_approver(db, user.name, approver["id"])
+    print(f"account {user.name} created with the role {user.role}"
+          + (f", approving as {approver['id']} ({approver['name']})" if approver else ""))
     return 0

@@ -29,6 +29,7 @@ from contract.messages import bilingual, no_run
 from contract.months import age_on, check_month, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
+from pipelines.review import ADDED_SOURCE, reviewed_list, submitted_review
 from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
 from features.groups import SEX_JA_SHORT, age_band
 from reports.recipients import RECIPIENTS, previous_visits
@@ -70,8 +71,10 @@ def lake_months(cfg: Config, month: str) -> dict[str, str]:
 
 
 def _current_state(cfg: Config, month: str, key: bytes) -> dict:
+    review = submitted_review(cfg, month)
     return {"list_sha256": file_sha256(list_file(cfg, month)), "lake_fingerprint": lake_fingerprint(cfg.lake, month),
-            "key_id": key_id(key), "lake_months": lake_months(cfg, month)}
+            "key_id": key_id(key), "lake_months": lake_months(cfg, month),
+            "review_sha256": None if review is None else review.digest()}
 
 
 def _stale_list(cfg: Config, month: str, manifest: dict, state: dict) -> str | None:
@@ -90,9 +93,10 @@ def _stale_list(cfg: Config, month: str, manifest: dict, state: dict) -> str | N
     return None
 
 
-def approve(cfg: Config, month: str, approver_id: str, key_file: Path, basis: str, purpose: str) -> dict:
+def approve(cfg: Config, month: str, approver_id: str, key_file: Path | bytes, basis: str, purpose: str) -> dict:
     """Record one registered approver's signed approval of this month's list, as it is now, with
-    the lake and key it depends on."""
+    the lake and key it depends on and the coordinator's submitted review, if any.
+    key_file: the approver's key file, or its PEM bytes (the web app's upload, never stored)."""
     path = list_file(cfg, check_month(month))   # library callers bypass the CLI's parsing
     if not path.exists():
         raise ReleaseRefused(no_run(month, "（承認するリストがない）", " (no list to approve)"))
@@ -100,7 +104,8 @@ def approve(cfg: Config, month: str, approver_id: str, key_file: Path, basis: st
         raise ReleaseRefused(bilingual("承認には法的根拠（--basis）が必要です", "an approval needs the legal basis (--basis)"))
     audit.ready(cfg.audit_log)   # who is registered is read from the log: it must be whole first
     approver = registry.active_approver(cfg, approver_id)
-    signing_key = registry.load_signing_key(Path(key_file), approver)
+    signing_key = (registry.signing_key_of(key_file, approver) if isinstance(key_file, bytes)
+                   else registry.load_signing_key(Path(key_file), approver))
     manifest = _completed_manifest(cfg, month)
     key = load_key(cfg.key_file)
     state = _current_state(cfg, month, key)
@@ -117,12 +122,15 @@ def approve(cfg: Config, month: str, approver_id: str, key_file: Path, basis: st
                  "list_sha256": state["list_sha256"], "lake_fingerprint": state["lake_fingerprint"],
                  "key_id": state["key_id"], "basis": basis.strip(), "purpose": purpose.strip(),
                  "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if state["review_sha256"] is not None:
+        statement["review_sha256"] = state["review_sha256"]
     entry = registry.signed(statement, signing_key) | {"lake_months": state["lake_months"]}
     # logged first: an approval the log does not hold must not count (a refused append stops here)
     audit.append(cfg.audit_log, "approve", month=month, approver_id=approver["id"], approver=approver["name"],
                  role=approver["role"], fingerprint=approver["fingerprint"], basis=entry["basis"],
                  purpose=entry["purpose"], list_sha256=entry["list_sha256"],
-                 lake_fingerprint=entry["lake_fingerprint"], key_id=entry["key_id"], signature=entry["signature"])
+                 lake_fingerprint=entry["lake_fingerprint"], key_id=entry["key_id"], signature=entry["signature"],
+                 **({"review_sha256": entry["review_sha256"]} if "review_sha256" in entry else {}))
     target = _approvals_file(cfg, month)
     private_dir(target.parent)
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -150,12 +158,15 @@ def _void_reason(approval: dict, state: dict) -> str | None:
         changed = sorted(m for m in set(before) | set(now) if before.get(m) != now.get(m))
         return ("the lake changed (delivery " + ", ".join(changed) + " corrected or re-ingested)"
                 if changed else "the lake changed (its fingerprint differs)")
+    if approval.get("review_sha256") != state["review_sha256"]:
+        return ("the coordinator's review was submitted after it" if approval.get("review_sha256") is None
+                else "the coordinator's review changed since it (resubmitted)")
     return None
 
 
 def _approval_key(e: dict) -> tuple:
     return (e.get("month"), e.get("approver_id"), e.get("list_sha256"), e.get("lake_fingerprint"), e.get("key_id"),
-            e.get("signature"))
+            e.get("signature"), e.get("review_sha256"))
 
 
 def _identity_void(approval: dict, people: dict[str, dict]) -> str | None:
@@ -293,10 +304,11 @@ def write_outreach_xlsx(frame: pd.DataFrame, path: Path, month: str, columns: st
     return write_bytes(workbook_bytes(outreach_workbook(frame, month, columns)), path)
 
 
-def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: str | None = None) -> dict:
+def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: str | None = None,
+            by: str | None = None) -> dict:
     """Write one recipient's visiting sheets for an approved list into the custody zone.
     csv_form: outreach.csv for Excel ("excel") or for another system ("plain"; reports.sheets.outreach_csv);
-    default [release] csv_form."""
+    default [release] csv_form. by: the web app's account that released it (logged)."""
     if recipient not in RECIPIENTS:
         raise ReleaseRefused(bilingual(f"受け取り手 {recipient!r} は定義されていません。{', '.join(RECIPIENTS)} から選んでください",
                                        f"unknown recipient {recipient!r}: choose one of {', '.join(RECIPIENTS)}"))
@@ -344,6 +356,8 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
             f"the audit log fails verification ({problems[0]}; {len(problems)} problem(s)): "
             "run `mimamori audit verify` and restore the log before releasing"))
     audit.ready(cfg.audit_log)
+    review = submitted_review(cfg, month)   # the approvals above signed exactly this one
+    listed = reviewed_list(listed, review)
     named = with_previous_visits(cfg, month, reidentify(cfg, month, listed, key, extract)).sort_values("rank")
     sheet = outreach_csv(named, recipient, csv_form)
     columns = list(RECIPIENTS[recipient].columns)
@@ -362,10 +376,13 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
             "files": {p.name: file_sha256(private_file(p)) for p in (csv_path, xlsx_path)}, "expires": expires,
             "lake_fingerprint": valid[0]["lake_fingerprint"], "key_id": key_id(key),
             "residents_sha256": manifest["inputs"]["residents"],
+            **({} if review is None else {"review": {
+                "sha256": review.digest(), "submitted_by": review.submitted_by, "skipped": len(review.skips),
+                "added": int((listed["source"] == ADDED_SOURCE).sum())}}),
             # the audit log's head as this release saw it: `audit verify` checks the log still holds it
             "audit_head": audit.head(cfg.audit_log)}
     write_json(info, out_dir / f"release{_suffix(recipient)}.json")
-    audit.append(cfg.audit_log, "release", **info)
+    audit.append(cfg.audit_log, "release", **info, **({"account": by} if by else {}))
     return info | {"dir": str(out_dir)}
 
 

@@ -32,7 +32,16 @@ def clock():
 
 @pytest.fixture
 def app(zones, clock):
-    return app_for(zones, clock, {"aoki": "auditor", "kato": "coordinator"})
+    return app_for(zones, clock, {"aoki": "auditor", "kato": "coordinator", "sato": "approver", "ueda": "analyst",
+                                  "koga": "custodian"})
+
+
+# the account whose role a route's prefix is for (a route of another role answers 403 anyway)
+OWNER = {"/coord": "kato", "/approver": "sato", "/audit": "aoki", "/analyst": "ueda", "/custodian": "koga"}
+
+
+def _owner(path: str) -> str:
+    return next((name for prefix, name in OWNER.items() if path.startswith(prefix)), "kato")
 
 
 def _zone_args(cfg) -> list[str]:
@@ -124,14 +133,17 @@ def test_sessions_expire_when_idle_and_after_their_lifetime(app, clock, steps, l
 def test_every_form_without_its_csrf_token_is_refused(app):
     posts = [path for method, path in routes(app) if method == "POST"]
     assert {"/login", "/logout", "/coord/months/{month}/districts/{district}/visits"} <= set(posts)
-    client = logged_in(app, "kato")
-    right = csrf_of(client.get("/").text)
+    clients = {name: logged_in(app, name) for name in set(OWNER.values())}
     for path in posts:
-        url = path.replace("{month}", "2026-10").replace("{district}", "x")
+        # posted by an account of the route's own role, so the CSRF check is what refuses it
+        client = clients[_owner(path)]
+        right = csrf_of(client.get("/").text)
+        url = path.replace("{month}", "2026-10").replace("{district}", "x").replace("{pid}", "0" * 32)
         for form in ({}, {"csrf": "forged"}, {"csrf": right[:-1]}):
             response = client.post(url, data={**form, "name": "kato", "password": PASSWORD})
-            assert response.status_code == 403, (url, form)
-    assert client.get("/").status_code == 200   # still logged in: nothing was done
+            assert response.status_code == 403 and "CSRF" in response.text, (url, form)
+    for client in clients.values():
+        assert client.get("/").status_code == 200   # still logged in: nothing was done
 
 
 @pytest.mark.parametrize("failures, allowed", [(4, True), (5, False)])

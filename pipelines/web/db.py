@@ -7,6 +7,7 @@ its visits are about identified people; `[web] database` may name any SQLAlchemy
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 
 from sqlalchemy import (Date, DateTime, ForeignKey, Integer, String, UniqueConstraint, create_engine, event)
@@ -88,8 +89,15 @@ def _sqlite_connected(path: str | None):
     return pragmas
 
 
+# Modules that declare more of the app's tables on Base (imported before the tables are made,
+# so the CLI's `users add` creates the same database as `serve`).
+TABLE_MODULES = ("pipelines.web.decisions", "pipelines.web.lookups")
+
+
 def engine_for(url: str) -> Engine:
     """The engine, with the tables created; a SQLite file (and its WAL) is kept 0600."""
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_connected(engine.url.database))
