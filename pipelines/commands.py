@@ -393,7 +393,6 @@ def cmd_users(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from pipelines.web.accounts import add_user
     from pipelines.web.db import database_url, engine_for, sessions_for
-
     from pipelines.web.decisions import link_approver
 
     approver = None

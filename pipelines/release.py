@@ -29,7 +29,7 @@ from contract.messages import bilingual, no_run
 from contract.months import age_on, check_month, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
-from pipelines.review import ADDED_SOURCE, reviewed_list, submitted_review
+from pipelines.review import release_record, reviewed_list, submitted_review, void_reason as review_void
 from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
 from features.groups import SEX_JA_SHORT, age_band
 from reports.recipients import RECIPIENTS, previous_visits
@@ -158,10 +158,7 @@ def _void_reason(approval: dict, state: dict) -> str | None:
         changed = sorted(m for m in set(before) | set(now) if before.get(m) != now.get(m))
         return ("the lake changed (delivery " + ", ".join(changed) + " corrected or re-ingested)"
                 if changed else "the lake changed (its fingerprint differs)")
-    if approval.get("review_sha256") != state["review_sha256"]:
-        return ("the coordinator's review was submitted after it" if approval.get("review_sha256") is None
-                else "the coordinator's review changed since it (resubmitted)")
-    return None
+    return review_void(approval.get("review_sha256"), state["review_sha256"])
 
 
 def _approval_key(e: dict) -> tuple:
@@ -376,13 +373,11 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
             "files": {p.name: file_sha256(private_file(p)) for p in (csv_path, xlsx_path)}, "expires": expires,
             "lake_fingerprint": valid[0]["lake_fingerprint"], "key_id": key_id(key),
             "residents_sha256": manifest["inputs"]["residents"],
-            **({} if review is None else {"review": {
-                "sha256": review.digest(), "submitted_by": review.submitted_by, "skipped": len(review.skips),
-                "added": int((listed["source"] == ADDED_SOURCE).sum())}}),
+            **release_record(review, listed), **({"account": by} if by else {}),
             # the audit log's head as this release saw it: `audit verify` checks the log still holds it
             "audit_head": audit.head(cfg.audit_log)}
     write_json(info, out_dir / f"release{_suffix(recipient)}.json")
-    audit.append(cfg.audit_log, "release", **info, **({"account": by} if by else {}))
+    audit.append(cfg.audit_log, "release", **info)
     return info | {"dir": str(out_dir)}
 
 

@@ -91,3 +91,19 @@ def reviewed_list(listed: pd.DataFrame, review: Review | None) -> pd.DataFrame:
     for column in listed.columns.difference(added.columns):   # model_version, key_id: as the list's
         added[column] = listed[column].iloc[0] if len(listed) else ""
     return pd.concat([kept, added[listed.columns]], ignore_index=True)
+
+
+def void_reason(signed: str | None, current: str | None) -> str | None:
+    """Why an approval that signed review digest `signed` does not cover the current snapshot."""
+    if signed == current:
+        return None
+    return ("the coordinator's review was submitted after it" if signed is None
+            else "the coordinator's review changed since it (resubmitted)")
+
+
+def release_record(review: Review | None, released: pd.DataFrame) -> dict:
+    """What a release record says of the review it applied (nothing when there was none)."""
+    if review is None:
+        return {}
+    return {"review": {"sha256": review.digest(), "submitted_by": review.submitted_by, "skipped": len(review.skips),
+                       "added": int((released["source"] == ADDED_SOURCE).sum())}}

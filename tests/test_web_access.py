@@ -12,6 +12,8 @@ from pipelines.config import load_config
 from pipelines.web.accounts import authenticated
 from pipelines.web.db import User, database_url
 from pipelines.web.security import month_param
+from pipelines.web.decisions import approver_of
+from tests.approving import registered_approver
 from tests.webapp import PASSWORD, Clock, app_for, cheap_hashes, csrf_of, logged_in, login_attempt, routes
 
 
@@ -49,9 +51,11 @@ def _zone_args(cfg) -> list[str]:
 
 
 def test_users_add_takes_the_password_from_stdin_and_stores_only_an_argon2_hash(zones, monkeypatch, capsys):
+    registered_approver(zones, "C")
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert cli.main([*_zone_args(zones), "users", "add", "佐藤 花子", "--role", "approver"]) == 0
-    assert "佐藤 花子" in capsys.readouterr().out
+    assert cli.main([*_zone_args(zones), "users", "add", "佐藤 花子", "--role", "approver", "--approver-id", "c"]) == 0
+    out = capsys.readouterr().out
+    assert "佐藤 花子" in out and "approving as C" in out
     app = app_for(zones, Clock(), {})
     with app.state.sessions() as db:
         user = db.query(User).one()
@@ -59,6 +63,7 @@ def test_users_add_takes_the_password_from_stdin_and_stores_only_an_argon2_hash(
         assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
         assert authenticated(db, "佐藤 花子", PASSWORD) is not None
         assert authenticated(db, "佐藤 花子", PASSWORD + "x") is None
+        assert approver_of(db, "佐藤 花子") == "C"
     # the database lives in the custody zone, owner-only
     folder = zones.custody / "app"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -74,6 +79,20 @@ def test_users_add_refuses_a_password_in_argv_and_unknown_roles(zones, argv, mes
     with pytest.raises(SystemExit) as exit_:
         cli.main([*_zone_args(zones), *argv])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--role", "approver"], "needs --approver-id"),
+    (["--role", "approver", "--approver-id", "Z9"], "Z9"),                 # not registered
+    (["--role", "auditor", "--approver-id", "C"], "for --role approver only"),
+])
+def test_an_approver_account_is_a_registered_identity(zones, monkeypatch, capsys, argv, message):
+    registered_approver(zones, "C")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main([*_zone_args(zones), "users", "add", "hayashi", *argv]) != 0
+    assert message in capsys.readouterr().err
+    with app_for(zones, Clock(), {}).state.sessions() as db:
+        assert db.query(User).count() == 0   # refused before anything was written
 
 
 @pytest.mark.parametrize("password, name, problem", [
