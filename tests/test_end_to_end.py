@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import shutil
 
 import pandas as pd
 import pytest
 
 from pipelines import audit
 from pipelines.catalog import lake
+from pipelines.config import load_config
 from contract.sources import SOURCES
 from pipelines.leakscan import scan
 from pipelines.monthly import run_month
@@ -117,8 +119,12 @@ def test_the_messy_inbox_gives_the_same_lake_and_the_same_list(ward, messy_ward)
     assert "cp932" in encodings
 
 
-def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_list(ward):
-    cfg, month = ward.cfg, ward.month
+def test_release_needs_two_different_approvers_then_reidentifies_exactly_the_list(ward, tmp_path):
+    # on a copy: approving and releasing the worker's session ward in place would leave later
+    # tests (which copy it) a ward that is already approved and released
+    root = tmp_path / "ward"
+    shutil.copytree(ward.root, root, symlinks=True)
+    cfg, month = load_config(root / "mimamori.toml", root / "inbox", root / "work", root / "custody", environ={}), ward.month
     approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号", "見守り訪問")
     with pytest.raises(ReleaseRefused, match="2 different registered approvers"):
         release(cfg, month)
