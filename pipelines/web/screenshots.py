@@ -120,7 +120,7 @@ def shoot_app(browser: "Browser", cfg: Config, month: str, out: Path) -> list[Pa
         plan = {None: [("/login", "web_login.png", 520, False)],
                 "coordinator": [(f"/coord/months/{month}", "web_coordinator_districts.png", 900, False),
                                 (f"/coord/months/{month}/districts/{district}", "web_coordinator_district.png", 900, True),
-                                (f"/coord/months/{month}/districts/{district}/print", "web_coordinator_print.png", 800, True)],
+                                (f"/coord/months/{month}/districts/{district}/print", "web_coordinator_print.png", 420, True)],
                 "approver": [(f"/approver/months/{month}", "web_approver_month.png", 1300, False)],
                 "analyst": [("/analyst/trends", "web_analyst_trends.png", 1300, False)],
                 "custodian": [("/custodian", "web_custodian_lookups.png", 700, False)],
