@@ -281,7 +281,7 @@ def test_a_reviewed_list_is_approved_and_released_in_the_browser_and_its_visit_c
             assert [a["approver_id"] for a in approvals(cfg, month)] == ["A", "B"]
             assert all(a["review_sha256"] == review.digest() for a in approvals(cfg, month))
             info, sheet = released_sheet(cfg, month)
-            assert info["review"]["sha256"] == review.digest() and info["recipient"] == "coordinator"
+            assert info["review"]["sha256"] == review.digest() and info["account"] == APPROVERS["B"]
             released_by = [e for e in audit.entries(cfg.audit_log) if e["event"] == "release"]
             assert [e["account"] for e in released_by] == [APPROVERS["B"]]
 
