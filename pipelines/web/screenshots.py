@@ -7,8 +7,9 @@ is served on 127.0.0.1 (pipelines/web/serving.py) over a throwaway account datab
 temporary folder, so the ward's own app database gains no accounts; a coordinator, an approver,
 an analyst, a custodian and an auditor log in through the login form, as a person would. Nothing
 is submitted: no review, approval, release or look-up is made, and nothing is written to the
-audit log (the coordinator's pages log views only after a release, which is refused here). Chromium is the project's one launch
-(pipelines/browser.py) and may reach only the app: a page that fetched anything else is refused.
+audit log (the coordinator's pages log views only after a release, which is refused here).
+Chromium is the project's one launch (pipelines/browser.py) and may reach only the app: a page
+that fetched anything else is refused.
 
 docs/ holds no personal data: the coordinator's pages (the district page and its print view) and
 the approver's month page are shot only for a month whose list is not released (pseudonyms, no
