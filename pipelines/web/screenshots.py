@@ -4,12 +4,16 @@
 
 Paths come from the configuration, as for `mimamori serve` (MIMAMORI_* or mimamori.toml). The app
 is served on 127.0.0.1 (pipelines/web/serving.py) over a throwaway account database in a
-temporary folder, so the ward's own app database gains no accounts; a coordinator and an auditor
-log in through the login form, as a person would. Chromium is the project's one launch
-(pipelines/browser.py) and may reach only the app: a page that fetched anything else is refused.
+temporary folder, so the ward's own app database gains no accounts; a coordinator, an approver,
+an analyst, a custodian and an auditor log in through the login form, as a person would. Nothing
+is submitted: no review, approval, release or look-up is made, and nothing is written to the
+audit log (the coordinator's pages log views only after a release, which is refused here).
+Chromium is the project's one launch (pipelines/browser.py) and may reach only the app: a page
+that fetched anything else is refused.
 
-docs/ holds no personal data: the coordinator's pages are shot only for a month whose list is
-not released (pseudonyms, no names or addresses), and the auditor's pages never show a name.
+docs/ holds no personal data: the coordinator's pages (the district page and its print view) and
+the approver's month page are shot only for a month whose list is not released (pseudonyms, no
+names or addresses); the auditor's, analyst's and custodian's pages never show a name.
 Use a synthetic ward all the same.
 
 The browser primitives here (`log_in`, `follow`, `submit`) are also what the browser tests
@@ -29,8 +33,10 @@ from contract.storage import read_parquet
 from pipelines.browser import app_page, chromium_browser
 from pipelines.catalog import runs
 from pipelines.config import Config, load_config
+from pipelines.approvers import registered
 from pipelines.release import released_sheet
 from pipelines.web.accounts import add_user
+from pipelines.web.decisions import link_approver
 from pipelines.web.app import create_app
 from pipelines.web.serving import served
 
@@ -38,7 +44,12 @@ if TYPE_CHECKING:   # Playwright is a dev extra: only its types here
     from playwright.sync_api import Browser, Locator, Page, Response
 
 # role -> the account the screenshots log in with (only in the throwaway database)
-SCREEN_ACCOUNTS = {"coordinator": "coordinator-demo", "auditor": "auditor-demo"}
+SCREEN_ACCOUNTS = {"coordinator": "coordinator-demo", "approver": "approver-demo", "analyst": "analyst-demo",
+                   "custodian": "custodian-demo", "auditor": "auditor-demo"}
+# the PNGs, in the order they are shot
+SHOTS = ("web_login.png", "web_coordinator_districts.png", "web_coordinator_district.png", "web_coordinator_print.png",
+         "web_approver_month.png", "web_analyst_trends.png", "web_custodian_lookups.png",
+         "web_auditor_months.png", "web_auditor_explain.png", "web_audit_log.png")
 WIDTH = 1280
 
 
@@ -72,9 +83,17 @@ def _shoot(page: "Page", out: Path, height: int) -> Path:
     return out
 
 
+def _pseudonymous(page: "Page", what: str, month: str) -> None:
+    """Refuse a coordinator's page that does not itself say it is the unreleased, pseudonymous one."""
+    if "公開前" not in page.locator("body").inner_text():
+        raise ScreenshotRefused(f"the {month} {what} is not the pseudonymous one")
+
+
 def shoot_app(browser: "Browser", cfg: Config, month: str, out: Path) -> list[Path]:
-    """PNGs of the login form, the coordinator's district list and one district's page (before
-    release: pseudonymous), the auditor's months, one explanation and the audit log, into `out`."""
+    """PNGs of the login form; the coordinator's district list, one district's page and its print
+    view (before release: pseudonymous); the approver's month page (before approval); the
+    analyst's trends; the custodian's look-up requests; the auditor's months, one explanation and
+    the audit log, into `out` (names as in SHOTS)."""
     if runs.completed_run(cfg, month) is None:
         raise ScreenshotRefused(f"the {month} run is not complete under {cfg.work}")
     if released_sheet(cfg, month) is not None:
@@ -82,36 +101,45 @@ def shoot_app(browser: "Browser", cfg: Config, month: str, out: Path) -> list[Pa
                                 "shoot a month before its release (docs/ holds no personal data)")
     listed = read_parquet(runs.list_file(cfg, month), columns=["pid", "rank", "district"]).sort_values("rank")
     top = listed.iloc[0]
+    district = quote(str(top["district"]), safe="")
     out.mkdir(parents=True, exist_ok=True)
     shots: list[Path] = []
+    blocked: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(cfg, database=f"sqlite:///{Path(tmp) / 'screenshots.db'}")
         passwords = {role: secrets.token_urlsafe(18) for role in SCREEN_ACCOUNTS}
         with app.state.sessions() as db:
             for role, name in SCREEN_ACCOUNTS.items():
                 add_user(db, name, role, passwords[role])
+            # the approver's page as a registered approver sees it (the approval form); the
+            # account only shows the page and signs nothing
+            identities = [a["id"] for a in registered(cfg) if not a.get("revoked")]
+            if identities:
+                link_approver(db, SCREEN_ACCOUNTS["approver"], identities[0])
+
+        # role (None: nobody logged in) -> its pages: (path, PNG, height, must it say it is pseudonymous)
+        plan = {None: [("/login", "web_login.png", 520, False)],
+                "coordinator": [(f"/coord/months/{month}", "web_coordinator_districts.png", 900, False),
+                                (f"/coord/months/{month}/districts/{district}", "web_coordinator_district.png", 900, True),
+                                (f"/coord/months/{month}/districts/{district}/print", "web_coordinator_print.png", 420, True)],
+                "approver": [(f"/approver/months/{month}", "web_approver_month.png", 1300, False)],
+                "analyst": [("/analyst/trends", "web_analyst_trends.png", 1300, False)],
+                "custodian": [("/custodian", "web_custodian_lookups.png", 700, False)],
+                "auditor": [("/audit", "web_auditor_months.png", 700, False),
+                            (f"/audit/months/{month}/explain/{top['pid']}", "web_auditor_explain.png", 1300, False),
+                            ("/audit/log", "web_audit_log.png", 700, False)]}
         with served(app) as base:
-            with app_page(browser, base) as guarded:
-                page = guarded.page
-                page.goto(f"{base}/login", wait_until="load")
-                shots.append(_shoot(page, out / "web_login.png", 520))
-                log_in(page, base, SCREEN_ACCOUNTS["coordinator"], passwords["coordinator"])
-                page.goto(f"{base}/coord/months/{month}", wait_until="load")
-                shots.append(_shoot(page, out / "web_coordinator_districts.png", 900))
-                page.goto(f"{base}/coord/months/{month}/districts/{quote(str(top['district']), safe='')}", wait_until="load")
-                if "公開前" not in page.locator("main").inner_text():   # the app itself says pseudonymous
-                    raise ScreenshotRefused(f"the {month} district page is not the pseudonymous one")
-                shots.append(_shoot(page, out / "web_coordinator_district.png", 900))
-            with app_page(browser, base) as guarded_auditor:
-                page = guarded_auditor.page
-                log_in(page, base, SCREEN_ACCOUNTS["auditor"], passwords["auditor"])
-                page.goto(f"{base}/audit", wait_until="load")
-                shots.append(_shoot(page, out / "web_auditor_months.png", 700))
-                page.goto(f"{base}/audit/months/{month}/explain/{top['pid']}", wait_until="load")
-                shots.append(_shoot(page, out / "web_auditor_explain.png", 1300))
-                page.goto(f"{base}/audit/log", wait_until="load")
-                shots.append(_shoot(page, out / "web_audit_log.png", 700))
-            blocked = guarded.blocked + guarded_auditor.blocked
+            for role, pages in plan.items():
+                with app_page(browser, base) as guarded:   # each role its own context: its own cookies
+                    page = guarded.page
+                    if role is not None:
+                        log_in(page, base, SCREEN_ACCOUNTS[role], passwords[role])
+                    for path, name, height, pseudonymous in pages:
+                        page.goto(base + path, wait_until="load")
+                        if pseudonymous:
+                            _pseudonymous(page, name, month)
+                        shots.append(_shoot(page, out / name, height))
+                blocked += guarded.blocked
         app.state.engine.dispose()
     if blocked:
         raise ScreenshotRefused(f"the app's pages tried to fetch {len(blocked)} resource(s) from elsewhere, "
