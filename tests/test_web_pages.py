@@ -4,6 +4,7 @@ the next month's outreach_outcomes, and two coordinators saving at once."""
 from __future__ import annotations
 
 import html
+import posixpath
 import re
 import shutil
 import threading
@@ -17,7 +18,7 @@ from contract.months import shift
 from contract.sources import SOURCES
 from contract.storage import file_sha256, read_json, read_parquet, write_json
 from pipelines import audit
-from pipelines.catalog import runs
+from pipelines.catalog import runs, validation
 from pipelines.catalog.lake import outcomes_known_at
 from pipelines.config import Config, load_config
 from pipelines.explain import person_of
@@ -109,6 +110,29 @@ def test_auditor_sees_the_batchs_own_report_and_cards_unchanged(site):
         assert client.get(f"/audit/cards/{version}").content == runs.card_paths(site.cfg, version)[1].read_bytes()
 
 
+def test_the_reports_data_docs_link_and_every_data_docs_link_open_in_the_app(site):
+    client = logged_in(site.app, "aoki")
+    base = f"/audit/months/{site.month}/report/"
+    report = client.get(base + "index.html").text
+    link = re.search(r'<a href="([^"]+)">Data Docs</a>', report).group(1)
+    index_url = posixpath.normpath(posixpath.join(base, link))
+    folder = validation.docs_dir(site.cfg.work, site.month)
+    seen, todo = set(), [index_url]
+    while todo:   # follow every relative link of every Data Docs page, as a reader clicking would
+        url = todo.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assert page.content == (folder / url.split("/data_docs/", 1)[1]).read_bytes()
+        for href in re.findall(r'href="([^"#:]+)"', page.text):
+            todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(url), href)))
+    assert len(seen) == len(list(folder.rglob("*.html")))
+    for bad in ("validations/..%2F..%2Ftraining.json", "validations/features.json", "validations/nope.html"):
+        assert client.get(f"/audit/runs/{site.month}/data_docs/{bad}").status_code == 404
+
+
 def test_auditor_explanation_is_the_cli_view_of_the_stored_run(site):
     client = logged_in(site.app, "aoki")
     listing = client.get(f"/audit/months/{site.month}/list").text
@@ -140,7 +164,7 @@ def _needles(site: Site) -> tuple[dict[str, str], list[str]]:
 
 def _fill(path: str, site: Site, pid: str, version: str, district: str) -> str:
     return (path.replace("{month}", site.month).replace("{pid}", pid).replace("{version}", version)
-            .replace("{district}", quote(district)).replace("{name}", "index.html"))
+            .replace("{district}", quote(district)).replace("{name}", "index.html").replace("{suite}", "features.html"))
 
 
 def test_an_auditor_reaches_no_name_address_or_resident_number_on_any_route(site):

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from pipelines import audit
-from pipelines.catalog import runs
+from pipelines.catalog import runs, validation
 from pipelines.explain import person_of
 from pipelines.locks import LockHeld, work_lock
 from pipelines.web.pages import render, require
@@ -61,6 +61,28 @@ def report_file(request: Request, month: str, name: str, login: Login = Depends(
         raise HTTPException(404, "この月にはモデルカードがありません（ルールで作られたリスト） / "
                                  "no model card for this month (a rule made the list)")
     return FileResponse(path, media_type="text/html; charset=utf-8")
+
+
+def _docs_page(request: Request, month: str, page: str) -> Response:
+    """A page of the month's offline Data Docs (reports/data_docs.py: pseudonymous aggregates),
+    if it is one the batch wrote; the report's own link to them resolves here."""
+    _completed(request, month)
+    folder = validation.docs_dir(request.app.state.cfg.work, month)
+    written = {p.relative_to(folder).as_posix() for p in folder.rglob("*.html")} if folder.is_dir() else set()
+    if page not in written:
+        raise HTTPException(404, "そのページはありません / no such page")
+    return FileResponse(folder / page, media_type="text/html; charset=utf-8")
+
+
+# at the work dir's own layout under /audit/ (runs/<month>/data_docs/), where the report's relative link lands
+@router.get("/runs/{month}/data_docs/index.html")
+def data_docs_index(request: Request, month: str, login: Login = Depends(AUDITOR)) -> Response:
+    return _docs_page(request, month, "index.html")
+
+
+@router.get("/runs/{month}/data_docs/validations/{suite}")
+def data_docs_suite(request: Request, month: str, suite: str, login: Login = Depends(AUDITOR)) -> Response:
+    return _docs_page(request, month, f"validations/{suite}")
 
 
 @router.get("/cards/{version}")
