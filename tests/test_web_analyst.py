@@ -228,20 +228,6 @@ def test_drift_is_what_each_months_report_recorded(site, pages):
             assert "記録なし" in row[1]
 
 
-def test_holdout_precision_is_the_cards_figure_of_the_months_training(site, pages):
-    from reports.cells import at_k_keys
-    from reports.modelcard import card_disclosure
-
-    page = pages["trends"].text
-    for month in (*EARLIER, site.month):
-        record = read_json(runs.run_dir(site.cfg, month) / "training.json")
-        shown = card_disclosure(record, 10)
-        for who in record.get("evaluation") or {}:
-            row = re.search(rf'<tr data-month="{month}" data-ranker="{who}">(.*?)</tr>', page, re.S).group(1)
-            keys = at_k_keys(who)
-            assert html.escape(shown.rate_text(keys["positive"], keys["labelled"])) in row
-
-
 @pytest.mark.parametrize("name", ["aoki", "kato"])
 def test_other_roles_cannot_open_the_analysts_pages(site, name):
     client = logged_in(site.app, name)

@@ -10,8 +10,8 @@
   in the label window after the list's month (`[labels] timespan_days`, models/labels.py), as known
   at the newest delivery, with the project's label policy (`models.train.labels_for`), so a hit
   here is exactly what a label is in training: positives / labelled people.
-- The holdout precision of every ranker, as the month's training recorded it (training.json) and
-  as its model card's disclosure pass shows it (`reports.modelcard.card_disclosure`).
+- Not the holdout precision of each month's training: it is in every model card (its own
+  disclosure pass, ~4 s a month on the demo ward, too slow to redo on every page view).
 - Drift, as the month's report recorded it (its §7, read from the report file the manifest
   vouches for; the report is the only place the batch keeps it).
 
@@ -26,7 +26,7 @@ registers it so), so it is shown exactly.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import unescape
 
 import pandas as pd
@@ -39,9 +39,7 @@ from pipelines.catalog import runs
 from pipelines.catalog.lake import ingested_months, outcomes_known_at
 from pipelines.config import Config
 from pipelines.web.visits import OUTCOME_JA
-from reports.cells import at_k_keys
 from reports.disclosure import Cells, Disclosed, disclose, rate_words, total
-from reports.modelcard import card_disclosure
 from reports.rankers import RANKER_TITLES
 from reports.recipients import RECIPIENTS
 
@@ -218,7 +216,6 @@ class MonthFigures:
     hit_rate: dict[str, Figure]          # per ranker that picked people on this list
     labelled: dict[str, Figure]
     window_closed: bool
-    holdout: list[dict] = field(default_factory=list)   # ranker words, precision words, value
     drift: dict | None = None
 
 
@@ -253,29 +250,8 @@ def month_figures(cfg: Config) -> Figures:
             {o: _count(shown, _key(m, "visited", "outcome", o)) for o in OUTCOMES},
             {g: _rate(shown, _key(m, "positive", "ranker", g), _key(m, "labelled", "ranker", g)) for g in c.labelled},
             {g: _count(shown, _key(m, "labelled", "ranker", g)) for g in c.labelled},
-            c.window_closed, holdout_precision(cfg, m, threshold), recorded_drift(cfg, m)))
+            c.window_closed, recorded_drift(cfg, m)))
     return Figures(months, rankers, known[-1], threshold)
-
-
-def holdout_precision(cfg: Config, month: str, threshold: int) -> list[dict]:
-    """Each ranker's precision at k on the month's holdout, as training recorded it and the
-    version's card pass shows it (the report's §4 figures)."""
-    path = runs.run_dir(cfg, month) / "training.json"
-    record = read_json(path) if path.exists() else {}
-    evaluation = record.get("evaluation") or {}
-    if not evaluation:
-        return []
-    shown = card_disclosure(record, threshold)
-    rows = []
-    for who in evaluation:
-        keys = at_k_keys(who)
-        text = shown.rate_text(keys["positive"], keys["labelled"])
-        value = None
-        if shown.shown(keys["positive"]) and shown.shown(keys["labelled"]) and (shown.values[keys["labelled"]] or 0) >= threshold:
-            value = shown.values[keys["positive"]] / shown.values[keys["labelled"]]
-        rows.append({"ranker": who, "words": RANKER_TITLES.get(who, who), "precision": text, "value": value,
-                     "k": evaluation[who].get("k")})
-    return rows
 
 
 _DRIFT = re.compile(r'<h2 id="drift">(.*?)(?=<h2 |\Z)', re.S)
