@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--month", type=month)
     g.add_argument("--all", action="store_true")
     p.add_argument("--wait", action="store_true", help="if another command holds the work dir, wait for it instead of refusing")
+    p.add_argument("--engine", choices=["local", "spark"], help="where the stages run (default: [engine] name, local)")
+    p.add_argument("--master", type=name_text, help="Spark master: local[2], spark://host:7077, yarn (default: [engine] master)")
     p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("approver", help="register, list or revoke the people who may approve a release (custody zone)")

@@ -39,9 +39,17 @@ class Config:
 
     @property
     def config_hash(self) -> str:
-        """Hash of every setting that changes results (paths, memory and web-app settings excluded), for the audit trail."""
-        body = {k: v for k, v in self.settings.items() if k not in ("paths", "scale", "web")}
+        """Hash of every setting that changes results (paths, memory, engine and web-app settings
+        excluded: every engine gives the same bytes), for the audit trail."""
+        body = {k: v for k, v in self.settings.items() if k not in ("paths", "scale", "engine", "web")}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_settings(self, section: str, **values: Any) -> "Config":
+        """This configuration with `values` set in `section` (None leaves a setting as it is):
+        command-line options that win over mimamori.toml."""
+        given = {k: v for k, v in values.items() if v is not None}
+        return Config(self.inbox, self.work, self.custody,
+                      {**self.settings, section: {**self.settings.get(section, {}), **given}})
 
     # Derived locations, in one place so that no stage invents its own layout.
     @property
