@@ -32,11 +32,14 @@ def _local_cores(master: str) -> int | None:
     return (os.cpu_count() or 1) if cores == "*" else int(cores or 1)
 
 
-def spark_session(master: str = DEFAULT_MASTER, app_name: str = "mimamori") -> SparkSession:
+def spark_session(master: str = DEFAULT_MASTER, app_name: str = "mimamori", scratch: Path | None = None
+                  ) -> SparkSession:
     """The running session, or a new one on `master` (local[N], spark://…, yarn).
 
-    The environment is set before the JVM starts, since the JVM passes it on to the Python
-    workers it launches; a second call returns the first session whatever it asks for.
+    `scratch`: where Spark keeps its shuffle files, spilled blocks and warehouse (default:
+    Spark's, under /tmp). The environment is set before the JVM starts, since the JVM passes it
+    on to the Python workers it launches; a second call returns the first session whatever it
+    asks for.
     """
     os.environ["PYSPARK_PYTHON"] = sys.executable
     paths = [str(PROJECT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -55,6 +58,10 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "mimamori") -> S
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable))
+    if scratch is not None:
+        builder = (builder.config("spark.local.dir", str(scratch / "local"))
+                   .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+                   .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch}"))
     if cores is not None:
         # a groupBy's default of 200 shuffle partitions is 200 tiny tasks on a laptop
         builder = builder.config("spark.sql.shuffle.partitions", str(2 * cores)).config("spark.ui.enabled", "false")
