@@ -21,6 +21,7 @@ import pytest
 
 from contract.partitions import PidRange, bucket_of
 from contract.storage import read_json
+from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.monthly import run_month
 from pipelines.parsing import parse_ids
@@ -126,11 +127,12 @@ max_iter = 80
 """
 
 
-def _ward(root: Path, inbox: Path, engine: str):
+def _ward(root: Path, inbox: Path):
     root.mkdir(parents=True)
-    (root / "mimamori.toml").write_text(PARITY_SETTINGS + f'\n[engine]\nname = "{engine}"\n', encoding="utf-8")
+    (root / "mimamori.toml").write_text(PARITY_SETTINGS, encoding="utf-8")
     cfg = load_config(root / "mimamori.toml", inbox, root / "work", root / "custody", environ={})
     write_test_key(cfg.key_file)
+    cfg.custody.chmod(0o700)   # the CLI refuses a custody folder others can read
     return cfg
 
 
@@ -143,9 +145,13 @@ def _digests(work: Path) -> dict[str, str]:
 def test_the_spark_engine_writes_the_local_engines_bytes(spark, tmp_path):
     inbox = tmp_path / "inbox"
     generate_ward(inbox, residents=RESIDENTS, months=MONTHS, end_month=END, seed=SEED, messy=True)
-    local_cfg, spark_cfg = _ward(tmp_path / "local", inbox, "local"), _ward(tmp_path / "spark", inbox, "spark")
-    local = run_month(local_cfg, END)
-    on_spark = run_month(spark_cfg, END)
+    local_cfg, spark_cfg = _ward(tmp_path / "local", inbox), _ward(tmp_path / "spark", inbox)
+    local = run_month(local_cfg, END)   # [engine] name defaults to local
+    # as an analyst runs it; the engine session is the test run's own (getOrCreate)
+    assert main(["--config", str(tmp_path / "spark" / "mimamori.toml"), "--inbox", str(inbox),
+                 "--work", str(spark_cfg.work), "--custody", str(spark_cfg.custody),
+                 "run", "--month", END, "--engine", "spark", "--master", "local[2]"]) == 0
+    on_spark = read_json(spark_cfg.work / "runs" / END / "manifest.json")
     assert on_spark["status"] == local["status"] == "done"
     assert on_spark["config_hash"] == local["config_hash"]     # the engine is not a result setting
     ours, theirs = _digests(local_cfg.work), _digests(spark_cfg.work)
@@ -159,3 +165,19 @@ def test_the_spark_engine_writes_the_local_engines_bytes(spark, tmp_path):
     assert {**spark_meta, "partitions": 1} == local_meta
     listed = pd.read_parquet(spark_cfg.work / "runs" / END / "list.parquet")
     assert len(listed) == local["stages"]["prioritise"]["listed"] > 0
+
+
+def test_the_engine_is_chosen_in_the_config_or_on_the_command_line_and_changes_no_config_hash(spark, tmp_path):
+    from pipelines.monthly import LocalEngine, engine_for
+    from pipelines.spark import SparkEngine
+
+    cfg = load_config(None, tmp_path / "i", tmp_path / "w", tmp_path / "c", environ={})
+    assert cfg.settings["engine"] == {"name": "local", "master": "local[2]"}   # pipelines/defaults.toml
+    assert isinstance(engine_for(cfg), LocalEngine)
+    on_spark = cfg.with_settings("engine", name="spark", master=None)          # None: --master not given
+    assert on_spark.settings["engine"] == {"name": "spark", "master": "local[2]"}
+    assert on_spark.config_hash == cfg.config_hash
+    engine = engine_for(on_spark)
+    assert isinstance(engine, SparkEngine) and engine.session is spark and engine.slots == 2
+    with pytest.raises(ValueError, match="must be one of local, spark, not 'dask'"):
+        engine_for(cfg.with_settings("engine", name="dask"))
