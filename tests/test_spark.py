@@ -181,3 +181,21 @@ def test_the_engine_is_chosen_in_the_config_or_on_the_command_line_and_changes_n
     assert isinstance(engine, SparkEngine) and engine.session is spark and engine.slots == 2
     with pytest.raises(ValueError, match="must be one of local, spark, not 'dask'"):
         engine_for(cfg.with_settings("engine", name="dask"))
+
+
+def test_a_model_month_scores_and_explains_on_spark_to_the_same_bytes(spark, ward, tmp_path):
+    """The session ward's month is served by a model (SHAP reasons, the explanations table):
+    rerun on Spark with its feature tables deleted, so that features, scores and reasons are
+    all Spark's, it writes the local run's bytes."""
+    assert ward.result["stages"]["train"]["mode"] == "model"
+    root = tmp_path / "ward"
+    shutil.copytree(ward.root, root, symlinks=True)
+    cfg = load_config(root / "mimamori.toml", root / "inbox", root / "work", root / "custody", environ={})
+    shutil.rmtree(cfg.features_dir)
+    before = _digests(ward.cfg.work)
+    result = run_month(cfg.with_settings("engine", name="spark"), ward.month)
+    assert result["stages"]["train"]["mode"] == "model" and result["stages"]["explain"]["explained"] > 0
+    assert (cfg.work / "runs" / ward.month / "explanations.parquet").exists()
+    assert _digests(cfg.work) == before
+    rebuilt = sorted(cfg.features_dir.glob("*.json"))
+    assert rebuilt and all(read_json(meta)["partitions"] == 4 for meta in rebuilt)   # by Spark's 4 ranges
