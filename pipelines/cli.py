@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inbox", type=folder, help="identified extracts (env MIMAMORI_INBOX)")
     parser.add_argument("--work", type=folder, help="analyst zone (env MIMAMORI_WORK)")
     parser.add_argument("--custody", type=folder, help="key, approvals, releases, audit log (env MIMAMORI_CUSTODY)")
+    parser.add_argument("--ward", help="one ward of several: its zones and key from [wards.<NAME>] in mimamori.toml")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("keygen", help="create the 256-bit pseudonymisation key in the custody zone").set_defaults(func=commands.cmd_keygen)
@@ -261,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
 
     os.umask(UMASK)   # custody files 0600 and folders 0700 from creation (and so the rest)
     args = build_parser().parse_args(argv)
-    cfg = load_config(args.config, args.inbox, args.work, args.custody)
+    try:
+        cfg = load_config(args.config, args.inbox, args.work, args.custody, ward=args.ward)
+    except ValueError as exc:   # an unknown ward, or wards sharing a zone
+        print(f"mimamori: error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command in CUSTODY_COMMANDS:
             check_custody(cfg.custody)
