@@ -68,3 +68,24 @@ def test_a_ward_name_must_be_a_plain_folder_name(tmp_path, capsys):
     config = _config(tmp_path, '[wards."../up"]\n[wards.ok]\n')
     assert main(["--config", str(config), "--ward", "ok", "keygen"]) == 2
     assert "a ward's name is lowercase letters, digits, - and _" in capsys.readouterr().err
+
+
+def test_run_all_wards_runs_every_ward_in_its_own_zones_and_one_failing_ward_stops_no_other(tmp_path, capsys):
+    config = _config(tmp_path)
+    base = ["--config", str(config)]
+    for ward in ("minato", "setagaya"):
+        assert main(base + ["--ward", ward, "keygen"]) == 0
+    # only minato has a delivery: setagaya's run fails, saying why, after minato's has finished
+    assert main(base + ["--ward", "minato", "synth", "--residents", "300", "--months", "1",
+                        "--end-month", "2026-10", "--seed", "3"]) == 0
+    capsys.readouterr()
+    assert main(base + ["run", "--month", "2026-10", "--all-wards"]) == 2
+    out, err = capsys.readouterr()
+    assert out.index("== 区 minato / ward minato ==") < out.index("== 区 setagaya / ward setagaya ==")
+    assert "no delivery for 2026-10" in err
+    minato = load_config(config, ward="minato", environ={})
+    manifest = (minato.runs / "2026-10" / "manifest.json").read_text(encoding="utf-8")
+    assert '"status": "done"' in manifest and key_id(load_key(minato.key_file)) in manifest
+    assert not (tmp_path / "wards" / "setagaya" / "work" / "runs" / "2026-10").exists()
+    assert main(base + ["--ward", "minato", "run", "--month", "2026-10", "--all-wards"]) == 2
+    assert "--all-wards cannot be combined with --ward" in capsys.readouterr().err
