@@ -23,12 +23,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# The extras `make test` installs: dev for everyone; .ci/run adds spark (`make test EXTRAS=dev,spark`),
+# so that the Spark tests run there and skip, saying why, on a machine without pyspark or Java.
+EXTRAS ?= dev
+comma := ,
+DEV_STAMP := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(DEV_STAMP)
 
 demo: install
 	rm -rf $(DEMO)
@@ -58,8 +64,9 @@ demo: install
 	@echo "  web app: MIMAMORI_INBOX=$(DEMO)/inbox MIMAMORI_WORK=$(DEMO)/work MIMAMORI_CUSTODY=$(DEMO)/custody $(BIN)/mimamori serve"
 
 # Two workers: the suite is single-threaded Python for most of its time, and CI has 2 cores.
+# loadgroup keeps the Spark tests (xdist_group "spark") on one worker: one Spark session per run.
 test: install-dev
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The full ward matrix (issue 12): every size (500, 2,000, 6,000 residents) × history (1, 3, 8, 14
 # months) × clean/messy, end to end through release and audit verify. Slow; run before every release.

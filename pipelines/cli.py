@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inbox", type=folder, help="identified extracts (env MIMAMORI_INBOX)")
     parser.add_argument("--work", type=folder, help="analyst zone (env MIMAMORI_WORK)")
     parser.add_argument("--custody", type=folder, help="key, approvals, releases, audit log (env MIMAMORI_CUSTODY)")
+    parser.add_argument("--ward", help="one ward of several: its zones and key from [wards.<NAME>] in mimamori.toml")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("keygen", help="create the 256-bit pseudonymisation key in the custody zone").set_defaults(func=commands.cmd_keygen)
@@ -130,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--month", type=month)
     g.add_argument("--all", action="store_true")
     p.add_argument("--wait", action="store_true", help="if another command holds the work dir, wait for it instead of refusing")
+    p.add_argument("--all-wards", action="store_true", help="every ward of [wards] in mimamori.toml, one after another")
+    p.add_argument("--engine", choices=["local", "spark"], help="where the stages run (default: [engine] name, local)")
+    p.add_argument("--master", type=name_text, help="Spark master: local[2], spark://host:7077, yarn (default: [engine] master)")
     p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("approver", help="register, list or revoke the people who may approve a release (custody zone)")
@@ -228,6 +232,22 @@ ZONE_LOCKS = {"run": ("work",), "ingest": ("work",), "validate": ("work",), "exp
               "approver": ("custody",), "outcomes": ("custody",)}   # writes the next delivery into the inbox
 
 
+def _configs(args: argparse.Namespace) -> list[tuple[str | None, Config]]:
+    """(ward, configuration) of each ward the command is for: the one of `--ward` (None: a
+    one-ward installation), or, for `run --all-wards`, every ward of `[wards]` in name order."""
+    if not getattr(args, "all_wards", False):
+        return [(args.ward, load_config(args.config, args.inbox, args.work, args.custody, ward=args.ward))]
+    if args.ward or args.inbox or args.work or args.custody:
+        raise ValueError(bilingual("--all-wards は --ward・--inbox・--work・--custody と一緒に使えません（区ごとの区域は [wards] で決まります）",
+                                   "--all-wards cannot be combined with --ward, --inbox, --work or --custody "
+                                   "(each ward's zones come from [wards])"))
+    wards = sorted(load_config(args.config).settings.get("wards", {}))
+    if not wards:
+        raise ValueError(bilingual("--all-wards には mimamori.toml の [wards.<区名>] が要ります",
+                                   "--all-wards needs wards configured as [wards.<name>] in mimamori.toml"))
+    return [(ward, load_config(args.config, ward=ward)) for ward in wards]
+
+
 def _locked(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from contextlib import ExitStack
@@ -259,24 +279,38 @@ def main(argv: list[str] | None = None) -> int:
 
     os.umask(UMASK)   # custody files 0600 and folders 0700 from creation (and so the rest)
     args = build_parser().parse_args(argv)
-    cfg = load_config(args.config, args.inbox, args.work, args.custody)
     try:
-        if args.command in CUSTODY_COMMANDS:
-            check_custody(cfg.custody)
-        return _locked(cfg, args)
-    except (ContractError, ValidationFailed, KeyProblem, ReleaseRefused, FileNotFoundError, ValueError,
-            DataDamaged, DiskFull, LockHeld) as exc:
-        # Our errors are written to name files, lines and columns, never values.
+        configs = _configs(args)
+    except ValueError as exc:   # an unknown ward, wards sharing a zone, no [wards] for --all-wards
         print(f"mimamori: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        if not is_disk_full(exc):
-            raise
-        # A full disk met outside our own writes (MLflow's SQLite store, a library's file): the
-        # write that failed left nothing we trust (our files are atomic), so a rerun is safe.
-        print(f"mimamori: error: the disk is full ({type(exc).__name__} while running `{args.command}`; "
-              f"work dir {cfg.work}, {free_space_text(cfg.work)}): free space on that disk and rerun the same command", file=sys.stderr)
-        return 2
+
+    def one(cfg: Config) -> int:
+        try:
+            if args.command in CUSTODY_COMMANDS:
+                check_custody(cfg.custody)
+            return _locked(cfg, args)
+        except (ContractError, ValidationFailed, KeyProblem, ReleaseRefused, FileNotFoundError, ValueError,
+                DataDamaged, DiskFull, LockHeld) as exc:
+            # Our errors are written to name files, lines and columns, never values.
+            print(f"mimamori: error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            # A full disk met outside our own writes (MLflow's SQLite store, a library's file): the
+            # write that failed left nothing we trust (our files are atomic), so a rerun is safe.
+            print(f"mimamori: error: the disk is full ({type(exc).__name__} while running `{args.command}`; "
+                  f"work dir {cfg.work}, {free_space_text(cfg.work)}): free space on that disk and rerun the same command", file=sys.stderr)
+            return 2
+
+    if len(configs) == 1:
+        return one(configs[0][1])
+    status = 0
+    for ward, cfg in configs:   # a ward that fails does not stop the others; the exit code says so
+        print(f"== 区 {ward} / ward {ward} ==", flush=True)
+        status = max(status, one(cfg))
+    return status
 
 
 if __name__ == "__main__":

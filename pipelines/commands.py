@@ -133,6 +133,7 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.catalog.runs import inbox_months
     from pipelines.monthly import run_months
 
+    cfg = cfg.with_settings("engine", name=args.engine, master=args.master)
     months = inbox_months(cfg) if args.all else [args.month]
     if not months:
         raise SystemExit(f"mimamori: error: 受信フォルダ {cfg.inbox} に提供月がありません / "

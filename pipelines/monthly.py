@@ -8,8 +8,8 @@ file, and a rerun recomputes from the lake.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Callable, Protocol
 
 import pandas as pd
 
@@ -19,7 +19,7 @@ from models.prioritise import (Eligibility, capacity, eligibility, excluded_at, 
                                visited_since)
 from models.train import TrainResult, month_scores
 from pipelines.catalog import lake, runs, validation
-from pipelines.catalog.features import lake_fingerprint, month_features
+from pipelines.catalog.features import Partitions, lake_fingerprint, local_partitions, month_features
 from pipelines.catalog.registry import code_version, tracking_uri
 from pipelines.config import Config
 from pipelines.ahead import IngestAhead
@@ -30,6 +30,49 @@ from pipelines.training import trained_month
 from reports.report import ReportInputs, report_context, report_html
 
 Progress = Callable[[str], None]
+
+
+class Engine(Protocol):
+    """Where the per-partition and row-wise stages run. Every engine calls the same stage
+    functions (features_from_lake per pid range, month_scores, explained_list); only where they
+    run differs, so the outputs are the same bytes."""
+
+    partitions: Partitions
+
+    def scores(self, trained: TrainResult, features: pd.DataFrame, baseline_settings: dict) -> pd.DataFrame: ...
+
+    def explained(self, listed: pd.DataFrame, features: pd.DataFrame, reference: pd.DataFrame,
+                  trained: TrainResult, key_id: str) -> tuple[pd.DataFrame, pd.DataFrame | None, float | None]: ...
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """This process: pid ranges one after another, scores and reasons on the whole table."""
+
+    partitions: Partitions = local_partitions
+    scores = staticmethod(month_scores)
+    explained = staticmethod(explained_list)
+
+
+ENGINES = ("local", "spark")
+
+
+def engine_for(cfg: Config) -> Engine:
+    """The engine `[engine]` names (`mimamori run --engine/--master` override it)."""
+    settings = cfg.settings.get("engine", {})
+    name = settings.get("name", "local")
+    if name not in ENGINES:
+        raise ValueError(f"[engine] name は {' / '.join(ENGINES)} のどれかです（{name!r} は使えません） / "
+                         f"[engine] name must be one of {', '.join(ENGINES)}, not {name!r}")
+    if name == "local":
+        return LocalEngine()
+    try:
+        # imported only for the Spark engine: pyspark is an optional extra the local engine never needs
+        from pipelines.spark import SparkEngine
+    except ImportError as exc:
+        raise ValueError("Spark エンジンには pyspark が要ります: pip install '.[spark]'（Java 17 も必要です） / "
+                         "the Spark engine needs pyspark: pip install '.[spark]' (and Java 17)") from exc
+    return SparkEngine.for_master(settings.get("master") or "local[2]")
 
 
 def excluded_pids(cfg: Config, month: str) -> set[str]:
@@ -60,12 +103,14 @@ def _as_saved(data: dict) -> dict:
 
 
 def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
-              ingested_ahead: dict[str, dict] | None = None) -> dict:
+              ingested_ahead: dict[str, dict] | None = None, engine: Engine | None = None) -> dict:
     """Run every stage for one month; earlier months missing from the lake are ingested first.
 
     `ingested_ahead` holds the reports of months a helper process ingested for this month
-    (see run_months); they are recorded with the ingest stage.
+    (see run_months); they are recorded with the ingest stage. `engine`: where the features,
+    scores and reasons are computed (default: the one `[engine]` names).
     """
+    engine = engine_for(cfg) if engine is None else engine
     key = load_key(cfg.key_file)
     memory_mb = cfg.get("scale", "features_memory_mb")
     manifest = runs.Manifest(cfg, month)
@@ -89,7 +134,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
 
     with manifest.stage("features") as info:
         progress(f"features {month}")
-        feats = month_features(cfg.work, month, memory_mb)
+        feats = month_features(cfg.work, month, memory_mb, partitions=engine.partitions)
         info["rows"] = len(feats)
         manifest.data["lake_fingerprint"] = fingerprint = lake_fingerprint(cfg.lake, month)
 
@@ -100,12 +145,13 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
         progress(f"train {month}")
         trained: TrainResult = trained_month(
             cfg, month, min(lake.ingested_months(cfg.lake)), lake.outcomes_known_at(cfg.lake, month),
-            lambda m, pids=None: month_features(cfg.work, m, memory_mb, pids), fingerprint[:16], key_id(key))
+            lambda m, pids=None: month_features(cfg.work, m, memory_mb, pids, engine.partitions), fingerprint[:16],
+            key_id(key))
         info.update(trained.stage_summary())
         runs.save_training(cfg, month, trained)
 
     with manifest.stage("score") as info:
-        scored = month_scores(trained, feats, cfg.settings["baselines"])
+        scored = engine.scores(trained, feats, cfg.settings["baselines"])
         runs.save_scores(cfg, month, scored)
         info["scored"] = len(scored)
 
@@ -117,7 +163,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
     with manifest.stage("explain") as info:
         progress(f"explain {month}")
         # contributions are taken against the eligible cohort: the people the list was chosen from
-        listed, explanations, base = explained_list(listed, feats, feats[ok.mask], trained, key_id(key))
+        listed, explanations, base = engine.explained(listed, feats, feats[ok.mask], trained, key_id(key))
         if base is not None:
             info["base_value"] = base
         runs.save_list(cfg, month, listed)
@@ -137,7 +183,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
                                           or (record.get("validation") or {}).get("data_docs")),
             list_path=str(runs.list_file(cfg, month)), mlflow_uri=tracking_uri(cfg.mlflow_db),
             previous_features=runs.drift_reference(cfg, previous, previous in lake.ingested_months(cfg.lake),
-                                                   lambda m: month_features(cfg.work, m)),
+                                                   lambda m: month_features(cfg.work, m, partitions=engine.partitions)),
             previous_scores=runs.previous_scores(cfg, month, previous), scores=scored[["score"]])
         context = report_context(inputs)
         # the serving version's card as written at its registration; a rule's list has none
@@ -160,6 +206,7 @@ def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: No
     with work_lock(cfg):   # re-entrant: the CLI already holds it; library callers take it here
         key = load_key(cfg.key_file)
         needed = [m for m in runs.inbox_months(cfg) if m <= max(months) and not is_ingested(cfg, m, key)]
+        engine = engine_for(cfg)   # one engine (one Spark session) for every month; before the helper starts
         ahead = IngestAhead(cfg, needed) if cfg.get("scale", "ingest_ahead") and len(needed) > 1 else None
         manifests = []
         try:
@@ -171,7 +218,7 @@ def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: No
                         if report is not None:
                             reports[m] = report
                     needed = [m for m in needed if m > month]
-                manifests.append(run_month(cfg, month, progress, ingested_ahead=reports))
+                manifests.append(run_month(cfg, month, progress, ingested_ahead=reports, engine=engine))
                 done(manifests[-1])
         finally:
             if ahead is not None:

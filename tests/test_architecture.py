@@ -222,3 +222,32 @@ def test_no_module_is_over_about_400_lines():
     long = {name: n for name, path in modules().items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > 420}
     assert long == {}
+
+
+def _imported_packages(path: Path) -> list[tuple[str, int, bool]]:
+    """(dotted module imported, line, at module level) of every import in a file, any package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno, id(node) in top) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append((node.module, node.lineno, id(node) in top))
+    return out
+
+
+def test_only_the_engine_switch_imports_the_spark_engine_and_only_it_imports_pyspark():
+    """pyspark is an optional extra: the Spark engine (pipelines/spark/) is imported only by the
+    engine switch in pipelines/monthly.py, lazily, and nothing outside it imports pyspark, so the
+    local engine and the README's two commands never need Spark or Java."""
+    bad = []
+    for name, path in modules().items():
+        inside = name == "pipelines.spark" or name.startswith("pipelines.spark.")
+        for target, line, top in _imported_packages(path):
+            if target.split(".")[0] == "pyspark" and not inside:
+                bad.append(f"{name}:{line} imports {target} (only pipelines/spark/ may)")
+            if (target == "pipelines.spark" or target.startswith("pipelines.spark.")) and not inside:
+                if name not in ("pipelines.monthly", "pipelines.cli") or top:
+                    bad.append(f"{name}:{line} imports {target} (only the engine switch may, inside a function)")
+    assert bad == []

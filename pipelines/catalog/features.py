@@ -163,11 +163,24 @@ def _cached_table(table: Path, meta: Path, sidecar: dict) -> pa.Table | None:
         raise DataDamaged(damaged(table, kind, NOT_PARQUET, repair)) from exc
 
 
+# How an engine computes a month's whole feature table from the lake in at least `count` pid
+# ranges: (lake dir, as-of month, count) -> (the table in pid order, the ranges it used).
+Partitions = Callable[[Path, str, int], tuple[pd.DataFrame, int]]
+
+
+def local_partitions(lake_dir: Path, as_of_month: str, count: int) -> tuple[pd.DataFrame, int]:
+    """The local engine: the features stage on ranges 0 … count-1 in turn, concatenated (the
+    ranges are contiguous in pid order, so the result is in pid order)."""
+    parts = [features_from_lake(lake_dir, as_of_month, PidRange(i, count)) for i in range(count)]
+    return (pd.concat(parts, ignore_index=True) if count > 1 else parts[0]), count
+
+
 def month_features(work: Path, as_of_month: str, memory_mb: float | None = None,
-                   pids: pd.Series | None = None) -> pd.DataFrame:
+                   pids: pd.Series | None = None, partitions: Partitions = local_partitions) -> pd.DataFrame:
     """The month's feature table (only the rows of `pids`, if given, in table order): cached
     while the lake it came from is unchanged, otherwise computed by the features stage range by
-    range (see `range_count`) and saved; the table is the same for any count."""
+    range (see `range_count`; `partitions` runs them: in this process, or on Spark) and saved;
+    the table is the same for any count."""
     lake_dir = work / "lake"
     table = work / "features" / f"{as_of_month}.parquet"
     meta = work / "features" / f"{as_of_month}.json"
@@ -176,9 +189,7 @@ def month_features(work: Path, as_of_month: str, memory_mb: float | None = None,
         cached = _cached_table(table, meta, sidecar)
         if cached is not None:
             return _rows_of(cached, pids)
-    count = range_count(lake_dir, as_of_month, memory_mb)
-    parts = [features_from_lake(lake_dir, as_of_month, PidRange(i, count)) for i in range(count)]
-    frame = pd.concat(parts, ignore_index=True) if count > 1 else parts[0]
+    frame, count = partitions(lake_dir, as_of_month, range_count(lake_dir, as_of_month, memory_mb))
     meta.unlink(missing_ok=True)   # no sidecar names a table in flux
     digest = write_parquet(frame, table)
     write_json({"lake": fingerprint, "rows": len(frame), "partitions": count, "sha256": digest}, meta)
