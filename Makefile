@@ -23,18 +23,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# The extras `make test` installs: dev for everyone; .ci/run adds spark (`make test EXTRAS=dev,spark`),
-# so that the Spark tests run there and skip, saying why, on a machine without pyspark or Java.
-EXTRAS ?= dev
-comma := ,
-DEV_STAMP := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
-
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
-install-dev: $(DEV_STAMP)
+install-dev: $(VENV)/.installed-dev
 
 demo: install
 	rm -rf $(DEMO)

@@ -14,6 +14,7 @@ the lake knew before a delivery comes in as `EarlierDeliveries`; the catalogue
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -35,8 +36,13 @@ RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True,
 @lru_cache(maxsize=1)
 def _context():
     # GX takes seconds to import: only when a table is first validated, not with this module.
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    with warnings.catch_warnings():
+        # GX imports pyspark when the [spark] extra is installed, and pyspark warns on import that
+        # it does not yet fully support pandas 3: noise on the stderr of every command (whose
+        # errors are one line), about a library the local engine never calls
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)

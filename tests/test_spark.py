@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 def missing_reason() -> str | None:
     """Why the Spark tests cannot run here, or None."""
     if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed: pip install '.[spark]' (.ci/run installs it)"
+        return "pyspark is not installed: pip install -e '.[dev]' (or '.[spark]'), as `make test` does"
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").exists()):
         return "java is not installed: Spark 4.3 needs Java 17 (apt-get install openjdk-17-jre-headless; .ci/run does)"
