@@ -29,6 +29,12 @@ from expectations.policy import Outcome, Verdict, judge, outcome, summarise
 from expectations.results import run_time, sanitise
 from expectations.suite_spec import FEATURE_MEANS, FEATURES, suite_of
 
+# GX imports pyspark, when the [spark] extra is installed, as it builds its context and data
+# sources, and pyspark warns on each import that it does not yet fully support pandas 3: noise on
+# the stderr of every command (whose errors are one line), about a library the local engine never
+# calls. Only that warning, for the whole process (the imports happen at several GX calls).
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
 RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True,
                  "return_unexpected_index_query": False, "partial_unexpected_count": 0}
 
@@ -36,13 +42,8 @@ RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True,
 @lru_cache(maxsize=1)
 def _context():
     # GX takes seconds to import: only when a table is first validated, not with this module.
-    with warnings.catch_warnings():
-        # GX imports pyspark when the [spark] extra is installed, and pyspark warns on import that
-        # it does not yet fully support pandas 3: noise on the stderr of every command (whose
-        # errors are one line), about a library the local engine never calls
-        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
