@@ -16,21 +16,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines import approvers as registry
-from pipelines import audit
+from pipelines import approvers as registry, audit
 from pipelines.catalog import lake
 from pipelines.catalog.features import lake_fingerprint
 from pipelines.catalog.runs import completed_run, inbox_dir, list_file, read_manifest, report_file
-from pipelines.custody import private_dir, private_file
 from pipelines.config import Config
+from pipelines.custody import private_dir, private_file
 from contract.sources import SOURCES
-from contract.storage import DataDamaged, file_sha256
 from contract.messages import bilingual, no_run
 from contract.months import age_on, check_month, month_end
 from pipelines.pseudonymise import key_id, load_key, pseudonymise
 from pipelines.reading import delivery_file, read_source
 from pipelines.review import release_record, reviewed_list, submitted_review, void_reason as review_void
-from contract.storage import atomic_path, read_json, read_parquet, write_bytes, write_json
+from contract.storage import DataDamaged, atomic_path, file_sha256, read_json, read_parquet, write_bytes, write_json
 from features.groups import SEX_JA_SHORT, age_band
 from reports.recipients import RECIPIENTS, previous_visits
 from reports.sheets import CSV_FORMS, csv_read_back, outreach_csv, outreach_workbook, workbook_bytes
@@ -287,13 +285,16 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 def with_previous_visits(cfg: Config, month: str, named: pd.DataFrame) -> pd.DataFrame:
     """The released rows with 前回訪問: each person's last visit outcome the lake held when the
     month's list was made (outcomes known at the month's end)."""
-    visits = lake.outcomes_known_at(cfg.lake, month).visits
     return named.drop(columns=["previous_visit"], errors="ignore").merge(
-        previous_visits(visits), on="pid", how="left", validate="one_to_one")
+        previous_visits(lake.outcomes_known_at(cfg.lake, month).visits), on="pid", how="left", validate="one_to_one")
 
 
 def _suffix(recipient: str) -> str:
     return "" if recipient == "coordinator" else f"_{recipient}"
+
+
+def release_record_file(cfg: Config, month: str, recipient: str) -> Path:   # exists once released
+    return cfg.releases_dir / check_month(month) / f"release{_suffix(recipient)}.json"
 
 
 def write_outreach_xlsx(frame: pd.DataFrame, path: Path, month: str, columns: str | list[str] = "coordinator") -> Path:
@@ -359,8 +360,7 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
     sheet = outreach_csv(named, recipient, csv_form)
     columns = list(RECIPIENTS[recipient].columns)
     out_dir = private_dir(cfg.releases_dir / month)
-    csv_path = out_dir / f"outreach{_suffix(recipient)}.csv"
-    xlsx_path = out_dir / f"outreach{_suffix(recipient)}.xlsx"
+    csv_path, xlsx_path = (out_dir / f"outreach{_suffix(recipient)}{ext}" for ext in (".csv", ".xlsx"))
     _write_csv(sheet, csv_path)
     # the workbook also takes the list's reason features (what to ask) and exploration marks
     write_outreach_xlsx(named, xlsx_path, month, recipient)
@@ -376,7 +376,7 @@ def release(cfg: Config, month: str, recipient: str = "coordinator", csv_form: s
             **release_record(review, listed), **({"account": by} if by else {}),
             # the audit log's head as this release saw it: `audit verify` checks the log still holds it
             "audit_head": audit.head(cfg.audit_log)}
-    write_json(info, out_dir / f"release{_suffix(recipient)}.json")
+    write_json(info, release_record_file(cfg, month, recipient))
     audit.append(cfg.audit_log, "release", **info)
     return info | {"dir": str(out_dir)}
 
@@ -385,7 +385,7 @@ def released_sheet(cfg: Config, month: str, recipient: str = "coordinator") -> t
     """(release record, the released CSV as text columns) of a recipient's live release of the
     month; None when it was never released or has been purged. A CSV that no longer has the
     bytes the record names is refused (DataDamaged), never shown."""
-    record_path = cfg.releases_dir / check_month(month) / f"release{_suffix(recipient)}.json"
+    record_path = release_record_file(cfg, month, recipient)
     if not record_path.exists():
         return None
     info = read_json(record_path)

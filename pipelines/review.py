@@ -41,6 +41,10 @@ class Review:
         return {"month": self.month, "skips": [list(s) for s in self.skips], "adds": [list(a) for a in self.adds],
                 "submitted_by": self.submitted_by, "submitted": self.submitted}
 
+    def same_decisions(self, other: "Review | None") -> bool:
+        """Whether `other` skips and adds exactly the same people for the same reasons."""
+        return other is not None and (self.skips, self.adds) == (other.skips, other.adds)
+
     def digest(self) -> str:
         """The SHA-256 an approval signs: of the canonical JSON of the whole snapshot."""
         text = json.dumps(self.body(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))

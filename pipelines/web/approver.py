@@ -26,7 +26,8 @@ from pipelines.approvers import ApproverProblem
 from pipelines.catalog import runs
 from pipelines.locks import LockHeld, custody_lock, work_lock
 from pipelines.pseudonymise import load_key
-from pipelines.release import ReleaseRefused, approval_status, approve, distinct_approvers, purge, release
+from pipelines.release import (ReleaseRefused, approval_status, approve, distinct_approvers, purge, release,
+                               release_record_file)
 from pipelines.review import reviewed_list, submitted_review
 from pipelines.web import decisions, security
 from pipelines.web.pages import CSRF_REFUSED, db_session, render, require
@@ -66,7 +67,7 @@ def _releases(cfg, month: str) -> list[dict]:
     """Each recipient's release record of the month (never the sheet), with its status."""
     out = []
     for name, recipient in RECIPIENTS.items():
-        path = cfg.releases_dir / month / f"release{'' if name == 'coordinator' else '_' + name}.json"
+        path = release_record_file(cfg, month, name)
         info = read_json(path) if path.exists() else None
         out.append({"recipient": name, "who": RECIPIENT_JA.get(name, name),
                     "columns": [COLUMNS[c].header for c in recipient.columns], "info": info,
@@ -103,8 +104,7 @@ def _month_view(request: Request, month: str, login: Login, db: Session, error: 
     review = submitted_review(cfg, month)
     reviewed = reviewed_list(listed, review)
     draft = decisions.review_of(db, month, "", request.app.state.clock())
-    unsubmitted = (review is None and (draft.skips or draft.adds)) or (
-        review is not None and (review.skips, review.adds) != (draft.skips, draft.adds))
+    unsubmitted = bool(draft.skips or draft.adds) if review is None else not draft.same_decisions(review)
     districts = {d: {"listed": int((listed["district"] == d).sum()), "released": int((reviewed["district"] == d).sum())}
                  for d in sorted(set(listed["district"]) | set(reviewed["district"]))}
     try:

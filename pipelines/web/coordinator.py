@@ -97,7 +97,7 @@ def districts(request: Request, month: str, login: Login = Depends(COORDINATOR),
     draft = decisions.review_of(db, month, login.user.name, request.app.state.clock())
     return render(request, "coord_districts.html.j2", login, month=month, districts=rows,
                   released=released_sheet(cfg, month) is not None, submitted=submitted,
-                  draft=draft, changed=submitted is None or (submitted.skips, submitted.adds) != (draft.skips, draft.adds))
+                  draft=draft, changed=not draft.same_decisions(submitted))
 
 
 @router.post("/months/{month}/review")
@@ -198,7 +198,8 @@ def add_person(request: Request, month: str, district: str, form: dict = Depends
     """Add a person the list missed, by 宛名番号 and with a reason, before the release. The number
     is pseudonymised at once with the ward's key; only the pseudonym is kept and logged."""
     cfg = request.app.state.cfg
-    _district(_batch_list(request, month), district)
+    listed = _batch_list(request, month)
+    _district(listed, district)
     _not_released(request, month)
     number = parse_ids(pd.Series([form.get("resident_id", "")], dtype="string"))
     if number.isna().iloc[0]:
@@ -218,7 +219,7 @@ def add_person(request: Request, month: str, district: str, form: dict = Depends
     elif str(found["district"].iloc[0]) != district:
         problem = ("その人はこの地区の住民ではありません。住所の地区の画面で追加してください / "
                    "that person does not live in this district: add them on their district's page")
-    elif pid in set(_batch_list(request, month)["pid"]):
+    elif pid in set(listed["pid"]):
         problem = "その人はすでにリストにあります / that person is already on the list"
     if problem is None:
         try:

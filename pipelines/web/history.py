@@ -38,6 +38,7 @@ from models.train import labels_for
 from pipelines.catalog import runs
 from pipelines.catalog.lake import ingested_months, outcomes_known_at
 from pipelines.config import Config
+from pipelines.release import release_record_file
 from pipelines.web.visits import OUTCOME_JA
 from reports.disclosure import Cells, Disclosed, disclose, rate_words, total
 from reports.rankers import RANKER_TITLES
@@ -79,10 +80,8 @@ class RunRow:
 
 
 def _release_record(cfg: Config, month: str, recipient: str) -> dict | None:
-    # the record path of pipelines/release.py `release`/`released_sheet` (its suffix per recipient);
     # only the record's own fields are read, never the sheet
-    suffix = "" if recipient == "coordinator" else f"_{recipient}"
-    path = cfg.releases_dir / month / f"release{suffix}.json"
+    path = release_record_file(cfg, month, recipient)
     if not path.exists():
         return None
     record = read_json(path)
