@@ -41,9 +41,12 @@ class Review:
         return {"month": self.month, "skips": [list(s) for s in self.skips], "adds": [list(a) for a in self.adds],
                 "submitted_by": self.submitted_by, "submitted": self.submitted}
 
-    def same_decisions(self, other: "Review | None") -> bool:
-        """Whether `other` skips and adds exactly the same people for the same reasons."""
-        return other is not None and (self.skips, self.adds) == (other.skips, other.adds)
+    def unsubmitted(self, submitted: "Review | None") -> bool:
+        """Whether these decisions (being made) differ from the submitted snapshot; with none
+        submitted, whether any skip or addition has been made."""
+        if submitted is None:
+            return bool(self.skips or self.adds)
+        return (self.skips, self.adds) != (submitted.skips, submitted.adds)
 
     def digest(self) -> str:
         """The SHA-256 an approval signs: of the canonical JSON of the whole snapshot."""

@@ -84,6 +84,9 @@ def test_review_is_signed_by_two_identities_and_the_release_applies_it(site):
     coordinator = logged_in(app, "kato")
     page = _district_url(month, district)
 
+    fresh = coordinator.get(f"/coord/months/{month}").text   # nothing decided yet: nothing unsubmitted
+    assert "提出していない見直しがあります" not in fresh and "変更なしで提出" in fresh
+
     # skipping needs a reason; adding checks the number and the district
     refused = _post(coordinator, page, page + "/decisions", pid=skip, decision="skip", reason="")
     assert refused.status_code == 200 and "理由を入力してください" in refused.text

@@ -104,7 +104,7 @@ def _month_view(request: Request, month: str, login: Login, db: Session, error: 
     review = submitted_review(cfg, month)
     reviewed = reviewed_list(listed, review)
     draft = decisions.review_of(db, month, "", request.app.state.clock())
-    unsubmitted = bool(draft.skips or draft.adds) if review is None else not draft.same_decisions(review)
+    unsubmitted = draft.unsubmitted(review)
     districts = {d: {"listed": int((listed["district"] == d).sum()), "released": int((reviewed["district"] == d).sum())}
                  for d in sorted(set(listed["district"]) | set(reviewed["district"]))}
     try:

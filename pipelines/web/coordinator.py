@@ -97,7 +97,7 @@ def districts(request: Request, month: str, login: Login = Depends(COORDINATOR),
     draft = decisions.review_of(db, month, login.user.name, request.app.state.clock())
     return render(request, "coord_districts.html.j2", login, month=month, districts=rows,
                   released=released_sheet(cfg, month) is not None, submitted=submitted,
-                  draft=draft, changed=not draft.same_decisions(submitted))
+                  draft=draft, changed=draft.unsubmitted(submitted))
 
 
 @router.post("/months/{month}/review")
