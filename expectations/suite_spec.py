@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from features.catalog import FLAGGED, MODEL_FEATURES
+from features.catalog import CATALOG, FLAGGED, MODEL_FEATURES
 from contract.sources import SOURCES
 
 SUITES_DIR = Path(__file__).with_name("suites")
@@ -245,6 +245,8 @@ FEATURE_COLUMNS = ["pid", "as_of_month", "district", "sex"] + MODEL_FEATURES
 _COUNTS = ["garbage_no_response_90d", "missed_visits_12m", "emergencies_12m"]
 _MONTHS = ["months_at_address", "months_since_checkup", "months_since_contact"]
 _ARREARS = ["care_arrears_months", "nhi_arrears_months"]
+# The features of change that are flags (features/change.py); the trend is checked on its own.
+CHANGE_FLAGS = [name for name, f in CATALOG.items() if f.group != "snapshot" and name != "garbage_no_response_trend"]
 _FEATURE_JA = {"age": "年齢", "living_alone": "ひとり暮らし", "care_level": "要介護度",
                "months_at_address": "現住所での居住月数", "months_since_checkup": "健診からの経過月数",
                "months_since_contact": "相談・見守りからの経過月数", "care_arrears_months": "介護保険料の滞納月数",
@@ -262,7 +264,8 @@ FEATURE_MEANS = {
 def _fja(column: str) -> str:
     if column.endswith("_imp"):
         return f"{_FEATURE_JA.get(column[:-4], column[:-4])}の補完フラグ"
-    return _FEATURE_JA.get(column, COLUMN_JA.get(column, column))
+    feature = CATALOG.get(column)
+    return _FEATURE_JA.get(column, feature.label_ja if feature is not None else COLUMN_JA.get(column, column))
 
 
 def feature_suite() -> dict:
@@ -301,7 +304,7 @@ def feature_suite() -> dict:
            "the care level is between 0 (not certified) and 7 (要介護5)", "要介護度が0（認定なし）から7（要介護5）の間である",
            column="care_level", min_value=0, max_value=7),
     ]
-    for column in ["living_alone"] + [f"{name}_imp" for name in FLAGGED]:
+    for column in ["living_alone"] + [f"{name}_imp" for name in FLAGGED] + CHANGE_FLAGS:
         ex.append(_e(f"{s}.{column}.flag", "expect_column_values_to_be_in_set", "critical",
                      f"{column} is a flag (0 or 1)", f"{_fja(column)}が0か1である", column=column, value_set=[0.0, 1.0]))
     for column in _MONTHS:
@@ -314,6 +317,10 @@ def feature_suite() -> dict:
     for column in _COUNTS:
         ex.append(_e(f"{s}.{column}.range", "expect_column_values_to_be_between", "critical",
                      f"{column} is a count (not negative)", f"{_fja(column)}が負でない", column=column, min_value=0))
+    ex.append(_e(f"{s}.garbage_no_response_trend.range", "expect_column_values_to_be_between", "critical",
+                 "the change in unanswered pickups lies between -14 and 14 (two 90-day windows of weekly pickups)",
+                 f"{_fja('garbage_no_response_trend')}が-14から14の間である（90日間の週1回収集どうしの差）",
+                 column="garbage_no_response_trend", min_value=-14, max_value=14))
     for column, (stem, en, ja) in FEATURE_MEANS.items():
         ex.append(_e(f"{s}.{column}.mean", "expect_column_mean_to_be_between", "warning", en, ja,
                      column=column, min_value={"$PARAMETER": f"{stem}_min"}, max_value={"$PARAMETER": f"{stem}_max"}))

@@ -34,6 +34,9 @@ class Feature:
     # definition: "median" of the training split (fitted and frozen with the model,
     # models/candidates.py) or "zero". The `_imp` flag keeps the fact that it was missing.
     fill: str = "zero"
+    # The feature's group, for ablations (pipelines/truthcheck.py) and the model card: "snapshot"
+    # for how a person lives now, otherwise the kind of change it measures (features/change.py).
+    group: str = "snapshot"
 
 
 def _n(value: float) -> int:
@@ -145,6 +148,65 @@ def _emergencies(v: float, imp: bool) -> tuple[str, str]:
     return f"過去1年に緊急対応{_n(v)}回", f"{_en(_n(v), 'emergency response')} in a year"
 
 
+def _flag(yes: tuple[str, str], no: tuple[str, str]) -> Phrase:
+    """The phrase of a 0/1 change feature: `yes` when it happened, `no` when it did not."""
+    return lambda v, imp: yes if v >= 0.5 else no
+
+
+def _garbage_trend(v: float, imp: bool) -> tuple[str, str]:
+    if _n(v) >= 1:
+        return (f"訪問収集の応答なしが前の90日より{_n(v)}回増加",
+                f"{_en(_n(v), 'more unanswered pickup')} than in the 90 days before")
+    return "訪問収集の応答なしの増加なし", "no rise in unanswered pickups"
+
+
+# Features of change (features/change.py): (name, source, window, ja label, en label, phrase, ask).
+CHANGE_FEATURES = [
+    ("household_shrank_12m", "residents", "snapshots of the 12 months before as-of", "世帯人数の減少",
+     "household got smaller", _flag(("12か月以内に同居の家族が減った（転出・死亡など）",
+                                     "a household member left or died in the last 12 months"),
+                                    ("12か月以内の世帯人数の減少なし", "household size unchanged in 12 months")),
+     "household", "最近のご家族の変化と、いま頼れる人", "recent change in the family and who they can rely on now"),
+    ("moved_12m", "residents", "snapshot at as-of", "12か月以内の転入", "moved in the last 12 months",
+     _flag(("12か月以内に今の住所へ転入", "moved to this address in the last 12 months"),
+           ("転入から12か月以上", "at this address for 12 months or more")),
+     "moved", "近所に知り合いや相談できる人がいるか", "whether they know anyone nearby to talk to"),
+    ("care_cert_lapsed_12m", "care_certifications", "snapshots of the 12 months before as-of",
+     "要介護認定の失効", "care certification lapsed",
+     _flag(("12か月以内に要介護認定が切れ、更新されていない", "care certification ended in the last 12 months and was not renewed"),
+           ("要介護認定の失効なし", "no care certification lapsed")),
+     "care_lapse", "介護サービスが途切れていないか（更新申請の案内も）", "whether care services stopped (mention renewal)"),
+    ("checkup_lapsed", "checkups", "13–36 months and 12 months before as-of", "健診の習慣の途切れ",
+     "checkup habit broken",
+     _flag(("以前は健診を受けていたが、この1年は受診なし", "used to attend health checkups, none in the last year"),
+           ("健診の習慣の途切れなし", "checkup habit unbroken")),
+     "checkup_habit", "体調・通院の様子（健診の案内も）", "health and doctor visits (mention the free checkup)"),
+    ("care_arrears_onset", "care_premiums", "18 billing months to as-of", "介護保険料の滞納の始まり",
+     "care-premium arrears began",
+     _flag(("1年以上きちんと納めていた介護保険料が、この半年で未納に", "care premiums paid for a year or more, unpaid in the last 6 months"),
+           ("介護保険料の新たな滞納なし", "no new care-premium arrears")),
+     "arrears_onset", "暮らし向き・支払いで困っていないか", "whether money or bills are a worry"),
+    ("nhi_arrears_onset", "nhi_premiums", "18 billing months to as-of", "国保料の滞納の始まり（世帯）",
+     "household NHI arrears began",
+     _flag(("1年以上きちんと納めていた世帯の国保料が、この半年で未納に", "household NHI premiums paid for a year or more, unpaid in the last 6 months"),
+           ("世帯の国保料の新たな滞納なし", "no new household NHI arrears")),
+     "arrears_onset", "暮らし向き・支払いで困っていないか", "whether money or bills are a worry"),
+    ("garbage_no_response_trend", "garbage_pickups", "90 days to as-of against the 90 days before",
+     "訪問収集の応答なしの増加", "rise in unanswered pickups", _garbage_trend,
+     "garbage_trend", "ごみ出しや家事で困っていないか", "trouble with rubbish or housework"),
+    ("contact_lapsed", "welfare_contacts", "13–36 months and 12 months before as-of", "相談・見守りの途切れ",
+     "welfare contact stopped",
+     _flag(("以前は相談・見守りの記録があったが、この1年はなし", "had welfare contacts before, none in the last year"),
+           ("相談・見守りの途切れなし", "welfare contact not interrupted")),
+     "contact_lapse", "最近、誰かと話したり出かけたりしているか", "whether they talk to or go out with anyone lately"),
+    ("returned_home_12m", "exclusions", "snapshots of the 12 months before as-of", "入院・入所からの帰宅",
+     "back home from hospital or a facility",
+     _flag(("12か月以内に入院・施設入所から自宅へ戻った", "came home from hospital or a care facility in the last 12 months"),
+           ("12か月以内の入院・入所からの帰宅なし", "no return from hospital or a facility in 12 months")),
+     "returned_home", "退院・退所後の体調と、困っていること", "health since coming home, and any difficulty"),
+]
+
+
 CATALOG: dict[str, Feature] = {f.name: f for f in [
     Feature("age", "residents", "snapshot at as-of", "none (required)", "年齢", "age", _age,
             ask_ja="日々の体調や困りごと", ask_en="day-to-day health and worries"),
@@ -186,7 +248,11 @@ CATALOG: dict[str, Feature] = {f.name: f for f in [
     Feature("emergencies_12m", "adverse_events", "12 months to as-of", "0 when none",
             "緊急対応の回数", "emergency responses", _emergencies,
             ask_ja="その後の体調と、緊急時の連絡先", ask_en="health since, and an emergency contact"),
-]}
+] + [Feature(name, source, window, "0 when nothing to compare with", ja, en, phrase, ask_ja=ask_ja, ask_en=ask_en,
+             group=group) for name, source, window, ja, en, phrase, group, ask_ja, ask_en in CHANGE_FEATURES]}
+GROUPS: dict[str, list[str]] = {}
+for _feature in CATALOG.values():
+    GROUPS.setdefault(_feature.group, []).append(_feature.name)
 
 # What an exploration pick (drawn at random from the eligible rest, not ranked) carries instead
 # of reasons, on the list, the sheets, the auditor's view and the report: it has none.
@@ -199,6 +265,11 @@ NO_SINGLE_REASON = ("目立つ単独の要因なし（小さな要因の積み�
 FLAGGED = ["months_at_address", "months_since_checkup", "care_arrears_months", "nhi_arrears_months",
            "garbage_no_response_90d", "months_since_contact"]
 MODEL_FEATURES: list[str] = list(CATALOG) + [f"{name}_imp" for name in FLAGGED]
+
+
+def group_of(name: str) -> str:
+    """The group of a model feature (an `_imp` flag belongs to its feature's group)."""
+    return CATALOG[name[:-4] if name.endswith("_imp") else name].group
 
 
 def describe(name: str, value: float, imputed: bool = False) -> tuple[str, str]:

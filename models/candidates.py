@@ -14,6 +14,8 @@ that would reverse the ranking is refused and the pipeline serves uncalibrated.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -76,19 +78,48 @@ def _calibration_problem(y: np.ndarray) -> str | None:
 
 
 def fit_candidate(name: str, training: dict, X_fit: np.ndarray, y_fit: np.ndarray,
-                  X_cal: np.ndarray, y_cal: np.ndarray) -> tuple[object, str]:
-    """(fitted model, calibration note): the pipeline fitted on (X_fit, y_fit), calibrated on (X_cal, y_cal)."""
+                  X_cal: np.ndarray, y_cal: np.ndarray, w_fit: np.ndarray | None = None,
+                  w_cal: np.ndarray | None = None, visit_fit: np.ndarray | None = None) -> tuple[object, str]:
+    """(fitted model, calibration note): the pipeline fitted on (X_fit, y_fit), calibrated on
+    (X_cal, y_cal); `w_*` are the labels' weights (sampled negatives count for those left out);
+    `visit_fit` marks the rows whose label a visit found (models/labels.py)."""
     with one_thread():
-        pipe = make_candidate(name, training).fit(X_fit, y_fit)
+        pipe = make_candidate(name, training)
+        if name == "logit" and visit_fit is not None and 0 < visit_fit.sum() < len(visit_fit):
+            pipe = _with_measurement_term(pipe, X_fit, y_fit, w_fit, visit_fit)
+        else:
+            pipe = pipe.fit(X_fit, y_fit, model__sample_weight=w_fit)
         problem = _calibration_problem(y_cal)
         if problem:
             return pipe, problem
-        calibrated = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid").fit(X_cal, y_cal)
+        with warnings.catch_warnings():
+            # the frozen pipeline is fitted already: the weights are meant for the sigmoid only,
+            # which is exactly what sklearn warns it will do
+            warnings.filterwarnings("ignore", message="Since FrozenEstimator does not appear to accept sample_weight")
+            calibrated = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid").fit(
+                X_cal, y_cal, sample_weight=w_cal)
     # sklearn's sigmoid is expit(-(a·f + b)): increasing in the log-odds f only when a < 0
     slope = float(calibrated.calibrated_classifiers_[0].calibrators[0].a_)
     if not slope < 0:
         return pipe, "not calibrated: the sigmoid fitted on the calibration months would reverse the ranking"
     return calibrated, f"sigmoid (Platt) calibration on {len(y_cal)} labelled rows of the newest training months"
+
+
+def _with_measurement_term(pipe: Pipeline, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
+                           visit: np.ndarray) -> Pipeline:
+    """The logistic pipeline fitted with one more column, 1 where a visit found the label.
+
+    A visit finds most of the isolated people it reaches; an adverse event befalls only a few of
+    them. Mixed in one fit, the gap between the two would be learnt as "looks like the people
+    today's rule visits"; the extra column takes it instead, the features' weights are shared,
+    and the column is dropped afterwards: every person is then scored on the same footing (a
+    constant left out of the log-odds changes no ranking and no reason)."""
+    prepare = pipe[:-1].fit(X)
+    Z = np.column_stack([prepare.transform(X), visit])
+    model = pipe[-1].fit(Z, y, sample_weight=w)
+    model.coef_ = model.coef_[:, :-1].copy()
+    model.n_features_in_ = Z.shape[1] - 1
+    return pipe
 
 
 def base_pipeline(model: object) -> object:

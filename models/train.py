@@ -25,7 +25,7 @@ from models.baselines import BASELINES, baseline_scores
 from models.candidates import fit_candidate
 from models.estimator import one_thread
 from models.fairness import audit
-from models.labels import Outcomes, labels, window_closed
+from models.labels import LabelPolicy, Outcomes, labels, window_closed
 from models.prioritise import capacity
 
 # Which features a model version was trained on: versions of another feature set are never champions.
@@ -143,16 +143,16 @@ def split_rows(plan: TrainingPlan, timespan_days: int) -> list[dict]:
             for m, role in rows]
 
 
-def labels_for(label_settings: dict, outcomes: Outcomes, month: str) -> pd.DataFrame:
-    """pid, label of the people labelled in the window after `month`, under the `[labels]` policy."""
-    return labels(outcomes, month, label_settings["timespan_days"], label_settings["adverse_events_of_unvisited"],
-                  tuple(label_settings["positive_outcomes"]), tuple(label_settings["negative_outcomes"]))
+def labels_for(label_settings: dict, outcomes: Outcomes, month: str, cohort: pd.Series | None = None) -> pd.DataFrame:
+    """pid, label, weight of the people labelled in the window after `month`, under the `[labels]`
+    policy; `cohort` (the month's pids aged min_age+) when the policy labels the unvisited."""
+    return labels(outcomes, month, LabelPolicy.of(label_settings), cohort)
 
 
 def training_frame(labelled_rows: list[pd.DataFrame]) -> pd.DataFrame:
     """The labelled people's feature rows of every training month, one frame."""
     return (pd.concat(labelled_rows, ignore_index=True) if labelled_rows
-            else pd.DataFrame(columns=MODEL_FEATURES + ["label"]))
+            else pd.DataFrame(columns=MODEL_FEATURES + ["label", "weight"]))
 
 
 def label_counts(train: pd.DataFrame, holdout_features: pd.DataFrame, holdout_labels: pd.DataFrame,
@@ -161,19 +161,21 @@ def label_counts(train: pd.DataFrame, holdout_features: pd.DataFrame, holdout_la
     (how few of the people we rank have a known outcome: selective labels)."""
     cohort = int((holdout_features["age"] >= min_age).sum())
     return {"train_labelled": len(train), "train_positive": int(train["label"].sum()),
+            "train_weighted": round(float(train["weight"].sum()), 1) if "weight" in train else len(train),
             "holdout_labelled": len(holdout_labels), "holdout_positive": int(holdout_labels["label"].sum()),
             "holdout_cohort": cohort, "holdout_coverage_pct": round(100 * len(holdout_labels) / max(cohort, 1), 2)}
 
 
-def _xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int)
+def _column(frame: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    return frame[name].to_numpy(dtype="float64") if name in frame else np.full(len(frame), default)
 
 
 def fit_months(training: dict, name: str, frame: pd.DataFrame, calibrate: list[str]) -> tuple[object, str]:
     """Fit candidate `name` on the frame's rows outside `calibrate`, calibrate on the rows inside."""
-    in_cal = frame["as_of_month"].isin(calibrate).to_numpy()
-    X, y = _xy(frame)
-    return fit_candidate(name, training, X[~in_cal], y[~in_cal], X[in_cal], y[in_cal])
+    fit = ~frame["as_of_month"].isin(calibrate).to_numpy()
+    X, y = frame[MODEL_FEATURES].to_numpy(dtype="float64"), frame["label"].to_numpy(dtype=int)
+    w, visit = _column(frame, "weight", 1.0), _column(frame, "visit_label", 0.0)
+    return fit_candidate(name, training, X[fit], y[fit], X[~fit], y[~fit], w[fit], w[~fit], visit[fit])
 
 
 def score_model(model, features: pd.DataFrame) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from models.labels import Outcomes
+from models.labels import LabelPolicy, Outcomes
 from models.train import (EvaluationSettings, TrainResult, comparison, enough_labels, few_labels_result,
                           fit_months, fitted_candidates, label_counts, labels_for, no_window_result, refit_frame,
                           split_rows, training_frame, training_plan, with_registered)
@@ -34,15 +34,13 @@ def trained_month(cfg: Config, month: str, first_month: str, outcomes: Outcomes,
     plan = training_plan(month, first_month, timespan, training)
     if plan is None:
         return no_window_result(month, first_month, timespan)
-    rows = []
-    for as_of in plan.train_months:
-        labelled = labels_for(label_settings, outcomes, as_of)
-        # only the labelled people's rows: a few thousand of a million
-        rows.append(month_features(as_of, labelled["pid"]).merge(labelled, on="pid", how="inner"))
-    train = training_frame(rows)
-    holdout_features = month_features(plan.holdout_month)
-    holdout_labels = labels_for(label_settings, outcomes, plan.holdout_month)
     settings = EvaluationSettings.of(cfg.settings)
+    train = training_frame([labelled_rows(label_settings, outcomes, month_features, as_of, settings.min_age)
+                            for as_of in plan.train_months])
+    holdout_features = month_features(plan.holdout_month)
+    # the holdout is judged on every labelled person: no sampling of its negatives
+    holdout_labels = labels_for(label_settings | {"max_negatives_per_month": 2**62}, outcomes, plan.holdout_month,
+                                _cohort(holdout_features, settings.min_age))
     counts = label_counts(train, holdout_features, holdout_labels, settings.min_age)
     if not enough_labels(counts, training):
         return few_labels_result(plan, counts, training, settings, holdout_features, holdout_labels)
@@ -65,6 +63,22 @@ def trained_month(cfg: Config, month: str, first_month: str, outcomes: Outcomes,
     run_id, version = registry.log_training(cfg, final, result, everything, tags)
     registered_card(cfg, month, result, version, run_id, tags)
     return with_registered(result, final, version, run_id, champion)
+
+
+def _cohort(features: pd.DataFrame, min_age: int) -> pd.Series:
+    return features.loc[features["age"] >= min_age, "pid"]
+
+
+def labelled_rows(label_settings: dict, outcomes: Outcomes, month_features: MonthFeatures, as_of: str,
+                  min_age: int) -> pd.DataFrame:
+    """The feature rows of the people labelled after `as_of`, with their label and weight."""
+    if LabelPolicy.of(label_settings).population:   # the whole cohort may be labelled: read every row once
+        features = month_features(as_of)
+        labelled = labels_for(label_settings, outcomes, as_of, _cohort(features, min_age))
+        return features.merge(labelled, on="pid", how="inner")
+    labelled = labels_for(label_settings, outcomes, as_of)
+    # only the labelled people's rows: a few thousand of a million
+    return month_features(as_of, labelled["pid"]).merge(labelled, on="pid", how="inner")
 
 
 def registered_card(cfg: Config, month: str, result: TrainResult, version: str, run_id: str,

@@ -336,7 +336,9 @@ def test_list_invariants_hold_for_any_capacity_min_age_and_exploration(lake2000,
 
 LABEL_POLICIES = st.fixed_dictionaries({
     "timespan_days": st.sampled_from([60, 90, 180]),
-    "adverse_events_of_unvisited": st.booleans(),
+    "sources": st.sampled_from([["visits"], ["adverse_events"], ["visits", "adverse_events"], ["visits", "not_home"]]),
+    "not_home_repeated": st.sampled_from([1, 2]),
+    "max_negatives_per_month": st.sampled_from([50, 20000]),
     "positive_outcomes": st.sampled_from([["needs_support"], ["needs_support", "declined"]]),
     "negative_outcomes": st.sampled_from([["no_concern"], ["no_concern", "not_home"]]),
 })

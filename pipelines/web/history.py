@@ -34,6 +34,7 @@ import pandas as pd
 from contract.months import month_end
 from contract.storage import read_json, read_parquet
 from models.labels import window_closed
+from models.labels import LabelPolicy
 from models.train import labels_for
 from pipelines.catalog import runs
 from pipelines.catalog.lake import ingested_months, outcomes_known_at
@@ -154,7 +155,7 @@ def month_counts(cfg: Config, month: str, outcomes, known_month: str) -> MonthCo
                   & (visits["visit_date"] <= start + pd.Timedelta(days=days))]
     latest = mine.sort_values(["visit_date", "outcome"], kind="stable").drop_duplicates("pid", keep="last")
     found = latest["outcome"].value_counts()
-    labels = labels_for(cfg.settings["labels"], outcomes, month)
+    labels = labels_for(cfg.settings["labels"], outcomes, month, pd.Series(ranker.index, dtype="str"))
     labels = labels[labels["pid"].isin(ranker.index)]
     by = ranker.reindex(labels["pid"]).to_numpy()
     groups = sorted(set(ranker), key=lambda r: (r == EXPLORATION, r))
@@ -236,7 +237,7 @@ def month_figures(cfg: Config) -> Figures:
     outcomes = outcomes_known_at(cfg.lake, known[-1])
     counts = [month_counts(cfg, m, outcomes, known[-1]) for m in done]
     cells = Cells()
-    labels_need_visit = not cfg.settings["labels"]["adverse_events_of_unvisited"]
+    labels_need_visit = not LabelPolicy.of(cfg.settings["labels"]).population
     for c in counts:
         register(cells, c, labels_need_visit)
     shown = disclose(cells, threshold)
