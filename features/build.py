@@ -41,8 +41,7 @@ CERTIFICATION_COLUMNS = ["pid", "care_level", "valid_from", "valid_to"]
 EXCLUSION_COLUMNS = ["pid", "reason", "valid_from", "valid_to"]
 # Snapshots of the months before as-of that the features of change compare with (features/change.py),
 # and the columns read of each: `<source>_earlier` in the tables, {month: frame}.
-EARLIER_SNAPSHOTS = {"residents": ["pid", "household_size"], "care_certifications": ["pid", "valid_from", "valid_to"],
-                     "exclusions": EXCLUSION_COLUMNS}
+EARLIER_SNAPSHOTS = {"residents": ["pid", "household_size"], "exclusions": EXCLUSION_COLUMNS}
 
 
 def window_start(window: str, as_of_month: str) -> pd.Timestamp | str:
@@ -143,8 +142,6 @@ def change_features(out: pd.DataFrame, tables: dict, pids: pd.Index, household_o
     earlier = {source: tables.get(f"{source}_earlier") or {} for source in EARLIER_SNAPSHOTS}
     out["household_shrank_12m"] = change.household_shrank(tables["residents"], earlier["residents"])
     out["moved_12m"] = change.moved_recently(out["months_at_address"].to_numpy(dtype="float64"))
-    out["care_cert_lapsed_12m"] = change.certification_lapsed(tables["care_certifications"],
-                                                              earlier["care_certifications"], pids, as_of)
     out["checkup_lapsed"] = change.checkup_lapsed(tables["checkups"], pids, as_of)
     out["care_arrears_onset"] = change.arrears_onset(tables["care_premiums"], "pid", pids, as_of_month)
     out["nhi_arrears_onset"] = change.arrears_onset(tables["nhi_premiums"], "hid", pd.Index(hids),

@@ -3,7 +3,9 @@
 The snapshots say how a person lives now; the literature on isolation points first at what
 changed: a household that lost a member (bereavement or a child moving away), a checkup habit
 that broke, bills that started to go unpaid after years of paying, a welfare contact that
-stopped, a return home from hospital or a care facility, a care certification not renewed.
+stopped, a return home from hospital or a care facility. (A care certification that is not renewed is
+not among them: the synthetic ward renews every certification, so its effect cannot be measured
+here; see docs/model-quality.md.)
 Each function returns one value per person of the as-of snapshot (numpy, aligned with `pids`)
 and reads only what was delivered up to the as-of month (the catalogue passes earlier snapshots
 by month; events are already cut at the as-of date by features/build.py).
@@ -50,24 +52,6 @@ def household_shrank(residents: pd.DataFrame, earlier: dict[str, pd.DataFrame]) 
 def moved_recently(months_at_address: np.ndarray) -> np.ndarray:
     """1 when the person moved to their address within the last 12 months (unknown: 0)."""
     return np.where(np.isnan(months_at_address), 0.0, (months_at_address < LOOKBACK).astype("float64"))
-
-
-def _certified_at(certs: pd.DataFrame | None, day: pd.Timestamp) -> pd.Series:
-    if certs is None or not len(certs):
-        return pd.Series(dtype=bool)
-    valid = (certs["valid_from"] <= day) & (certs["valid_to"].isna() | (certs["valid_to"] >= day))
-    return valid.groupby(certs["pid"]).any()
-
-
-def certification_lapsed(certs_now: pd.DataFrame | None, earlier: dict[str, pd.DataFrame | None],
-                         pids: pd.Index, as_of: pd.Timestamp) -> np.ndarray:
-    """1 when a care certification was valid at some month end of the last 12 months and none
-    is valid now (not renewed, or ended)."""
-    was = np.zeros(len(pids))
-    for month, certs in earlier.items():
-        was = np.maximum(was, _on(_certified_at(certs, month_end(month)), pids))
-    now = _on(_certified_at(certs_now, as_of), pids)
-    return was * (1.0 - now)
 
 
 def checkup_lapsed(checkups: pd.DataFrame | None, pids: pd.Index, as_of: pd.Timestamp) -> np.ndarray:

@@ -220,10 +220,13 @@ def holdout_evaluation(settings: EvaluationSettings, models: dict[str, object], 
 # ------------------------------------------------------------------ selection and promotion
 
 def criterion(evaluation: dict, rankers: list[str], min_labelled: int) -> str:
-    """precision@k when every ranker has enough labelled people in its top k, else average precision."""
+    """precision@k when every ranker has enough labelled people in its top k and some ranker finds
+    enough positives there to tell rankers apart, else average precision (over every labelled
+    person: with labels for the whole cohort, a top k holds too few adverse events to compare)."""
     enough = all(evaluation[r][f"labelled_in_top_k_{ties}"] >= min_labelled
                  for r in rankers for ties in ("worst", "best"))
-    return "precision_at_k" if enough else "average_precision"
+    found = max((evaluation[r].get("positives_in_top_k_best", min_labelled) or 0) for r in rankers)
+    return "precision_at_k" if enough and found >= min_labelled else "average_precision"
 
 
 def value(figures: dict, measure: str, ties: str) -> float:

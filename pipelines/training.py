@@ -38,9 +38,8 @@ def trained_month(cfg: Config, month: str, first_month: str, outcomes: Outcomes,
     train = training_frame([labelled_rows(label_settings, outcomes, month_features, as_of, settings.min_age)
                             for as_of in plan.train_months])
     holdout_features = month_features(plan.holdout_month)
-    # the holdout is judged on every labelled person: no sampling of its negatives
-    holdout_labels = labels_for(label_settings | {"max_negatives_per_month": 2**62}, outcomes, plan.holdout_month,
-                                _cohort(holdout_features, settings.min_age))
+    cohort = _cohort(holdout_features, settings.min_age)
+    holdout_labels = labels_for(evaluation_policy(label_settings), outcomes, plan.holdout_month, cohort)
     counts = label_counts(train, holdout_features, holdout_labels, settings.min_age)
     if not enough_labels(counts, training):
         return few_labels_result(plan, counts, training, settings, holdout_features, holdout_labels)
@@ -57,12 +56,21 @@ def trained_month(cfg: Config, month: str, first_month: str, outcomes: Outcomes,
         registered_card(cfg, month, result, str(version.version), version.run_id, tags)
         return with_registered(result, final, str(version.version), version.run_id, champion)
     # The challenger as it would serve: refitted on every usable month, holdout included.
-    everything = refit_frame(train, holdout_features, holdout_labels)
+    everything = refit_frame(train, holdout_features, labels_for(label_settings, outcomes, plan.holdout_month, cohort))
     final, calibration = fit_months(training, result.challenger, everything, plan.final_calibration_months)
     result = replace(result, calibration=calibration)
     run_id, version = registry.log_training(cfg, final, result, everything, tags)
     registered_card(cfg, month, result, version, run_id, tags)
     return with_registered(result, final, version, run_id, champion)
+
+
+def evaluation_policy(label_settings: dict) -> dict:
+    """The labels the holdout is judged on: every labelled person (no sampled negatives) and, when
+    the policy labels the whole cohort, adverse events alone. Visits go where today's rule sends
+    them, so judging on them would reward whoever ranks like the rule; adverse events befall
+    people whether or not anyone was sent."""
+    policy = label_settings | {"max_negatives_per_month": 2**62}
+    return policy | {"sources": ["adverse_events"]} if LabelPolicy.of(label_settings).population else policy
 
 
 def _cohort(features: pd.DataFrame, min_age: int) -> pd.Series:

@@ -24,6 +24,7 @@ from models.baselines import BASELINES
 from models.candidates import CANDIDATES
 from models.explain import method_text, threshold_text
 from contract.sources import SOURCES
+from reports.label_policy import bias_text, task_text
 from reports.cells import candidate_ranker, holdout_audit_keys, register_holdout, register_labels
 from reports.disclosure import Cells, Disclosed, disclose, total
 from reports.fairness_tables import audit_table, flat_rows
@@ -215,8 +216,7 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
              "a statistical signal, not a finding about the person)."),
         ]),
         ("Tier 2 — Tool and model specification", [
-            ("Model task", "Binary: a visit within "
-             f"{settings['labels']['timespan_days']} days of the as-of date finds the person needs support."),
+            ("Model task", task_text(settings["labels"])),
             ("Model architecture", f"{architecture}; numeric features only. The imputer fills what is still "
              "missing as the feature catalogue declares (training-split median or 0, fitted on the training split "
              "and saved with the model); every imputed feature has a no-record flag. Probability calibration: "
@@ -245,11 +245,7 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
             ("Source data", sources),
             ("Data description", "Pseudonymised (keyed HMAC) monthly extracts; only derived fields (age in years, "
              "household size, months at address) and event dates; no names, addresses or 宛名番号 in the analyst zone."),
-            ("Labels and their bias",
-             "Outcomes exist only for people who were visited, and until now visits followed today's rule "
-             "(75+ living alone). Negatives come only from visits (問題なし); 不在/拒否 are unlabelled; adverse events "
-             "of unvisited people are not used by default. So labels describe people like those visited, and the model "
-             "learns the visiting policy as well as isolation; exploration picks and fairness checks are the remedy."),
+            ("Labels and their bias", bias_text(settings["labels"])),
             ("Sensitive attributes", "Age is a feature; sex and district are not, and are used to audit the list."),
             ("Completeness and representativeness", "Only residents known to ward services appear in the source data; "
              "people who use no service look alike (many `_imp` flags). " + _label_coverage(record, shown)
