@@ -122,13 +122,19 @@ def _cost(inputs: RemedyInputs, shown: Disclosed, who_ja: str, who_en: str) -> d
         rates = [whole[c]["true_positives"] / whole[c]["selected_labelled"] for c in CUTS]
         points_ja = f"（差 {100 * (rates[1] - rates[0]):+.1f}ポイント）"
         points_en = f" ({100 * (rates[1] - rates[0]):+.1f} points)"
-    return {"ja": f"検証月で{who_ja}の順位を各地区の訪問枠でリストと同じ方法で切ると、適合率（precision@k：結果の分かる"
-                  f"人のうち要支援だった割合）は是正策なしで{precision['none']}、是正策ありで{precision['remedy']}"
-                  f"です{points_ja}。全体の再現率は{recall['none']}から{recall['remedy']}になります。",
-            "en": f"On the holdout, {who_en}'s ranking cut at each district's capacity as the list is cut: precision@k "
-                  f"(people in need among those with a known outcome) is {precision['none']} without the remedy and "
-                  f"{precision['remedy']} with it{points_en}; the whole cohort's recall goes from {recall['none']} "
-                  f"to {recall['remedy']}."}
+    head_ja = f"検証月で{who_ja}の順位を各地区の訪問枠でリストと同じ方法で切ると、"
+    head_en = f"On the holdout, {who_en}'s ranking cut at each district's capacity as the list is cut: "
+    recall_ja = f"全体の再現率は{recall['none']}から{recall['remedy']}になります。"
+    recall_en = f"the whole cohort's recall goes from {recall['none']} to {recall['remedy']}."
+    if not any(precision[c][:1].isdigit() for c in CUTS):
+        return {"ja": f"{head_ja}適合率（precision@k）は、選ばれた人のうち結果の分かる人が少ないため比べられません"
+                      f"（是正策なし {precision['none']}、あり {precision['remedy']}）。{recall_ja}",
+                "en": f"{head_en}precision@k cannot be compared, too few of those selected have a known outcome "
+                      f"(without the remedy {precision['none']}, with it {precision['remedy']}); {recall_en}"}
+    return {"ja": f"{head_ja}適合率（precision@k：結果の分かる人のうち要支援だった割合）は是正策なしで{precision['none']}、"
+                  f"是正策ありで{precision['remedy']}です{points_ja}。{recall_ja}",
+            "en": f"{head_en}precision@k (people in need among those with a known outcome) is {precision['none']} "
+                  f"without the remedy and {precision['remedy']} with it{points_en}; {recall_en}"}
 
 
 def remedy_section(inputs: RemedyInputs | None, shown: Disclosed) -> RemedyView | None:
