@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features.groups import age_band
+from models.prioritise import NO_REMEDY, Remedy, ranked_slots
 
 WHOLE = ("cohort", "all")   # the (attribute, group) of the reference row: everyone audited
 
@@ -93,3 +94,20 @@ def audit(frame: pd.DataFrame, selected: np.ndarray, low: float = 0.8, high: flo
                 row["flag"] = bool(row["flagged"])
             rows.append(row)
     return rows
+
+
+def remedy_comparison(frame: pd.DataFrame, scores: np.ndarray, caps: dict[str, int], remedy: Remedy,
+                      low: float = 0.8, high: float = 1.25, min_labelled: int = 10) -> dict[str, list[dict]]:
+    """The holdout cut at each district's capacity the way the list cuts it (`ranked_slots`),
+    without ("none") and with ("remedy") the remedy, and the audit of each: what the remedy
+    does to recall per group and to precision, before a ward switches it on. frame: the holdout
+    people (pid, age, sex, district, living_alone, label); scores aligned with it."""
+    order = np.lexsort((frame["pid"].to_numpy(), -np.asarray(scores, dtype="float64")))
+    districts = frame["district"].astype("str").to_numpy()[order]
+    bands = age_band(frame["age"]).to_numpy()[order]
+    out = {}
+    for name, used in (("none", NO_REMEDY), ("remedy", remedy)):
+        selected = np.zeros(len(frame), dtype=bool)
+        selected[order[ranked_slots(districts, bands, caps, used)]] = True
+        out[name] = audit(frame, selected, low, high, min_labelled)
+    return out

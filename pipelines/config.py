@@ -24,7 +24,8 @@ WARD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")   # it names folders: no dot
 def _merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "districts":
+        # a ward's own capacity table or minimum shares replace the shipped ones whole
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("districts", "min_share"):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
@@ -46,6 +47,13 @@ class Config:
         """Hash of every setting that changes results (paths, memory, engine and web-app settings
         excluded: every engine gives the same bytes), for the audit trail."""
         body = {k: v for k, v in self.settings.items() if k not in ("paths", "wards", "scale", "engine", "web")}
+        fairness = dict(body.get("fairness", {}))
+        if fairness.get("remedy", "none") == "none":
+            # no remedy changes no list: the shares it would use (shown in the report as an offer)
+            # stay out of the hash, so a ward's hash is the same as before the remedy existed
+            fairness.pop("remedy", None)
+            fairness.pop("min_share", None)
+            body["fairness"] = fairness
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_settings(self, section: str, **values: Any) -> "Config":

@@ -15,7 +15,8 @@ import pandas as pd
 
 from contract.months import month_end, shift
 from models.explain import explained_list
-from models.prioritise import (Eligibility, capacity, eligibility, excluded_at, exploration_slots, make_list,
+from features.groups import age_band
+from models.prioritise import (Eligibility, Remedy, capacity, eligibility, excluded_at, exploration_slots, make_list,
                                visited_since)
 from models.train import TrainResult, month_scores
 from pipelines.catalog import lake, runs, validation
@@ -88,13 +89,18 @@ def recently_visited(cfg: Config, month: str) -> set[str]:
 def prioritise_month(cfg: Config, month: str, feats: pd.DataFrame, scored: pd.DataFrame
                      ) -> tuple[pd.DataFrame, Eligibility, dict[str, int]]:
     """(the month's list, who was eligible, capacity per district): eligibility, the exploration
-    slots and the cut. Total over the ward space: capacity 0, a district with nobody eligible or
-    an exploration share of 0 or 1 give a (possibly empty) list, never an error."""
+    slots and the cut (with the `[fairness]` remedy when one is configured). Total over the ward
+    space: capacity 0, a district with nobody eligible or an exploration share of 0 or 1 give a
+    (possibly empty) list, never an error."""
     caps = capacity(feats, cfg.get("capacity", "share_of_residents"), cfg.get("capacity", "districts"))
     ok = eligibility(feats, excluded_pids(cfg, month), recently_visited(cfg, month), cfg.get("prioritise", "min_age"))
     explore = exploration_slots(caps, cfg.get("prioritise", "exploration_share"))
     seed = cfg.get("training", "seed") + int(month.replace("-", ""))
-    return make_list(scored[ok.mask], caps, explore, seed), ok, caps
+    remedy = Remedy.of(cfg.settings["fairness"])
+    eligible = scored[ok.mask]
+    # scores and features are row-aligned (the mask above already relies on it)
+    bands = pd.Series(age_band(feats["age"]).to_numpy()[ok.mask], index=eligible.index) if remedy.active else None
+    return make_list(eligible, caps, explore, seed, remedy, bands), ok, caps
 
 
 def _as_saved(data: dict) -> dict:

@@ -181,6 +181,10 @@ def register_month(cells: Cells, features: pd.DataFrame, listed: pd.DataFrame, c
     for district in caps:
         cells.subset(("aged 65+", "district", district), ("residents", "district", district))
     cells.count(total(f"aged {min_age}+"), counts.min_age_cohort)
+    if min_age in [b[0] for b in AGE_BANDS]:
+        # the cohort from min_age (65, or 60 with the 60〜64歳 band) is the sum of its bands: a reader can add them
+        cells.relation(total(f"aged {min_age}+"), tuple(("residents", "age_band", b[2]) for b in AGE_BANDS
+                                                         if b[0] >= min_age))
     cells.count(total("excluded"), counts.excluded)
     cells.count(total("recently visited"), counts.recently_visited)
     cells.count(total("eligible"), counts.eligible)

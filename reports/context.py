@@ -137,6 +137,15 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class RemedyView:
+    """§5's remedy (reports/remedy_section.py): which one the list used, and its effect on the holdout."""
+    said: tuple[dict, ...]                   # sentences (ja, en)
+    header: tuple[str, ...]                  # the effect per age band, without and with the remedy
+    rows: tuple[tuple[str, ...], ...]
+    why_not: Notice | None                   # a remedy is set, but there is no holdout to measure it on
+
+
+@dataclass(frozen=True)
 class Fairness:
     computed: tuple[dict, ...]        # this month's list, audited by the report (reports/fairness_tables.py)
     stored: tuple[dict, ...]          # the holdout audit of each ranker, recorded at training
@@ -144,6 +153,7 @@ class Fairness:
     holdout_why_not: Notice | None    # holdout recall/FDR per group cannot be shown
     findings: tuple[dict, ...] = ()   # flagged groups and groups with nobody selected, in sentences (ja, en)
     high: float = 1.25                # the upper bound (false-discovery rate)
+    remedy: RemedyView | None = None  # shown when a group's recall is named or a remedy is configured
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pandas as pd
 from features.groups import AGE_BANDS, SEX_JA
 from models.fairness import WHOLE, audit
 from reports.cells import AuditKeys, holdout_audit_keys, month_audit_keys
-from reports.context import Fairness, Notice
+from reports.context import Fairness, Notice, RemedyView
 from reports.disclosure import Disclosed
 from reports.rankers import RANKER_TITLES
 
@@ -88,16 +88,17 @@ def audit_table(title: str, rows: list[dict], shown: Disclosed, keys: AuditKeys,
 
 
 def findings(who_ja: str, who_en: str, rows: list[dict], shown: Disclosed, keys: AuditKeys, bounds: tuple[float, float],
-             eligible_words: tuple[str, str] = ("対象者", "people"), unselected: bool = True) -> list[dict]:
+             eligible_words: tuple[str, str] = ("対象者", "people"), unselected: bool = True,
+             recall: bool = True) -> list[dict]:
     """Sentences for the flagged groups and (when `unselected`) the groups with people of whom
-    nobody is selected."""
+    nobody is selected; `recall=False` leaves the low-recall flag to `recall_findings`."""
     low, high = bounds
     out = []
     for r in rows:
         if r["attribute"] == WHOLE[0]:
             continue
         ja, en = group_words(r["attribute"], r["group"])
-        if "tpr" in r.get("flagged", []):
+        if recall and "tpr" in r.get("flagged", []):
             out.append({"ja": f"{who_ja}：{ja}は、要支援者の発見率（再現率）が全体の{low:g}倍未満です。",
                         "en": f"{who_en}: {en} — people in need are found less often (recall below {low:g}× the whole cohort's)."})
         if "fdr" in r.get("flagged", []):
@@ -107,6 +108,58 @@ def findings(who_ja: str, who_en: str, rows: list[dict], shown: Disclosed, keys:
             n = shown.text(keys.key("people", r))
             out.append({"ja": f"{who_ja}：{ja}の{eligible_words[0]}{n}人のうち掲載0人です。",
                         "en": f"{who_en}: {en} — none of the {n} {eligible_words[1]} is selected."})
+    return out
+
+
+def outside(rows: list[dict], bounds: tuple[float, float]) -> list[dict]:
+    """The groups whose recall ratio to the whole cohort lies outside the bounds, either way."""
+    low, high = bounds
+    return [r for r in rows if r["attribute"] != WHOLE[0] and r.get("tpr_ratio") is not None
+            and not low <= r["tpr_ratio"] <= high]
+
+
+def recall_findings(who_ja: str, who_en: str, rows: list[dict], shown: Disclosed, keys: AuditKeys,
+                    bounds: tuple[float, float], min_labelled: int) -> list[dict]:
+    """A sentence for every group whose recall ratio lies outside the bounds, below (its people in
+    need are found less often) or above (more often), with the ratio and the rates it rests on;
+    or one sentence saying no judged group is outside. A ratio whose rate the disclosure pass
+    hides is named by its side of the bounds only: the ratio times the whole's rate is the
+    group's rate, which with its denominator would give the hidden count back."""
+    low, high = bounds
+    whole = next((r for r in rows if r["attribute"] == WHOLE[0]), None)
+    if whole is None:
+        return []
+    whole_rate = shown.rate_text(keys.key("true_positive", whole), keys.key("positive", whole))
+    band_ja, band_en = f"{low:g}〜{high:g}倍", f"{low:g}–{high:g}×"
+    out = []
+    for r in outside(rows, bounds):
+        ja, en = group_words(r["attribute"], r["group"])
+        rate = shown.rate_text(keys.key("true_positive", r), keys.key("positive", r))
+        below = r["tpr_ratio"] < low
+        side_ja, side_en = ("下回って", "below") if below else ("上回って", "above")
+        found_ja, found_en = ("見つかりにくく", "less often") if below else ("見つかりやすく", "more often")
+        if rate[:1].isdigit():
+            ratio_ja, ratio_en = f"全体の{r['tpr_ratio']:.2f}倍", f"{r['tpr_ratio']:.2f}× the whole cohort's"
+            basis_ja, basis_en = f"（{ja} {rate}、全体 {whole_rate}）", f" ({en} {rate}; whole cohort {whole_rate})"
+        else:
+            bound = low if below else high
+            ratio_ja = f"全体の{bound:g}倍{'未満' if below else '超'}"
+            ratio_en = f"{'below' if below else 'above'} {bound:g}× the whole cohort's"
+            basis_ja, basis_en = "（人数は開示制御のため示しません）", " (its counts are withheld by disclosure control)"
+        out.append({"ja": f"{who_ja}：{ja}の要支援者の発見率（再現率）は{ratio_ja}で、基準（{band_ja}）を{side_ja}います。"
+                          f"この区分の要支援者は、全体より{found_ja}なっています{basis_ja}。",
+                    "en": f"{who_en}: {en} — recall is {ratio_en}, {side_en} the {band_en} band: people in need "
+                          f"in this group are found {found_en}{basis_en}."})
+    if not out:
+        judged = sum(1 for r in rows if r["attribute"] != WHOLE[0] and r.get("tpr_ratio") is not None)
+        unjudged = sum(1 for r in rows if r["attribute"] != WHOLE[0]) - judged
+        rest_ja = f"要支援者が{min_labelled}人未満などで判定できない{unjudged}グループを除く" if unjudged else "すべて"
+        rest_en = (f"; {unjudged} groups with fewer than {min_labelled} people in need (or too few labelled) "
+                   "are not judged" if unjudged else "")
+        out.append({"ja": f"{who_ja}：要支援者の発見率（再現率）が全体の{band_ja}の範囲を外れるグループはありません"
+                          f"（判定した{judged}グループ、{rest_ja}）。",
+                    "en": f"{who_en}: no group's recall lies outside {band_en} the whole cohort's ({judged} groups "
+                          f"judged{rest_en})."})
     return out
 
 
@@ -121,7 +174,7 @@ def month_audit(listed: pd.DataFrame, eligible: pd.DataFrame, bounds: tuple[floa
 
 
 def fairness_section(stored: dict | None, serving: str | None, month_rows: list[dict], shown: Disclosed,
-                     bounds: tuple[float, float], min_labelled: int) -> Fairness:
+                     bounds: tuple[float, float], min_labelled: int, remedy: RemedyView | None = None) -> Fairness:
     """This month's list audited among eligible people (`month_audit`), and the holdout audits
     stored at training; counts and rates as the report's disclosure pass shows them."""
     bounds = (float(bounds[0]), float(bounds[1]))
@@ -138,15 +191,19 @@ def fairness_section(stored: dict | None, serving: str | None, month_rows: list[
         if who in (serving, "model"):
             ja, en = RANKER_TITLES.get(who, who).split(" / ", 1)
             # on the holdout only flags are sentences: with a small k many groups have nobody in
-            # the top k, and the table shows that; this month's list is where it must be said
+            # the top k, and the table shows that; this month's list is where it must be said.
+            # For the ranker that made the list every recall outside the bounds is said, either way.
             said += findings(f"検証月の{ja}", f"Holdout, {en}", stored[who], shown, holdout_audit_keys(who), bounds,
-                             unselected=False)
+                             unselected=False, recall=who != serving)
+            if who == serving:
+                said += recall_findings(f"検証月の{ja}", f"Holdout, {en}", stored[who], shown,
+                                        holdout_audit_keys(who), bounds, min_labelled)
     why = None if stored else Notice(
         "fairness", "検証結果がないため、グループ別の検証月の再現率・誤検出率は示せません（今月の掲載率のみ示します）。",
         "No holdout evaluation, so per-group holdout recall and false-discovery rates cannot be shown "
         "(only this month's selection rates).")
     return Fairness(computed=(month,), stored=tuple(tables), ratio=bounds[0], holdout_why_not=why,
-                    findings=tuple(said), high=bounds[1])
+                    findings=tuple(said), high=bounds[1], remedy=remedy)
 
 
 def flat_rows(table: dict) -> tuple[list[str], list[list[str]]]:

@@ -30,6 +30,7 @@ from reports.cells import register_holdout, register_labels, register_month, reg
 from reports.fairness_tables import as_stored, fairness_section, month_audit
 from reports import evaluation
 from reports.model_sections import evaluation_section, shap_section
+from reports.remedy_section import register_remedy, remedy_inputs, remedy_section
 from reports.context import Coverage, DataQuality, Drift, ListSection, Metadata, Notice, ReportContext, Training
 from reports.disclosure import Cells, Disclosed, disclose, total
 
@@ -310,7 +311,11 @@ def report_context(inputs: ReportInputs) -> ReportContext:
     eligible = features[inputs.eligibility.mask]
     bounds = settings["fairness"]["ratio_bounds"]
     month_rows = month_audit(listed, eligible, bounds, settings["fairness"]["min_labelled"])
-    shown = disclose(report_cells(inputs, month_rows), threshold)
+    serving = evaluation.serving_ranker(trained)
+    remedy = remedy_inputs(settings, trained, serving, as_stored(trained.fairness) or {})
+    cells = report_cells(inputs, month_rows)
+    register_remedy(cells, remedy)
+    shown = disclose(cells, threshold)
     tables = (
         district_table(caps, shown),
         makeup_table(f"年齢区分別 / by age band ({AGE_TOP}+ top-coded)", "age_band", [b[2] for b in AGE_BANDS], {},
@@ -325,8 +330,8 @@ def report_context(inputs: ReportInputs) -> ReportContext:
         quality=quality, delivery_notes=_delivery_notices(quality), training=_training(settings, trained, shown),
         evaluation=evaluated, model_tables=model_tables, holdout=held, images=images, calibration=calibration,
         listing=_listing(settings, features, listed, eligible, caps, shown), tables=tables,
-        fairness=fairness_section(as_stored(trained.fairness), evaluation.serving_ranker(trained), month_rows, shown,
-                                  bounds, settings["fairness"]["min_labelled"]),
+        fairness=fairness_section(as_stored(trained.fairness), serving, month_rows, shown, bounds,
+                                  settings["fairness"]["min_labelled"], remedy_section(remedy, shown)),
         shap=shap_section(trained, eligible, listed, shown),
         drift=_drift_section(inputs.month, features, inputs.previous_features, inputs.previous_scores, inputs.scores),
         list_path=inputs.list_path, mlflow_uri=inputs.mlflow_uri, settings=settings, disclosed=shown,
