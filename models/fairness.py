@@ -7,7 +7,8 @@ rate (FDR parity). Every group's rates are divided by the whole cohort's: a refe
 itself be too small to judge (and then every ratio was blank and nothing could ever be flagged),
 the whole cohort never is while anyone is audited. A group is flagged when its people in need are
 found less often (TPR ratio below `low`) or its visits are wasted more often (FDR ratio above
-`high`); being served better than the whole is not a harm to that group.
+`high`), and the group's rate lies beyond its 95% Wilson interval from the whole cohort's (so
+chance in a few dozen labels does not flag); being served better than the whole is not a harm to that group.
 
 The selection rate (selected / people in the group) is reported beside them, with its ratio to the
 whole, but is not itself a flag: need differs by age and living situation, so a good list selects
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.groups import age_band
+from models.metrics import wilson
 from models.prioritise import NO_REMEDY, Remedy, ranked_slots
 
 WHOLE = ("cohort", "all")   # the (attribute, group) of the reference row: everyone audited
@@ -87,9 +89,15 @@ def audit(frame: pd.DataFrame, selected: np.ndarray, low: float = 0.8, high: flo
                     # that finds somebody while one that finds nobody has no ratios to flag.
                     if s[denominator] >= min_labelled:
                         row[f"{metric}_ratio"] = _ratio(s[metric], whole[metric])
-                if row["tpr_ratio"] is not None and row["tpr_ratio"] < low:
+                # A flag is a finding, not chance: the ratio is out of bounds AND the group's rate
+                # differs from the whole cohort's beyond its 95% Wilson interval. With labels for the
+                # whole cohort (adverse events) a group's recall rests on a few dozen events, and a
+                # ratio of 0.7 from 5 of 24 against 15 of 60 is what chance alone gives.
+                if (row["tpr_ratio"] is not None and row["tpr_ratio"] < low
+                        and wilson(s["true_positives"], s["positives"])[1] < whole["tpr"]):
                     row["flagged"].append("tpr")
-                if row["fdr_ratio"] is not None and row["fdr_ratio"] > high:
+                if (row["fdr_ratio"] is not None and row["fdr_ratio"] > high
+                        and wilson(s["selected_labelled"] - s["true_positives"], s["selected_labelled"])[0] > whole["fdr"]):
                     row["flagged"].append("fdr")
                 row["flag"] = bool(row["flagged"])
             rows.append(row)
