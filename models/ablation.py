@@ -6,7 +6,8 @@ the train stage fits them (models/train.py: fit on the plan's fit months, calibr
 calibration months, the better one on the holdout chosen by the stage's own comparison, then
 refitted on every usable month); both refits and the chosen one are scored at the final month
 and cut to its capacities. A group switched off has its columns set to 0 in training, holdout
-and scoring, so it carries nothing (a constant column teaches neither candidate anything).
+and scoring, so it carries nothing (a constant column teaches neither candidate anything); the
+rows' own values still choose the cohort and feed the rules and the fairness groups (`Blind`).
 
 The labelled rows are built once per ward for every source variant (`union_rows`): the
 features of each month are read once, the labels of every variant are columns beside them.
@@ -91,25 +92,38 @@ class FinalMonth:
     isolated: pd.Series
 
 
+class Blind:
+    """A fitted model that sees 0 in the switched-off columns, whatever the rows hold: the
+    holdout's and the final month's other columns (age for the cohort, the rules' inputs, the
+    fairness groups) stay as they are, only the model is blind to the group."""
+
+    def __init__(self, model: object, columns: list[str]):
+        self.model, self.off = model, [MODEL_FEATURES.index(c) for c in columns]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.array(X, dtype="float64", copy=True)
+        X[:, self.off] = 0.0
+        return self.model.predict_proba(X)
+
+
 def measure_variant(variant: Variant, plan: TrainingPlan, training: dict, settings: EvaluationSettings,
                     train: pd.DataFrame, holdout_features: pd.DataFrame, holdout_labels: pd.DataFrame,
                     final: FinalMonth) -> dict:
     """Fit the variant's candidates as the train stage would and measure them against the truth."""
     cols = variant.columns
-    train, holdout_features = zeroed(train, cols), zeroed(holdout_features, cols)
+    train = zeroed(train, cols)   # the fit reads only the model's columns: zeros there carry nothing
     counts = label_counts(train, holdout_features, holdout_labels, settings.min_age)
     out = {"variant": variant.name, "sources": list(variant.sources), "off": list(variant.off),
            "train_labelled": counts["train_labelled"], "train_positive": counts["train_positive"]}
     if not enough_labels(counts, training):   # the stage would serve a rule: there is no model to measure
         return out | {"chosen": None, "precision": None, "candidates": {}}
-    fitted = fitted_candidates(plan, training, train)
+    fitted = {name: (Blind(model, cols), note) for name, (model, note) in fitted_candidates(plan, training, train).items()}
     chosen = comparison(plan, training, settings, counts, fitted, None, holdout_features, holdout_labels)
-    everything = refit_frame(train, holdout_features, holdout_labels)
-    scoring = zeroed(final.features, cols)
+    everything = refit_frame(train, zeroed(holdout_features, cols), holdout_labels)
     candidates = {}
     for name in fitted:
         model, _ = fit_months(training, name, everything, plan.final_calibration_months)
-        listed = ranked(final.features, final.ok, score_model(model, scoring), final.caps)
+        listed = ranked(final.features, final.ok, score_model(Blind(model, cols), final.features), final.caps)
         holdout = chosen.candidates[name]
         candidates[name] = hits(listed, final.isolated) | {
             "holdout_" + chosen.criterion: holdout.get(f"{chosen.criterion}_worst", holdout.get(chosen.criterion))}

@@ -23,7 +23,7 @@ from models.ablation import FinalMonth, Variant, ablation, source_key, union_row
 from models.train import EvaluationSettings, labels_for, score_model, training_plan
 from models.truthmeasure import aggregate, band_figures, group_recall, hits, ranked
 from pipelines import audit
-from pipelines.catalog import lake, runs
+from pipelines.catalog import lake, registry, runs
 from pipelines.catalog.features import month_features
 from pipelines.config import Config, load_config
 from pipelines.custody import private_dir
@@ -72,14 +72,21 @@ def pending_months(cfg: Config) -> list[str]:
 
 
 def younger_list(cfg: Config, t: MonthTruth) -> dict | None:
-    """The champion's list at min_age 60 (same capacities): its precision, and its precision
-    and recall among people aged 60–64 (never listed at the default min_age of 65)."""
-    if t.champion is None:
-        return None
+    """A model's list at min_age 60 (same capacities): its precision, and its precision and
+    recall among people aged 60–64 (never listed at the default min_age of 65). The model is the
+    champion; a ward whose list a rule makes has none, and then the month's registered
+    challenger is scored (named in `model`)."""
+    if t.champion is not None:
+        model, which = t.champion[0], f"champion v{t.champion[1]}"
+    else:
+        version = read_json(runs.run_dir(cfg, t.month) / "training.json").get("challenger_version")
+        if version is None:
+            return None
+        model, which = registry.load_version(cfg, version), f"challenger v{version}"
     ok = eligible_at(cfg, t.month, t.features, YOUNGER)
-    listed = ranked(t.features, ok, score_model(t.champion[0], t.features), t.caps)
-    return hits(listed, t.isolated) | {"min_age": YOUNGER, "band": band_figures(t.features, listed, t.isolated,
-                                                                              YOUNGER, 64)}
+    listed = ranked(t.features, ok, score_model(model, t.features), t.caps)
+    return hits(listed, t.isolated) | {"min_age": YOUNGER, "model": which,
+                                       "band": band_figures(t.features, listed, t.isolated, YOUNGER, 64)}
 
 
 def ward_ablation(cfg: Config, t: MonthTruth, chosen: list[Variant] | None = None) -> list[dict]:

@@ -93,18 +93,19 @@ def ablation_section(doc: dict) -> list[str]:
 
 
 def younger_section(doc: dict) -> list[str]:
-    rows = [[w["ward"], cell(w["min_age_60"]), str(w["min_age_60"]["band"]["listed"]),
+    rows = [[w["ward"], w["min_age_60"].get("model", ""), cell(w["min_age_60"]), str(w["min_age_60"]["band"]["listed"]),
              rate(w["min_age_60"]["band"]["precision"]), rate(w["min_age_60"]["band"]["recall"]),
              f"{w['min_age_60']['band']['isolated_listed']}/{w['min_age_60']['band']['isolated']}"]
             for w in doc["wards"] if w.get("min_age_60")]
     if not rows:
         return []
     s = doc["summary"]["min_age_60"]
-    rows.append(["**mean [min–max] ±s.d.**", spread_cell(s["precision"]), spread_cell(s["band_listed"], lambda x: f"{x:.1f}"),
+    rows.append(["**mean [min–max] ±s.d.**", "", spread_cell(s["precision"]), spread_cell(s["band_listed"], lambda x: f"{x:.1f}"),
                  spread_cell(s["band_precision"]), spread_cell(s["band_recall"]), ""])
     return (["## `[prioritise] min_age = 60`", "",
-             "The final month's champion scored with min_age 60 eligibility, cut to the same capacities.", ""]
-            + _table(["ward", "precision", "listed aged 60–64", "precision 60–64", "recall 60–64",
+             "The final month's champion (or, where a rule made the list, the month's registered challenger) "
+             "scored with min_age 60 eligibility, cut to the same capacities.", ""]
+            + _table(["ward", "model", "precision", "listed aged 60–64", "precision 60–64", "recall 60–64",
                       "isolated 60–64 found"], rows) + [""])
 
 
