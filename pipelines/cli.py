@@ -78,6 +78,27 @@ def folder(text: str) -> Path:
     return path
 
 
+# The truth-check's default wards (docs/model-quality.md): five sizes and seeds, each in its folder.
+DEFAULT_WARD_SET = ((20000, 101, "w20"), (35000, 102, "w35"), (50000, 103, "w50b"), (75000, 104, "w75"),
+                    (100000, 105, "w100"))
+_WARD = re.compile(r"([0-9]+):([0-9]+)(?::([A-Za-z0-9_-]+))?")
+
+
+def ward_set(text: str) -> tuple[tuple[int, int, str], ...]:
+    """RESIDENTS:SEED[:FOLDER],… — the folder defaults to w<thousands> (w20 for 20000) or w<residents>."""
+    out = []
+    for item in text.split(","):
+        match = _WARD.fullmatch(item.strip())
+        if not match:
+            raise argparse.ArgumentTypeError(f"{item!r} is not RESIDENTS:SEED or RESIDENTS:SEED:FOLDER")
+        residents, seed_ = positive_int(match.group(1)), seed(match.group(2))
+        name = match.group(3) or (f"w{residents // 1000}" if residents % 1000 == 0 else f"w{residents}")
+        out.append((residents, seed_, name))
+    if len({name for _, _, name in out}) < len(out):
+        raise argparse.ArgumentTypeError("two wards of the set share a folder")
+    return tuple(out)
+
+
 def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -188,9 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["verify"])
     p.set_defaults(func=commands.cmd_audit)
 
-    p = sub.add_parser("truth-check", help="precision of a list against a synthetic ward's latent truth")
-    p.add_argument("--month", type=month, required=True)
-    p.add_argument("--truth", type=existing_file, required=True)
+    p = sub.add_parser("truth-check", help="precision of a list against a synthetic ward's latent truth "
+                       "(one month, or --wards: many synthetic wards, with the ablation; docs/model-quality.md)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--month", type=month)
+    g.add_argument("--wards", action="store_true", help="generate, run and measure a set of synthetic wards")
+    p.add_argument("--truth", type=existing_file, help="with --month: the ward's latent state file")
+    p.add_argument("--ward-set", type=ward_set, default=DEFAULT_WARD_SET,
+                   help="RESIDENTS:SEED[:FOLDER],… (default: 20000:101:w20,35000:102:w35,50000:103:w50b,"
+                        "75000:104:w75,100000:105:w100)")
+    p.add_argument("--months", type=positive_int, default=30)
+    p.add_argument("--end-month", type=month, default="2026-10")
+    p.add_argument("--root", type=folder, default=Path("bench/truth-wards"), help="where the wards live, one folder each")
+    p.add_argument("--docs", type=Path, default=Path("docs/model-quality.md"))
+    p.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the ablation (faster)")
     p.set_defaults(func=commands.cmd_truth_check)
 
     p = sub.add_parser("where", help="print where a month's outputs are")
@@ -248,6 +280,11 @@ def _configs(args: argparse.Namespace) -> list[tuple[str | None, Config]]:
     return [(ward, load_config(args.config, ward=ward)) for ward in wards]
 
 
+def _zones(args: argparse.Namespace) -> tuple[str, ...]:
+    # truth-check --wards locks each ward's own work dir as it runs it, not the configured one
+    return () if getattr(args, "wards", False) else ZONE_LOCKS.get(args.command, ())
+
+
 def _locked(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
     from contextlib import ExitStack
@@ -256,7 +293,7 @@ def _locked(cfg: Config, args: argparse.Namespace) -> int:
     from pipelines.locks import custody_lock, work_lock
 
     with ExitStack() as stack:
-        for zone in ZONE_LOCKS.get(args.command, ()):
+        for zone in _zones(args):
             lock = work_lock if zone == "work" else custody_lock
             stack.enter_context(lock(cfg, wait=bool(getattr(args, "wait", False))))
         return args.func(cfg, args)

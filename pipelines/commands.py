@@ -298,25 +298,18 @@ def cmd_scan_pii(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_truth_check(cfg: Config, args: argparse.Namespace) -> int:
-    # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.truthcheck import truth_precision
+    if args.wards:
+        # imported per command: the CLI starts fast, and heavy libraries load only where needed
+        from pipelines.truthwards import ward_set_check
 
-    r = truth_precision(cfg, args.month, args.truth)
-    print(f"{args.month}: precision against the synthetic ward's latent isolation state "
-          f"(base rate {r['base_rate']:.2%} of {r['residents']:,d} residents)")
-    rows = [("list", "mimamori list (ranked picks)"), ("exploration", "mimamori list (random picks)"),
-            ("champion", f"champion model v{r.get('champion_version')} alone"),
-            ("alone_75", "rule: 75+ living alone"), ("health_unknown", "rule: no checkup 2y, no care cert"),
-            ("points", "rule: points score (config)")]
-    for name, label in rows:
-        if name in r:
-            x = r[name]
-            print(f"  {label:36s} {x['isolated']:>5d} / {x['listed']:<5d} = {x['precision']:.1%}")
-    rule = r["alone_75"]["precision"]
-    for name in ("list", "champion"):
-        if name in r and rule > 0:
-            print(f"  {name} vs the 75+ living-alone rule: {r[name]['precision'] / rule:.2f}×")
-    print("  (the rules and the champion are cut to the same district capacities after the same exclusions)")
+        return ward_set_check(args)
+    if args.truth is None:
+        raise UsageError("truth-check --month には --truth（潜在状態のファイル）が要ります / "
+                         "truth-check --month needs --truth (the latent state file)")
+    # imported per command: the CLI starts fast, and heavy libraries load only where needed
+    from pipelines.truthcheck import lines, truth_precision
+
+    print("\n".join(lines(args.month, truth_precision(cfg, args.month, args.truth))))
     return 0
 
 

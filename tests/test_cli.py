@@ -157,6 +157,7 @@ MONTH_OPTIONS = {
     ("outcomes", "--month"): ["outcomes", "import", sys.executable, "--month", "{m}"],
     ("outcomes", "--into"): ["outcomes", "import", sys.executable, "--month", "2026-10", "--into", "{m}"],
     ("truth-check", "--month"): ["truth-check", "--month", "{m}", "--truth", sys.executable],
+    ("truth-check", "--end-month"): ["truth-check", "--wards", "--end-month", "{m}"],
     ("where", "--month"): ["where", "--month", "{m}"],
 }
 
