@@ -108,7 +108,7 @@ class Blind:
 
 def measure_variant(variant: Variant, plan: TrainingPlan, training: dict, settings: EvaluationSettings,
                     train: pd.DataFrame, holdout_features: pd.DataFrame, holdout_labels: pd.DataFrame,
-                    final: FinalMonth) -> dict:
+                    final: FinalMonth, refit_labels: pd.DataFrame | None = None) -> dict:
     """Fit the variant's candidates as the train stage would and measure them against the truth."""
     cols = variant.columns
     train = zeroed(train, cols)   # the fit reads only the model's columns: zeros there carry nothing
@@ -119,7 +119,9 @@ def measure_variant(variant: Variant, plan: TrainingPlan, training: dict, settin
         return out | {"chosen": None, "precision": None, "candidates": {}}
     fitted = {name: (Blind(model, cols), note) for name, (model, note) in fitted_candidates(plan, training, train).items()}
     chosen = comparison(plan, training, settings, counts, fitted, None, holdout_features, holdout_labels)
-    everything = refit_frame(train, zeroed(holdout_features, cols), holdout_labels)
+    # the refit takes the holdout month's training labels (the stage judges on others: evaluation_policy)
+    everything = refit_frame(train, zeroed(holdout_features, cols),
+                             holdout_labels if refit_labels is None else refit_labels)
     candidates = {}
     for name in fitted:
         model, _ = fit_months(training, name, everything, plan.final_calibration_months)
@@ -133,14 +135,15 @@ def measure_variant(variant: Variant, plan: TrainingPlan, training: dict, settin
 
 def ablation(union: pd.DataFrame, holdout_features: pd.DataFrame, holdout_labels: dict[str, pd.DataFrame],
              plan: TrainingPlan, training: dict, settings: EvaluationSettings, final: FinalMonth,
-             chosen_variants: list[Variant]) -> list[dict]:
+             chosen_variants: list[Variant], refit_labels: dict[str, pd.DataFrame] | None = None) -> list[dict]:
     """Every variant measured; `effect` = its precision − the full model's (None if either is missing).
     `union` holds the training months' rows (union_rows); `holdout_labels` per source key."""
     results = []
     for variant in chosen_variants:
         key = source_key(variant.sources)
         results.append(measure_variant(variant, plan, training, settings, variant_rows(union, key),
-                                       holdout_features, holdout_labels[key], final))
+                                       holdout_features, holdout_labels[key], final,
+                                       None if refit_labels is None else refit_labels[key]))
     full = next((r["precision"] for r in results if r["variant"] == "full"), None)
     for r in results:
         r["effect"] = r["precision"] - full if r["precision"] is not None and full is not None else None

@@ -223,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=folder, default=Path("bench/truth-wards"), help="where the wards live, one folder each")
     p.add_argument("--docs", type=Path, default=Path("docs/model-quality.md"))
     p.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the ablation (faster)")
+    p.add_argument("--ablation-candidates", type=lambda t: [c for c in t.split(",") if c], default=None,
+                   help="candidates the ablation fits (default: [training] candidates), e.g. logit")
+    p.add_argument("--final-month-only", action="store_true",
+                   help="run only the end month (the ward's first trained month: no champion history); faster")
     p.set_defaults(func=commands.cmd_truth_check)
 
     p = sub.add_parser("where", help="print where a month's outputs are")

@@ -25,6 +25,7 @@ from models.truthmeasure import aggregate, band_figures, group_recall, hits, ran
 from pipelines import audit
 from pipelines.catalog import lake, registry, runs
 from pipelines.catalog.features import month_features
+from pipelines.training import evaluation_policy
 from pipelines.config import Config, load_config
 from pipelines.custody import private_dir
 from pipelines.locks import work_lock
@@ -89,11 +90,14 @@ def younger_list(cfg: Config, t: MonthTruth) -> dict | None:
                                        "band": band_figures(t.features, listed, t.isolated, YOUNGER, 64)}
 
 
-def ward_ablation(cfg: Config, t: MonthTruth, chosen: list[Variant] | None = None) -> list[dict]:
+def ward_ablation(cfg: Config, t: MonthTruth, chosen: list[Variant] | None = None,
+                  candidates: list[str] | None = None) -> list[dict]:
     """The ablation at the ward's final month (`chosen`: the variants; default every group off
     and every source toggled): every month's features read once, the labels of every source
     variant computed beside them (models/ablation.py)."""
     training, label_settings = cfg.settings["training"], cfg.settings["labels"]
+    if candidates:   # fewer candidates: a faster ablation, said in the document
+        training = training | {"candidates": candidates}
     settings = EvaluationSettings.of(cfg.settings)
     plan = training_plan(t.month, min(lake.ingested_months(cfg.lake)), label_settings["timespan_days"], training)
     if plan is None:
@@ -102,21 +106,21 @@ def ward_ablation(cfg: Config, t: MonthTruth, chosen: list[Variant] | None = Non
     chosen = variants(label_settings["sources"], list(GROUPS)) if chosen is None else chosen
     sources = {source_key(v.sources): list(v.sources) for v in chosen}
 
-    def labelled(month: str, features: pd.DataFrame, extra: dict) -> dict[str, pd.DataFrame]:
+    def labelled(month: str, features: pd.DataFrame, policy=lambda ls: ls) -> dict[str, pd.DataFrame]:
         cohort = features.loc[features["age"] >= settings.min_age, "pid"]
-        return {key: labels_for(label_settings | {"sources": s} | extra, outcomes, month, cohort)
+        return {key: labels_for(policy(label_settings | {"sources": s}), outcomes, month, cohort)
                 for key, s in sources.items()}
 
-    union = pd.concat([union_rows(f, labelled(m, f, {}))
+    union = pd.concat([union_rows(f, labelled(m, f))
                        for m in plan.train_months for f in [month_features(cfg.work, m)]], ignore_index=True)
     holdout = month_features(cfg.work, plan.holdout_month)
-    # the holdout is judged on every labelled person, as the train stage judges it
-    holdout_labels = labelled(plan.holdout_month, holdout, {"max_negatives_per_month": 2**62})
+    # the holdout is judged as the train stage judges it (pipelines.training.evaluation_policy)
+    holdout_labels = labelled(plan.holdout_month, holdout, evaluation_policy)
     return ablation(union, holdout, holdout_labels, plan, training, settings,
-                    FinalMonth(t.features, t.ok, t.caps, t.isolated), chosen)
+                    FinalMonth(t.features, t.ok, t.caps, t.isolated), chosen, labelled(plan.holdout_month, holdout))
 
 
-def measured(cfg: Config, month: str, truth: Path, with_ablation: bool) -> dict:
+def measured(cfg: Config, month: str, truth: Path, with_ablation: bool, candidates: list[str] | None = None) -> dict:
     """Every figure of one ward at `month` (counts and rates only)."""
     t = month_truth(cfg, month, truth)
     out = precision_figures(t, cfg.settings["baselines"])
@@ -124,14 +128,17 @@ def measured(cfg: Config, month: str, truth: Path, with_ablation: bool) -> dict:
                                  tuple(cfg.get("fairness", "ratio_bounds")))
     out["min_age_60"] = younger_list(cfg, t)
     if with_ablation:
-        out["ablation"] = ward_ablation(cfg, t)
+        out["ablation"] = ward_ablation(cfg, t, candidates=candidates)
+        out["ablation_candidates"] = candidates or list(cfg.settings["training"]["candidates"])
     return out
 
 
 def command_line(args: argparse.Namespace) -> str:
     wards = ",".join(f"{n}:{s}:{f}" for n, s, f in args.ward_set)
     return (f"mimamori truth-check --wards --ward-set {wards} --months {args.months} --end-month {args.end_month} "
-            f"--root {args.root}" + ("" if args.ablation else " --no-ablation"))
+            f"--root {args.root}" + ("" if args.ablation else " --no-ablation")
+            + (" --final-month-only" if args.final_month_only else "")
+            + (f" --ablation-candidates {','.join(args.ablation_candidates)}" if args.ablation_candidates else ""))
 
 
 def ward_set_check(args: argparse.Namespace) -> int:
@@ -148,10 +155,12 @@ def ward_set_check(args: argparse.Namespace) -> int:
         how = prepared(cfg, folder, wanted)
         with work_lock(cfg):
             months = pending_months(cfg)
+            if args.final_month_only:   # the end month alone, as a ward's first trained month would run
+                months = [m for m in months if m == args.end_month]
             print(f"{name}: {residents:,d} residents, seed {seed}: {how}; running {len(months)} month(s)", flush=True)
             if months:
                 run_months(cfg, months, done=lambda m: print(f"  {m['month']} done", flush=True))
-            ward = measured(cfg, args.end_month, folder / "truth.csv", args.ablation)
+            ward = measured(cfg, args.end_month, folder / "truth.csv", args.ablation, args.ablation_candidates)
         ward |= {"ward": name, "residents_generated": residents, "seed": seed, "months": args.months,
                  "how": how, "seconds": round(time.monotonic() - started)}
         results.append(ward)

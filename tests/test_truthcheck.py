@@ -188,7 +188,7 @@ def test_the_document_copies_the_figures_keeps_the_notes_and_holds_no_identifier
     docs = tmp_path / "model-quality.md"
     docs.write_text("old tables\n" + NOTES_MARKER + "\nA person's note.\n", encoding="utf-8")
     args = argparse.Namespace(ward_set=((6000, 11, "w6"),), months=14, end_month=ward.month, root=tmp_path,
-                              ablation=False, docs=docs)
+                              ablation=False, docs=docs, final_month_only=False, ablation_candidates=None)
     _write(tmp_path, args, [ward_result, ward_result | {"ward": "w6b"}])
     text = docs.read_text(encoding="utf-8")
     assert "old tables" not in text and text.endswith(NOTES_MARKER + "\nA person's note.\n")
