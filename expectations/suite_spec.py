@@ -245,8 +245,8 @@ FEATURE_COLUMNS = ["pid", "as_of_month", "district", "sex"] + MODEL_FEATURES
 _COUNTS = ["garbage_no_response_90d", "missed_visits_12m", "emergencies_12m"]
 _MONTHS = ["months_at_address", "months_since_checkup", "months_since_contact"]
 _ARREARS = ["care_arrears_months", "nhi_arrears_months"]
-# The features of change that are flags (features/change.py); the trend is checked on its own.
-CHANGE_FLAGS = [name for name, f in CATALOG.items() if f.group != "snapshot" and name != "garbage_no_response_trend"]
+# The features of change, all flags (features/change.py).
+CHANGE_FLAGS = [name for name, f in CATALOG.items() if f.group != "snapshot"]
 _FEATURE_JA = {"age": "年齢", "living_alone": "ひとり暮らし", "care_level": "要介護度",
                "months_at_address": "現住所での居住月数", "months_since_checkup": "健診からの経過月数",
                "months_since_contact": "相談・見守りからの経過月数", "care_arrears_months": "介護保険料の滞納月数",
@@ -317,10 +317,6 @@ def feature_suite() -> dict:
     for column in _COUNTS:
         ex.append(_e(f"{s}.{column}.range", "expect_column_values_to_be_between", "critical",
                      f"{column} is a count (not negative)", f"{_fja(column)}が負でない", column=column, min_value=0))
-    ex.append(_e(f"{s}.garbage_no_response_trend.range", "expect_column_values_to_be_between", "critical",
-                 "the change in unanswered pickups lies between -14 and 14 (two 90-day windows of weekly pickups)",
-                 f"{_fja('garbage_no_response_trend')}が-14から14の間である（90日間の週1回収集どうしの差）",
-                 column="garbage_no_response_trend", min_value=-14, max_value=14))
     for column, (stem, en, ja) in FEATURE_MEANS.items():
         ex.append(_e(f"{s}.{column}.mean", "expect_column_mean_to_be_between", "warning", en, ja,
                      column=column, min_value={"$PARAMETER": f"{stem}_min"}, max_value={"$PARAMETER": f"{stem}_max"}))

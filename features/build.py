@@ -29,25 +29,21 @@ SNAPSHOTS = ("residents", "care_certifications")
 # only those (and only rows inside the window: the functions below apply it again).
 EVENT_INPUTS = {
     "checkups": (["pid", "exam_date"], None),
-    "care_premiums": (["pid", "billing_month", "amount_due", "amount_paid"], "billing_18m"),
-    "nhi_premiums": (["hid", "billing_month", "amount_due", "amount_paid"], "billing_18m"),
-    "garbage_pickups": (["pid", "pickup_date", "result"], "180d"),
+    "care_premiums": (["pid", "billing_month", "amount_due", "amount_paid"], "billing_12m"),
+    "nhi_premiums": (["hid", "billing_month", "amount_due", "amount_paid"], "billing_12m"),
+    "garbage_pickups": (["pid", "pickup_date", "result"], "90d"),
     "welfare_contacts": (["pid", "contact_date"], None),
     "outreach_outcomes": (["pid", "visit_date", "outcome"], "1y"),
     "adverse_events": (["pid", "event_date", "event_type"], "1y"),
 }
 RESIDENT_COLUMNS = ["pid", "hid", "district", "sex", "age", "household_size", "months_at_address"]
 CERTIFICATION_COLUMNS = ["pid", "care_level", "valid_from", "valid_to"]
-EXCLUSION_COLUMNS = ["pid", "reason", "valid_from", "valid_to"]
-# Snapshots of the months before as-of that the features of change compare with (features/change.py),
-# and the columns read of each: `<source>_earlier` in the tables, {month: frame}.
-EARLIER_SNAPSHOTS = {"residents": ["pid", "household_size"], "exclusions": EXCLUSION_COLUMNS}
 
 
 def window_start(window: str, as_of_month: str) -> pd.Timestamp | str:
     """Where an input's window starts: a date (events after it) or, for bills, the first billing month."""
     as_of = month_end(as_of_month)
-    return {"billing_18m": shift(as_of_month, -17), "180d": as_of - pd.Timedelta(days=180),
+    return {"billing_12m": shift(as_of_month, -11), "90d": as_of - pd.Timedelta(days=90),
             "1y": as_of - pd.DateOffset(years=1)}[window]
 
 
@@ -135,20 +131,10 @@ def count_in_year(events: pd.DataFrame | None, date_column: str, mask_column: st
     return np.nan_to_num(_spread(recent.groupby("pid").size(), pids), nan=0.0)
 
 
-def change_features(out: pd.DataFrame, tables: dict, pids: pd.Index, household_of: np.ndarray,
-                    hids: pd.Index, as_of_month: str) -> None:
+def change_features(out: pd.DataFrame, tables: dict, pids: pd.Index, as_of_month: str) -> None:
     """The features of change (features/change.py), added to `out` in place."""
     as_of = month_end(as_of_month)
-    earlier = {source: tables.get(f"{source}_earlier") or {} for source in EARLIER_SNAPSHOTS}
-    out["household_shrank_12m"] = change.household_shrank(tables["residents"], earlier["residents"])
-    out["moved_12m"] = change.moved_recently(out["months_at_address"].to_numpy(dtype="float64"))
     out["checkup_lapsed"] = change.checkup_lapsed(tables["checkups"], pids, as_of)
-    out["care_arrears_onset"] = change.arrears_onset(tables["care_premiums"], "pid", pids, as_of_month)
-    out["nhi_arrears_onset"] = change.arrears_onset(tables["nhi_premiums"], "hid", pd.Index(hids),
-                                                    as_of_month)[household_of]
-    out["garbage_no_response_trend"] = change.garbage_trend(tables["garbage_pickups"], pids, as_of)
-    out["contact_lapsed"] = change.contact_lapsed(tables["welfare_contacts"], pids, as_of)
-    out["returned_home_12m"] = change.returned_home(tables.get("exclusions"), earlier["exclusions"], pids, as_of)
 
 
 def feature_table(tables: dict[str, pd.DataFrame | None], as_of_month: str, history: int) -> pd.DataFrame:
@@ -160,8 +146,7 @@ def feature_table(tables: dict[str, pd.DataFrame | None], as_of_month: str, hist
     would run per partition (e.g. Spark's mapInPandas)."""
     residents = tables["residents"]
     as_of = month_end(as_of_month)
-    tables = {name: (frame if name in SNAPSHOTS or name.endswith("_earlier") or name == "exclusions"
-                     else _known(frame, as_of)) for name, frame in tables.items()}
+    tables = {name: (frame if name in SNAPSHOTS else _known(frame, as_of)) for name, frame in tables.items()}
     household_of, hids = pd.factorize(residents["hid"])   # NHI bills are per household
     out = cohort(residents)
     pids = pd.Index(out["pid"])   # one hash table of the people, shared by every feature
@@ -181,7 +166,7 @@ def feature_table(tables: dict[str, pd.DataFrame | None], as_of_month: str, hist
                                              {"not_home", "declined"}, pids, as_of)
     out["emergencies_12m"] = count_in_year(tables["adverse_events"], "event_date", "event_type",
                                            {"emergency"}, pids, as_of)
-    change_features(out, tables, pids, household_of, hids, as_of_month)
+    change_features(out, tables, pids, as_of_month)
     out["as_of_month"] = as_of_month
     ordered = ["pid", "as_of_month", "district", "sex"] + MODEL_FEATURES
     assert set(FLAGGED) <= set(out.columns)

@@ -26,10 +26,7 @@ import pyarrow.parquet as pq
 from contract.partitions import PidRange
 from contract.messages import NOT_PARQUET, damaged
 from contract.storage import DataDamaged, file_sha256, read_json, write_json, write_parquet
-from contract.months import shift
-from features.build import CERTIFICATION_COLUMNS, EARLIER_SNAPSHOTS, EVENT_INPUTS, EXCLUSION_COLUMNS, RESIDENT_COLUMNS, \
-    feature_table, window_start
-from features.change import LOOKBACK
+from features.build import CERTIFICATION_COLUMNS, EVENT_INPUTS, RESIDENT_COLUMNS, feature_table, window_start
 from pipelines.catalog import lake
 
 # Peak working memory of the features stage per resident of the snapshot: +1,422 MB for 1,000,287
@@ -38,7 +35,7 @@ from pipelines.catalog import lake
 # read a few per cent of a month's rows per month.
 WORKING_BYTES_PER_RESIDENT = 1500
 
-FEATURE_CODE_VERSION = "2"  # bump when features/build.py changes, so cached tables are rebuilt
+FEATURE_CODE_VERSION = "4"  # bump when features/build.py changes, so cached tables are rebuilt
 
 
 def lake_fingerprint(lake_dir: Path, as_of_month: str) -> str:
@@ -96,7 +93,7 @@ def _window(window: str | None, columns: list[str], as_of_month: str) -> Callabl
     if window is None:
         return None
     start = window_start(window, as_of_month)
-    return _billing_window(start, as_of_month) if window == "billing_18m" else _after(columns[1], start)
+    return _billing_window(start, as_of_month) if window == "billing_12m" else _after(columns[1], start)
 
 
 def feature_inputs(lake_dir: Path, as_of_month: str, people: PidRange = PidRange()) -> dict[str, pd.DataFrame | None]:
@@ -128,14 +125,6 @@ def feature_inputs(lake_dir: Path, as_of_month: str, people: PidRange = PidRange
         tables[name] = lake.read_events(lake_dir, name, as_of_month, columns, where)
     tables["care_certifications"] = people.rows_of(
         lake.read_snapshot(lake_dir, "care_certifications", as_of_month, columns=CERTIFICATION_COLUMNS))
-    tables["exclusions"] = people.rows_of(lake.read_snapshot(lake_dir, "exclusions", as_of_month, columns=EXCLUSION_COLUMNS))
-    # The features of change compare with the snapshots of the 12 months before (features/change.py);
-    # only months the lake holds, so a short history compares with what there is.
-    held = set(lake.ingested_months(lake_dir))
-    for source, columns in EARLIER_SNAPSHOTS.items():
-        months = [m for m in (shift(as_of_month, -i) for i in range(1, LOOKBACK + 1)) if m in held]
-        tables[f"{source}_earlier"] = {m: people.rows_of(lake.read_snapshot(lake_dir, source, m, columns=columns))
-                                       for m in months}
     return tables
 
 
