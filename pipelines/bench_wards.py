@@ -33,15 +33,20 @@ def ward_names(count: int) -> list[str]:
     return [f"ward-{i + 1:02d}" for i in range(count)]
 
 
-def installation(root: Path, inboxes: Path, wards: list[str]) -> Path:
-    """A mimamori.toml serving `wards`, zones under `root`, reading the shared inboxes; keys made."""
+def installation(root: Path, inboxes: Path, wards: list[str], keys_from: Path | None = None) -> Path:
+    """A mimamori.toml serving `wards`, zones under `root`, reading the shared inboxes; each ward's
+    key made, or copied from the installation `keys_from` (so that both engines' outputs can be
+    compared byte for byte)."""
     root.mkdir(parents=True)
     tables = "".join(f'[wards.{w}]\ninbox = "{inboxes / w}"\nwork = "{w}/work"\ncustody = "{w}/custody"\n\n'
                      for w in wards)
     path = root / "mimamori.toml"
     path.write_text(tables, encoding="utf-8")
     for ward in wards:
-        create_key(load_config(path, ward=ward, environ={}).key_file)
+        key_file = load_config(path, ward=ward, environ={}).key_file
+        create_key(key_file)
+        if keys_from is not None:   # the same key as the other engine's ward (made 0600 above)
+            key_file.write_bytes(load_config(keys_from, ward=ward, environ={}).key_file.read_bytes())
     return path
 
 
@@ -114,7 +119,8 @@ def run_wards_bench(root: Path, wards: int, residents: int, months: int, seed: i
                          f"--months {months} --seed {seed}"}
     configs = {}
     for engine in engines:
-        configs[engine] = config = installation(root / engine, root / "inboxes", names)
+        first = next(iter(configs.values()), None)
+        configs[engine] = config = installation(root / engine, root / "inboxes", names, keys_from=first)
         timings: dict = {}
         if engine == "spark":   # the session starts once, through the engine switch, and is timed apart
             begun = time.perf_counter()
