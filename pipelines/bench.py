@@ -143,7 +143,11 @@ NOTES_MARKER = "<!-- notes: kept when the tables are rebuilt -->"
 
 
 def write_results(result: dict, results_dir: Path, docs: Path) -> Path:
-    path = results_dir / f"{result['residents']}-{result['date']}.json"
+    """Keep one result (a ward's, or several wards' on each engine: pipelines/bench_wards.py) and
+    rebuild docs/benchmarks.md from every kept result."""
+    name = (f"wards-{result['wards']}x{result['residents']}x{result['months']}" if result.get("kind") == "wards"
+            else str(result["residents"]))
+    path = results_dir / f"{name}-{result['date']}.json"
     write_json(result, path)
     text = docs.read_text(encoding="utf-8") if docs.exists() else ""
     notes = text[text.index(NOTES_MARKER):] if NOTES_MARKER in text else ""
@@ -160,10 +164,10 @@ def render_table(paths: list[Path]) -> str:
              "The leak scan is the guard at the end of `mimamori run` (files new or changed since its last scan).", ""]
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
-        m = r["machine"]
-        lines += [f"## {r['residents']:,} residents × {r['months']} months ({r['date']})", "",
-                  f"`{r['command']}` — {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}, Python {m['python']}; "
-                  + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        if r.get("kind") == "wards":
+            lines += wards_table(r)
+            continue
+        lines += [f"## {r['residents']:,} residents × {r['months']} months ({r['date']})", "", _machine_line(r),
                   f"(generation, not timed: {r['generation_seconds']} s)", "",
                   "| phase | months | wall s | CPU s | peak RSS MB | floor s | " + " | ".join(STAGES) + " | leak scan |",
                   "|---|---|---|---|---|---|" + "---|" * (len(STAGES) + 1)]
@@ -178,3 +182,45 @@ def render_table(paths: list[Path]) -> str:
                 lines.append(f"| ↳ floor | | | | | | {floors} | |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _machine_line(r: dict) -> str:
+    m = r["machine"]
+    return (f"`{r['command']}` — {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}, Python {m['python']}; "
+            + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+
+
+def wards_table(r: dict) -> list[str]:
+    """Several wards on each engine (pipelines/bench_wards.py): a row per engine and phase."""
+    same = {True: "yes", False: "NO"}.get(r.get("same_bytes"), "–")
+    lines = [f"## {r['wards']} wards × {r['residents']:,} residents × {r['months']} months, local and Spark "
+             f"{r['master']} ({r['date']})", "", _machine_line(r),
+             f"(generation, not timed: {r['generation_seconds']} s; lake, features, scores and lists the same bytes "
+             f"on both engines: {same})", "",
+             "Local: the wards one after another in one process (with its ingest-ahead helper). Spark: one session, "
+             "the wards one after another, each stage's tasks spread over the executors. Peak RSS in MB: the driver "
+             "process; below it, the JVM and the Python workers (Spark), or the ingest-ahead helper (local).", "",
+             "| engine | phase | months | wall s | driver MB | JVM MB | Python workers MB | below driver MB | "
+             + " | ".join(STAGES) + " |",
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES)]
+    for engine, timings in r["engines"].items():
+        for phase in ("backfill", "incremental"):
+            p, peak = timings[phase], timings[phase]["peak_mb"]
+            stages = " | ".join(f"{p['stages'].get(s, {}).get('seconds', 0):.1f}" for s in STAGES)
+            lines.append(f"| {engine} | {phase} | {p['months']} | {p['seconds']} | {peak['driver']} | {peak['jvm']} | "
+                         f"{peak['python_workers']} | {peak['executors']} | {stages} |")
+        if "session_seconds" in timings:
+            lines.append("| " + " | ".join([engine, "session start", "", str(timings["session_seconds"])]
+                                           + [""] * (4 + len(STAGES))) + " |")
+    return lines + [""]
+
+
+def summary_lines(result: dict) -> list[str]:
+    """What `mimamori bench` prints of a result: each phase's months, wall time and peak memory."""
+    if result.get("kind") == "wards":
+        return [f"{engine} {phase}: {timings[phase]['months']} ward-months in {timings[phase]['seconds']} s, "
+                f"peak MB {timings[phase]['peak_mb']}"
+                for engine, timings in result["engines"].items() for phase in ("backfill", "incremental")]
+    return [f"{phase}: {p['months']} months in {p['seconds']} s (CPU {p['cpu_seconds']} s), "
+            f"peak RSS {p['peak_rss_mb']} MB, floor {p['floor_seconds']} s"
+            for phase, p in ((phase, result[phase]) for phase in ("backfill", "incremental"))]

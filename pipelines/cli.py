@@ -235,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time a synthetic ward's backfill and one incremental month")
     p.add_argument("--residents", type=positive_int, required=True)
+    p.add_argument("--wards", type=positive_int, default=1, help="wards of N residents each, run one after another")
+    p.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="spark: the wards on Spark too, side by side with the local engine")
+    p.add_argument("--master", type=name_text, default="local[2]", help="Spark master for --engine spark")
     p.add_argument("--months", type=positive_int, default=24)
     p.add_argument("--seed", type=seed, default=1)
     p.add_argument("--dir", type=folder, default=Path("bench/tmp"), help="scratch folder for the ward (not kept)")

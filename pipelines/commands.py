@@ -339,15 +339,17 @@ def cmd_where(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     # imported per command: the CLI starts fast, and heavy libraries load only where needed
-    from pipelines.bench import run_bench, write_results
+    from pipelines.bench import run_bench, summary_lines, write_results
+    from pipelines.bench_wards import run_wards_bench
 
-    result = run_bench(args.dir / f"{args.residents}", args.residents, args.months, args.seed)
+    if args.wards > 1 or args.engine == "spark":   # several wards, or Spark beside the local engine
+        engines = ("local", "spark") if args.engine == "spark" else ("local",)
+        result = run_wards_bench(args.dir / f"wards-{args.wards}x{args.residents}", args.wards, args.residents,
+                                 args.months, args.seed, engines, args.master)
+    else:
+        result = run_bench(args.dir / f"{args.residents}", args.residents, args.months, args.seed)
     path = write_results(result, args.results, args.docs)
-    for phase in ("backfill", "incremental"):
-        p = result[phase]
-        print(f"{phase}: {p['months']} months in {p['seconds']} s (CPU {p['cpu_seconds']} s), "
-              f"peak RSS {p['peak_rss_mb']} MB, floor {p['floor_seconds']} s")
-    print(f"results: {path}; table: {args.docs}")
+    print("\n".join(summary_lines(result) + [f"results: {path}; table: {args.docs}"]))
     return 0
 
 

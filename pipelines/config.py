@@ -38,6 +38,9 @@ class Config:
     work: Path
     custody: Path
     settings: dict[str, Any] = field(repr=False)
+    # the ward of `[wards.<name>]` these zones belong to (None: a one-ward installation); it
+    # names the ward's MLflow registered model and tags its runs
+    ward: str | None = None
 
     def get(self, section: str, key: str) -> Any:
         return self.settings[section][key]
@@ -61,7 +64,7 @@ class Config:
         command-line options that win over mimamori.toml."""
         given = {k: v for k, v in values.items() if v is not None}
         return Config(self.inbox, self.work, self.custody,
-                      {**self.settings, section: {**self.settings.get(section, {}), **given}})
+                      {**self.settings, section: {**self.settings.get(section, {}), **given}}, self.ward)
 
     # Derived locations, in one place so that no stage invents its own layout.
     @property
@@ -190,4 +193,4 @@ def load_config(
             paths[name] = Path(environ[env_name])
         else:
             paths[name] = base_dir / settings["paths"][name]
-    return Config(**{k: v.resolve() for k, v in paths.items()}, settings=settings)
+    return Config(**{k: v.resolve() for k, v in paths.items()}, settings=settings, ward=ward)

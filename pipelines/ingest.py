@@ -14,8 +14,9 @@ row moves a name into any column), so its values stay in custody:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from pipelines import audit
 from pipelines.catalog import lake, validation
 from pipelines.catalog.deliveries import Delivery, commit_delivery
 from pipelines.config import Config
-from pipelines.leakscan import keep_needles
+from pipelines.leakscan import Groups, needles_to_keep, needles_wanted, put_needles
 from contract.messages import bilingual, reason_ja
 from contract.sources import SOURCES, Source
 from contract.months import age_on, check_month, month_end
@@ -138,7 +139,55 @@ def _custody_rows(bad: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
+@dataclass(frozen=True)
+class FileRead:
+    """One delivered file read and pseudonymised: what read_delivery keeps of it. `custody`
+    (the quarantined rows as delivered) and `needles` (the leak guard's identifiers of a
+    residents extract, when asked for) are identified: they go to the custody zone only."""
+
+    table: pd.DataFrame
+    lines: np.ndarray
+    spans: np.ndarray
+    quarantine: pd.DataFrame
+    custody: pd.DataFrame
+    info: dict
+    needles: Groups | None = None
+
+
+def read_file(path: Path, spec: Source, key: bytes, month: str, needles: bool = False) -> FileRead:
+    """Read one delivered file against the contract and pseudonymise it (the stage an engine
+    runs per file). `needles`: also give the leak guard's needles of this residents extract."""
+    read = read_source(path, spec, delivery_month=month)
+    reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
+               if len(read.quarantine) else pd.Series(dtype=int))
+    info = {
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "encoding": read.encoding,
+        "rows": int(len(read.rows) + len(read.quarantine)),
+        "accepted": int(len(read.rows)),
+        "quarantined": int(len(read.quarantine)),
+        "quarantine_reasons": {str(k): int(v) for k, v in reasons.items()},
+        "unknown_columns": list(read.unknown_columns),
+        # Every physical line (Parquet: row) of the file, counted once; see reading.check_lines.
+        "lines": dict(read.lines),
+    }
+    return FileRead(pseudonymise_rows(read.rows, spec, key, month), read.rows["_line"].to_numpy(dtype=np.int64),
+                    read.spans, pseudonymise_quarantine(read.quarantine, spec, key), _custody_rows(read.quarantine),
+                    info, needles_to_keep(read, month) if needles else None)
+
+
+# How an engine reads a month's files: ({source: path}, key, month, sources whose needles are
+# wanted) -> {source: FileRead} in the same order; the first refused file's ContractError raised.
+FileReader = Callable[[dict[str, Path], bytes, str, frozenset[str]], dict[str, FileRead]]
+
+
+def read_files_here(files: dict[str, Path], key: bytes, month: str, needles: frozenset[str]) -> dict[str, FileRead]:
+    """The local engine's reader: the files one after another in this process."""
+    return {name: read_file(path, SOURCES[name], key, month, name in needles) for name, path in files.items()}
+
+
+def read_delivery(cfg: Config, month: str, key: bytes, reader: FileReader = read_files_here) -> Delivery:
     """Read and pseudonymise every file of a month in memory; refuse the month on a contract breach."""
     month_dir = cfg.inbox / check_month(month)
     if not month_dir.is_dir():
@@ -154,39 +203,22 @@ def read_delivery(cfg: Config, month: str, key: bytes) -> Delivery:
                                       f"delivery {month} lacks required file(s): {files}; ask the department for them"))
     known = {p.name for p in inputs.values()}
     stray = sorted(p.name for p in month_dir.iterdir() if p.is_file() and p.name not in known)
-    tables, quarantine, sources, lines, spans, custody = {}, {}, {}, {}, {}, {}
-    for name, path in inputs.items():
-        spec = SOURCES[name]
-        read = read_source(path, spec, delivery_month=month)
-        if name == "residents":   # the run's leak guard needs this extract's identifiers
-            keep_needles(cfg.leakscan_cache, file_sha256(path), read, month)
-        tables[name] = pseudonymise_rows(read.rows, spec, key, month)
-        lines[name] = read.rows["_line"].to_numpy(dtype=np.int64)
-        spans[name] = read.spans
-        quarantine[name] = pseudonymise_quarantine(read.quarantine, spec, key)
-        custody[name] = _custody_rows(read.quarantine)
-        reasons = (read.quarantine["reason"].str.split("; ").explode().value_counts().sort_index()
-                   if len(read.quarantine) else pd.Series(dtype=int))
-        sources[name] = {
-            "file": path.name,
-            "sha256": file_sha256(path),
-            "encoding": read.encoding,
-            "rows": int(len(read.rows) + len(read.quarantine)),
-            "accepted": int(len(read.rows)),
-            "quarantined": int(len(read.quarantine)),
-            "quarantine_reasons": {str(k): int(v) for k, v in reasons.items()},
-            "unknown_columns": list(read.unknown_columns),
-            # Every physical line (Parquet: row) of the file, counted once; see reading.check_lines.
-            "lines": dict(read.lines),
-        }
+    # the run's leak guard needs the residents extract's identifiers, unless its cache has them
+    needles = frozenset(n for n in ("residents",) if n in inputs and needles_wanted(cfg.leakscan_cache, inputs[n]))
+    read = reader(inputs, key, month, needles)
+    for name in needles:
+        if read[name].needles is not None:
+            put_needles(cfg.leakscan_cache, read[name].info["sha256"], read[name].needles)
     summary = {
         "month": month,
         "key_id": key_id(key),
-        "sources": sources,
+        "sources": {name: r.info for name, r in read.items()},
         "absent_optional": sorted(s.name for s in SOURCES.values() if not s.required and s.name not in inputs),
         "stray_files": stray,
     }
-    return Delivery(month, tables, quarantine, summary, lines, spans, custody)
+    return Delivery(month, {n: r.table for n, r in read.items()}, {n: r.quarantine for n, r in read.items()},
+                    summary, {n: r.lines for n, r in read.items()}, {n: r.spans for n, r in read.items()},
+                    {n: r.custody for n, r in read.items()})
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -320,10 +352,11 @@ def _logged(cfg: Config, record: dict) -> bool:
 
 
 def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build_docs: bool = True,
-                 new_key: bool = False) -> dict:
+                 new_key: bool = False, reader: FileReader = read_files_here) -> dict:
     """Ingest, pseudonymise and validate one delivery; a no-op if the lake already holds it.
 
     The key must be the one the lake was made with; only `rekey` passes `new_key=True`.
+    `reader`: where the files are read (an engine's `read_files`; the same bytes on every engine).
     """
     check_month(month)   # a library caller bypasses the CLI's parsing: 2026-13 is no folder to look for
     if not force and is_ingested(cfg, month, key):
@@ -335,7 +368,7 @@ def ingest_month(cfg: Config, month: str, key: bytes, force: bool = False, build
     if not new_key:
         check_lake_key(cfg.lake, key, cfg.key_file)
     started = time.perf_counter()
-    delivery = read_delivery(cfg, month, key)
+    delivery = read_delivery(cfg, month, key, reader)
     # `run` builds the month's Data Docs once, after the feature checks; `ingest` alone builds them here.
     check = validation.checked_delivery(cfg, delivery.month, delivery.tables, delivery.quarantine,
                                         build_docs=build_docs, sources=delivery.summary["sources"])

@@ -118,10 +118,15 @@ def _extract(path: Path) -> tuple[Groups, bool]:
     return needle_groups(read_source(path, SOURCES["residents"]))
 
 
-def keep_needles(cache_dir: Path, sha256: str, read: SourceRead, month: str) -> bool:
-    """Ingest has just read this residents extract: keep its needles, so the leak guard at the
-    end of the run need not read it again (at a million residents that re-read cost ≈ 18 s an
-    extract, 7 minutes for a backfill of 24). Returns whether they were kept.
+def needles_wanted(cache_dir: Path, path: Path) -> bool:
+    """Whether ingest should give the needles of this residents extract (its cache has none)."""
+    return not _NeedleCache(cache_dir).valid(file_sha256(path))
+
+
+def needles_to_keep(read: SourceRead, month: str) -> Groups | None:
+    """Ingest has just read this residents extract: its needles, so the leak guard at the end of
+    the run need not read it again (at a million residents that re-read cost ≈ 18 s an
+    extract, 7 minutes for a backfill of 24); None when they cannot be kept.
 
     Ingest reads with the delivery month, the guard without one. The two reads accept the same
     rows when no row was refused for a date after the delivery month's end and that end has
@@ -129,15 +134,15 @@ def keep_needles(cache_dir: Path, sha256: str, read: SourceRead, month: str) -> 
     reads the file itself.
     """
     if month_end(month) > pd.Timestamp.today().normalize():
-        return False
+        return None
     if len(read.quarantine) and read.quarantine["reason"].str.contains(": after delivery month end").any():
-        return False
-    cache = _NeedleCache(cache_dir)
-    if cache.valid(sha256):
-        return True
-    groups, _ = needle_groups(read)
-    cache.put(sha256, groups, future=False)
-    return True
+        return None
+    return needle_groups(read)[0]
+
+
+def put_needles(cache_dir: Path, sha256: str, groups: Groups) -> None:
+    """Keep an extract's needles (needles_to_keep) in the custody zone's cache."""
+    _NeedleCache(cache_dir).put(sha256, groups, future=False)
 
 
 def _code_digest() -> str:

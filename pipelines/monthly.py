@@ -21,10 +21,10 @@ from models.prioritise import (Eligibility, Remedy, capacity, eligibility, exclu
 from models.train import TrainResult, month_scores
 from pipelines.catalog import lake, runs, validation
 from pipelines.catalog.features import Partitions, lake_fingerprint, local_partitions, month_features
-from pipelines.catalog.registry import code_version, tracking_uri
+from pipelines.catalog.registry import code_version, registered_model, tracking_uri
 from pipelines.config import Config
 from pipelines.ahead import IngestAhead
-from pipelines.ingest import ingest_month, is_ingested
+from pipelines.ingest import FileReader, ingest_month, is_ingested, read_files_here
 from pipelines.locks import work_lock
 from pipelines.pseudonymise import key_id, load_key
 from pipelines.training import trained_month
@@ -34,11 +34,12 @@ Progress = Callable[[str], None]
 
 
 class Engine(Protocol):
-    """Where the per-partition and row-wise stages run. Every engine calls the same stage
-    functions (features_from_lake per pid range, month_scores, explained_list); only where they
-    run differs, so the outputs are the same bytes."""
+    """Where the per-file, per-partition and row-wise stages run. Every engine calls the same
+    stage functions (ingest.read_file per delivered file, features_from_lake per pid range,
+    month_scores, explained_list); only where they run differs, so the outputs are the same bytes."""
 
     partitions: Partitions
+    read_files: FileReader
 
     def scores(self, trained: TrainResult, features: pd.DataFrame, baseline_settings: dict) -> pd.DataFrame: ...
 
@@ -51,6 +52,7 @@ class LocalEngine:
     """This process: pid ranges one after another, scores and reasons on the whole table."""
 
     partitions: Partitions = local_partitions
+    read_files = staticmethod(read_files_here)
     scores = staticmethod(month_scores)
     explained = staticmethod(explained_list)
 
@@ -131,7 +133,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
         info["months"] = {}
         for m in months:
             progress(f"ingest {m}")
-            info["months"][m] = ingest_month(cfg, m, key, build_docs=False)["status"]
+            info["months"][m] = ingest_month(cfg, m, key, build_docs=False, reader=engine.read_files)["status"]
         if ingested_ahead:
             info["ahead"] = ingested_ahead
         record = lake.delivery_record(cfg.lake, month)
@@ -188,6 +190,7 @@ def run_month(cfg: Config, month: str, progress: Progress = lambda _: None,
             data_docs=runs.link_from_report(cfg, month, saved["stages"]["validate"]["features"].get("data_docs")
                                           or (record.get("validation") or {}).get("data_docs")),
             list_path=str(runs.list_file(cfg, month)), mlflow_uri=tracking_uri(cfg.mlflow_db),
+            model_name=registered_model(cfg),
             previous_features=runs.drift_reference(cfg, previous, previous in lake.ingested_months(cfg.lake),
                                                    lambda m: month_features(cfg.work, m, partitions=engine.partitions)),
             previous_scores=runs.previous_scores(cfg, month, previous), scores=scored[["score"]])
@@ -213,7 +216,9 @@ def run_months(cfg: Config, months: list[str], progress: Progress = lambda _: No
         key = load_key(cfg.key_file)
         needed = [m for m in runs.inbox_months(cfg) if m <= max(months) and not is_ingested(cfg, m, key)]
         engine = engine_for(cfg)   # one engine (one Spark session) for every month; before the helper starts
-        ahead = IngestAhead(cfg, needed) if cfg.get("scale", "ingest_ahead") and len(needed) > 1 else None
+        # the helper process reads files one after another; on Spark the executors read them
+        overlap = isinstance(engine, LocalEngine) and cfg.get("scale", "ingest_ahead")
+        ahead = IngestAhead(cfg, needed) if overlap and len(needed) > 1 else None
         manifests = []
         try:
             for month in months:

@@ -49,9 +49,9 @@ def mark_retired(cfg: Config, old_key_id: str) -> dict:
     marked_models = []
     if cfg.mlflow_db.exists():
         client = registry.client(cfg)
-        for version in client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'"):
+        for version in client.search_model_versions(f"name='{registry.registered_model(cfg)}'"):
             if version.tags.get("key_id") == old_key_id:
-                client.set_model_version_tag(registry.REGISTERED_MODEL, version.version, "key_retired", "true")
+                client.set_model_version_tag(registry.registered_model(cfg), version.version, "key_retired", "true")
                 marked_models.append(version.version)
     return {"runs": marked_runs, "model_versions": sorted(marked_models, key=int)}
 

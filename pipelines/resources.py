@@ -22,15 +22,32 @@ def rss_bytes(pid: str = "self") -> int:
         return 0
 
 
-def _children() -> list[str]:
+def _children(pid: str = "self") -> list[str]:
     pids: list[str] = []
     try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as handle:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
                 pids += handle.read().split()
     except OSError:
         pass
     return pids
+
+
+def descendants_rss() -> dict[str, int]:
+    """RSS in bytes of every process below this one (children, their children, …), summed by
+    command name: a Spark driver's JVM ("java") and the Python workers it forks ("python…")."""
+    totals: dict[str, int] = {}
+    todo = _children()
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                name = handle.read().strip()
+        except OSError:   # ended meanwhile
+            continue
+        totals[name] = totals.get(name, 0) + rss_bytes(pid)
+        todo += _children(pid)
+    return totals
 
 
 def rss_with_children() -> int:

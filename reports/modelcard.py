@@ -56,7 +56,8 @@ def registration_record(result, month: str, version: str, run_id: str, tags: dic
     provenance. The registered version is the month's challenger, whoever serves."""
     return result.record() | {"model_version": version, "mlflow_run_id": run_id, "trained_month": month,
                               "promoted": result.serving == "challenger",
-                              "config_hash": tags.get("config_hash", "—"), "code_version": tags.get("code_version", "—")}
+                              "config_hash": tags.get("config_hash", "—"), "code_version": tags.get("code_version", "—")} | (
+        {"ward": tags["ward"], "registered_model": tags["registered_model"]} if "ward" in tags else {})
 
 
 def version_description(record: dict, card_sha256: str) -> str:
@@ -151,7 +152,7 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
     return [
         ("Metadata", [
             ("Standard", "UK Algorithmic Transparency Recording Standard (ATRS) v3.0 fields"),
-            ("Model", f"mimamori-risk version {version} (MLflow run {record.get('mlflow_run_id') or '—'})"),
+            ("Model", f"{record.get('registered_model', 'mimamori-risk')} version {version} (MLflow run {record.get('mlflow_run_id') or '—'})"),
             ("Batch month it was trained in", month),
             ("Candidate kind", f"{kind}: {CANDIDATES.get(kind, (kind, kind))[1]}"),
             ("Status at registration", status),
@@ -320,6 +321,6 @@ def to_html(title: str, sections) -> str:
 
 def model_card_documents(settings: dict, record: dict) -> tuple[str, str, str]:
     """(title, Markdown, HTML) of the card of one registered version, from its registration record."""
-    title = f"Model card: mimamori-risk v{record['model_version']} (trained in batch {record['trained_month']})"
+    title = f"Model card: {record.get('registered_model', 'mimamori-risk')} v{record['model_version']} (trained in batch {record['trained_month']})"
     sections = card_sections(settings, record)
     return title, to_markdown(title, sections), to_html(title, sections)

@@ -58,6 +58,7 @@ class ReportInputs:
     previous_features: pd.DataFrame | None = field(default=None, repr=False)   # last month's MODEL_FEATURES
     previous_scores: pd.DataFrame | None = field(default=None, repr=False)     # last month's score column
     scores: pd.DataFrame | None = field(default=None, repr=False)              # this month's score column
+    model_name: str = "mimamori-risk"   # the ward's MLflow registered model (registry.registered_model)
 
 
 def makeup_table(title: str, attribute: str, order: list[str], words: dict[str, str], shown: Disclosed) -> dict:
@@ -83,13 +84,13 @@ def district_table(caps: dict[str, int], shown: Disclosed) -> dict:
 
 # ------------------------------------------------------------------------------ sections
 
-def _metadata(month: str, manifest: dict, trained, code_version: str) -> Metadata:
+def _metadata(month: str, manifest: dict, trained, code_version: str, model_name: str = "mimamori-risk") -> Metadata:
     meta = [("対象月 / month", month), ("設定ハッシュ / config hash", manifest["config_hash"]),
             ("コード版 / code version", f"mimamori {manifest['code_version']} (git {code_version})"),
             ("Python", manifest.get("python", "—")),
             ("鍵ID / key id", manifest.get("key_id") or "—"),
             ("データ指紋 / lake fingerprint", (manifest.get("lake_fingerprint") or "")[:16] or "—"),
-            ("モデル版 / model version", f"mimamori-risk v{trained.model_version}" if trained.model_version else "—"),
+            ("モデル版 / model version", f"{model_name} v{trained.model_version}" if trained.model_version else "—"),
             ("MLflow run", trained.run_id or "—"),
             ("リスト作成 / list made by", _made_by(trained))]
     inputs = [{"source": name, "title": SOURCES[name].title_ja if name in SOURCES else name, "sha256": digest}
@@ -326,7 +327,7 @@ def report_context(inputs: ReportInputs) -> ReportContext:
     quality = _data_quality(_with_feature_checks(inputs.record, inputs.feature_checks), inputs.data_docs)
     return ReportContext(
         month=inputs.month, threshold=threshold, meta=_metadata(inputs.month, inputs.manifest, trained,
-                                                                inputs.code_version),
+                                                                inputs.code_version, inputs.model_name),
         quality=quality, delivery_notes=_delivery_notices(quality), training=_training(settings, trained, shown),
         evaluation=evaluated, model_tables=model_tables, holdout=held, images=images, calibration=calibration,
         listing=_listing(settings, features, listed, eligible, caps, shown), tables=tables,

@@ -116,9 +116,12 @@ def test_a_pid_on_a_range_boundary_lands_in_the_same_bucket_on_both_engines(spar
     assert {pid: bucket_of(pid, count) for pid in pids} == local
 
 
-# --- parity: the same ward run by both engines writes the same bytes ------------------------
+# --- parity: the same wards run by both engines write the same bytes -----------------------
 
-RESIDENTS, MONTHS, END, SEED = 1500, 8, "2026-10", 5
+# Three messy wards of other sizes and seeds, small enough for CI; the session ward's
+# model-served month is checked on Spark below (test_a_model_month_...).
+WARDS = {"kita": (1500, 8, 5), "minami": (600, 5, 11), "nishi": (800, 5, 23)}   # residents, months, seed
+END = "2026-10"
 PARITY_SETTINGS = """
 [training]
 min_labelled = 60
@@ -127,44 +130,75 @@ max_iter = 80
 """
 
 
-def _ward(root: Path, inbox: Path):
+def _installation(root: Path, inboxes: Path) -> Path:
+    """A mimamori.toml serving the three wards, each in its own zones under `root`, reading the
+    shared synthetic inboxes (both engines' installations read the same extracts)."""
     root.mkdir(parents=True)
-    (root / "mimamori.toml").write_text(PARITY_SETTINGS, encoding="utf-8")
-    cfg = load_config(root / "mimamori.toml", inbox, root / "work", root / "custody", environ={})
-    write_test_key(cfg.key_file)
-    cfg.custody.chmod(0o700)   # the CLI refuses a custody folder others can read
-    return cfg
+    tables = "".join(f'[wards.{w}]\ninbox = "{inboxes / w}"\nwork = "{w}/work"\ncustody = "{w}/custody"\n\n'
+                     for w in WARDS)
+    (root / "mimamori.toml").write_text(PARITY_SETTINGS + tables, encoding="utf-8")
+    for ward in WARDS:
+        cfg = load_config(root / "mimamori.toml", ward=ward, environ={})
+        write_test_key(cfg.key_file)
+        cfg.custody.chmod(0o700)   # the CLI refuses a custody folder others can read
+    return root / "mimamori.toml"
 
 
-def _digests(work: Path) -> dict[str, str]:
-    """SHA-256 of every Parquet file the batch wrote (lake, features, scores, list, explanations)."""
-    return {str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(work.rglob("*.parquet")) if "mlflow" not in p.parts}
+def _digests(cfg) -> dict[str, str]:
+    """SHA-256 of every Parquet file the batch wrote (lake, quarantines, features, scores, list,
+    explanations), in the work zone and the custody zone, and of the lake's delivery records."""
+    files = [p for p in sorted(cfg.work.rglob("*.parquet")) if "mlflow" not in p.parts]
+    files += sorted((cfg.lake / "_deliveries").glob("*.json")) + sorted(cfg.custody_quarantine.rglob("*.parquet"))
+    return {str(p.relative_to(cfg.work.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def test_the_spark_engine_writes_the_local_engines_bytes(spark, tmp_path):
-    inbox = tmp_path / "inbox"
-    generate_ward(inbox, residents=RESIDENTS, months=MONTHS, end_month=END, seed=SEED, messy=True)
-    local_cfg, spark_cfg = _ward(tmp_path / "local", inbox), _ward(tmp_path / "spark", inbox)
-    local = run_month(local_cfg, END)   # [engine] name defaults to local
-    # as an analyst runs it; the engine session is the test run's own (getOrCreate)
-    assert main(["--config", str(tmp_path / "spark" / "mimamori.toml"), "--inbox", str(inbox),
-                 "--work", str(spark_cfg.work), "--custody", str(spark_cfg.custody),
-                 "run", "--month", END, "--engine", "spark", "--master", "local[2]"]) == 0
-    on_spark = read_json(spark_cfg.work / "runs" / END / "manifest.json")
-    assert on_spark["status"] == local["status"] == "done"
-    assert on_spark["config_hash"] == local["config_hash"]     # the engine is not a result setting
-    ours, theirs = _digests(local_cfg.work), _digests(spark_cfg.work)
-    assert {f"features/{END}.parquet", f"runs/{END}/scores.parquet", f"runs/{END}/list.parquet"} <= set(ours)
-    assert ours == theirs
-    for stage in ("train", "prioritise"):
-        assert on_spark["stages"][stage]["status"] == local["stages"][stage]["status"]
-    # the tables are the same although Spark cut the people into its own pid ranges (2 per core)
-    local_meta, spark_meta = (read_json(cfg.work / "features" / f"{END}.json") for cfg in (local_cfg, spark_cfg))
-    assert (local_meta["partitions"], spark_meta["partitions"]) == (1, 4)
-    assert {**spark_meta, "partitions": 1} == local_meta
-    listed = pd.read_parquet(spark_cfg.work / "runs" / END / "list.parquet")
-    assert len(listed) == local["stages"]["prioritise"]["listed"] > 0
+def _released(cfg, month: str) -> tuple[bytes, dict[str, list[tuple]]]:
+    """The coordinator's release of `month` after two signed approvals: the CSV's bytes and every
+    sheet's cells (the workbook's own zip stamps differ from one save to the next)."""
+    from openpyxl import load_workbook
+
+    from pipelines.release import release
+    from tests.approving import approve_as
+
+    approve_as(cfg, month, "A", "個人情報保護法第69条第2項第2号")
+    approve_as(cfg, month, "B", "社会福祉法第106条の6 支援会議")
+    release(cfg, month)
+    folder = cfg.releases_dir / month
+    book = load_workbook(folder / "outreach.xlsx")
+    return (folder / "outreach.csv").read_bytes(), {ws.title: list(ws.iter_rows(values_only=True)) for ws in book}
+
+
+def test_three_wards_run_by_the_spark_engine_write_the_local_engines_bytes_and_sheets(spark, tmp_path):
+    inboxes = tmp_path / "inboxes"
+    for ward, (residents, months, seed) in WARDS.items():
+        generate_ward(inboxes / ward, residents=residents, months=months, end_month=END, seed=seed, messy=True)
+    local_toml, spark_toml = _installation(tmp_path / "local", inboxes), _installation(tmp_path / "spark", inboxes)
+    # as an operator runs them: every ward one after another, on each engine
+    assert main(["--config", str(local_toml), "run", "--month", END, "--all-wards", "--engine", "local"]) == 0
+    assert main(["--config", str(spark_toml), "run", "--month", END, "--all-wards",
+                 "--engine", "spark", "--master", "local[2]"]) == 0   # the test run's own session (getOrCreate)
+    for ward in WARDS:
+        local_cfg, spark_cfg = (load_config(t, ward=ward, environ={}) for t in (local_toml, spark_toml))
+        local, on_spark = (read_json(c.runs / END / "manifest.json") for c in (local_cfg, spark_cfg))
+        assert on_spark["status"] == local["status"] == "done"
+        assert on_spark["config_hash"] == local["config_hash"]     # the engine is not a result setting
+        ours, theirs = _digests(local_cfg), _digests(spark_cfg)
+        assert {f"work/features/{END}.parquet", f"work/runs/{END}/scores.parquet", f"work/runs/{END}/list.parquet",
+                f"work/lake/residents/{END}.parquet", f"work/lake/_deliveries/{END}.json"} <= set(ours), ward
+        assert ours == theirs, ward
+        for stage in ("train", "prioritise"):
+            assert on_spark["stages"][stage]["status"] == local["stages"][stage]["status"]
+        # the tables are the same although Spark cut the people into its own pid ranges (2 per core)
+        local_meta, spark_meta = (read_json(c.features_dir / f"{END}.json") for c in (local_cfg, spark_cfg))
+        assert (local_meta["partitions"], spark_meta["partitions"]) == (1, 4)
+        assert {**spark_meta, "partitions": 1} == local_meta
+        listed = pd.read_parquet(spark_cfg.runs / END / "list.parquet")
+        assert len(listed) == local["stages"]["prioritise"]["listed"] > 0
+        # the released sheets, names and addresses from the same extract, are the same
+        assert _released(spark_cfg, END) == _released(local_cfg, END), ward
+    sizes = {w: int(read_json(load_config(spark_toml, ward=w, environ={}).lake / "_deliveries" / f"{END}.json")
+                    ["sources"]["residents"]["accepted"]) for w in WARDS}
+    assert len(set(sizes.values())) == 3   # three wards, not one ward three times
 
 
 def test_the_engine_is_chosen_in_the_config_or_on_the_command_line_and_changes_no_config_hash(spark, tmp_path):
@@ -192,10 +226,37 @@ def test_a_model_month_scores_and_explains_on_spark_to_the_same_bytes(spark, war
     shutil.copytree(ward.root, root, symlinks=True)
     cfg = load_config(root / "mimamori.toml", root / "inbox", root / "work", root / "custody", environ={})
     shutil.rmtree(cfg.features_dir)
-    before = _digests(ward.cfg.work)
+    before = _digests(ward.cfg)
     result = run_month(cfg.with_settings("engine", name="spark"), ward.month)
     assert result["stages"]["train"]["mode"] == "model" and result["stages"]["explain"]["explained"] > 0
     assert (cfg.work / "runs" / ward.month / "explanations.parquet").exists()
-    assert _digests(cfg.work) == before
+    assert _digests(cfg) == before
     rebuilt = sorted(cfg.features_dir.glob("*.json"))
     assert rebuilt and all(read_json(meta)["partitions"] == 4 for meta in rebuilt)   # by Spark's 4 ranges
+
+
+# --- the several-ward bench: both engines, the same bytes, memory below the driver ----------
+
+def test_the_wards_bench_times_both_engines_stage_by_stage_with_the_executors_memory(spark, tmp_path):
+    from pipelines.bench import STAGES, write_results
+    from pipelines.bench_wards import run_wards_bench
+
+    result = run_wards_bench(tmp_path / "bench", wards=2, residents=200, months=2, seed=3)
+    assert result["same_bytes"] is True
+    for engine in ("local", "spark"):
+        for phase, months in (("backfill", 2), ("incremental", 2)):   # one month of each of the 2 wards
+            p = result["engines"][engine][phase]
+            assert p["months"] == months and set(p["stages"]) == set(STAGES)
+            assert sum(s["seconds"] for s in p["stages"].values()) <= p["seconds"]
+            assert p["peak_mb"]["driver"] > 0
+    spark_peak = result["engines"]["spark"]["backfill"]["peak_mb"]
+    # Spark's work happens below the driver: its JVM and the Python workers the JVM forks
+    assert spark_peak["jvm"] > 0 and spark_peak["python_workers"] > 0
+    assert spark_peak["executors"] >= max(spark_peak["jvm"], spark_peak["python_workers"])
+    docs = tmp_path / "benchmarks.md"
+    path = write_results(result, tmp_path / "results", docs)
+    text = docs.read_text(encoding="utf-8")
+    assert path.name.startswith("wards-2x200x2-") and "2 wards × 200 residents × 2 months, local and Spark local[2]" in text
+    assert "the same bytes on both engines: yes" in text
+    spark_row = next(line for line in text.splitlines() if line.startswith("| spark | backfill |"))
+    assert spark_row.split(" | ")[3] == str(result["engines"]["spark"]["backfill"]["seconds"])

@@ -89,3 +89,37 @@ def test_run_all_wards_runs_every_ward_in_its_own_zones_and_one_failing_ward_sto
     assert not (tmp_path / "wards" / "setagaya" / "work" / "runs" / "2026-10").exists()
     assert main(base + ["--ward", "minato", "run", "--month", "2026-10", "--all-wards"]) == 2
     assert "--all-wards cannot be combined with --ward" in capsys.readouterr().err
+
+
+def test_each_wards_model_is_registered_under_its_own_name_tagged_with_the_ward_and_champions_never_mix(ward, tmp_path):
+    """Two wards train in their own MLflow stores: each registers `mimamori-risk-<ward>`, tags its
+    runs and versions `ward`, and aliases its own champion; the report and the model card name it.
+    (Both are copies of the session ward, its key included, to skip a second ingest: the registry,
+    not the pseudonyms, is what this test is about; the MLflow store of the copy is removed so
+    each ward trains anew.)"""
+    import shutil
+
+    from pipelines.catalog import registry
+
+    names = ("minato", "setagaya")
+    for name in names:
+        shutil.copytree(ward.root, tmp_path / name, symlinks=True, ignore=shutil.ignore_patterns("mlflow", "model_cards"))
+    config = _config(tmp_path, "".join(f'[wards.{n}]\ninbox = "{n}/inbox"\nwork = "{n}/work"\ncustody = "{n}/custody"\n'
+                                       for n in names) + (ward.root / "mimamori.toml").read_text(encoding="utf-8"))
+    for name in names:
+        custody = tmp_path / name / "custody"   # the CLI refuses a custody folder others can read
+        for path in [custody, *custody.rglob("*")]:
+            path.chmod(0o700 if path.is_dir() else 0o600)
+        assert main(["--config", str(config), "--ward", name, "run", "--month", ward.month]) == 0
+    for name, other in (names, names[::-1]):
+        cfg = load_config(config, ward=name, environ={})
+        client = registry.client(cfg)
+        assert [m.name for m in client.search_registered_models()] == [f"mimamori-risk-{name}"]
+        champion = client.get_model_version_by_alias(f"mimamori-risk-{name}", "champion")
+        assert champion.tags["ward"] == name and client.get_run(champion.run_id).data.tags["ward"] == name
+        assert registry.champion(cfg) is not None and registry.champion(cfg)[1] == str(champion.version)
+        assert not client.search_model_versions(f"name='mimamori-risk-{other}'")
+        report = (cfg.runs / ward.month / "report" / "index.html").read_text(encoding="utf-8")
+        assert f"mimamori-risk-{name} v{champion.version}" in report and f"mimamori-risk-{other}" not in report
+        card = (cfg.work / "model_cards" / f"v{champion.version}" / "model_card.md").read_text(encoding="utf-8")
+        assert f"Model card: mimamori-risk-{name} v{champion.version}" in card

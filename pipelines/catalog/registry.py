@@ -18,7 +18,7 @@ from models.train import FEATURE_SET, TrainResult, score_model
 from pipelines.config import Config
 
 EXPERIMENT = "mimamori"
-REGISTERED_MODEL = "mimamori-risk"
+REGISTERED_MODEL = "mimamori-risk"   # a one-ward installation's; a ward's is registered_model(cfg)
 CHAMPION = "champion"
 CARD_TAG = "model_card_sha256"   # the version's card as written at registration (pipelines/training.py)
 MODEL_DESCRIPTION = (
@@ -38,6 +38,13 @@ REVIEWED_TRUSTED_TYPES = frozenset({
     "sklearn.calibration._SigmoidCalibration",
     "numpy.dtype",
 })
+
+
+def registered_model(cfg: Config) -> str:
+    """The registered model of the config's ward: `mimamori-risk-<ward>` (`mimamori-risk` without
+    `--ward`). Each ward's zones hold their own MLflow store already; the name says whose model
+    a version is wherever it is seen (an exported model, a shared tracking server)."""
+    return REGISTERED_MODEL if cfg.ward is None else f"{REGISTERED_MODEL}-{cfg.ward}"
 
 
 def tracking_uri(db: Path) -> str:
@@ -70,7 +77,7 @@ def load_version(cfg: Config, version) -> object:
     connect(cfg)
     import mlflow.sklearn   # a submodule of the heavy import above
 
-    return mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{version.version if hasattr(version, 'version') else version}")
+    return mlflow.sklearn.load_model(f"models:/{registered_model(cfg)}/{version.version if hasattr(version, 'version') else version}")
 
 
 def code_version() -> str:
@@ -84,8 +91,10 @@ def code_version() -> str:
 
 def provenance(cfg: Config, month: str, fingerprint: str, key_id: str) -> dict[str, str]:
     """The tags that identify a version's inputs, config and code."""
-    return {"month": month, "key_id": key_id, "config_hash": cfg.config_hash,
+    tags = {"month": month, "key_id": key_id, "config_hash": cfg.config_hash,
             "code_version": code_version(), "lake_fingerprint": fingerprint, "feature_set": FEATURE_SET}
+    # a ward's runs and versions say whose they are (a one-ward installation's carry no ward tag)
+    return tags if cfg.ward is None else tags | {"ward": cfg.ward, "registered_model": registered_model(cfg)}
 
 
 def promote(cfg: Config, month: str, version: str) -> None:
@@ -93,19 +102,19 @@ def promote(cfg: Config, month: str, version: str) -> None:
     (rerunning an old month must not roll the ward's model back)."""
     mlflow_client = client(cfg)
     try:
-        current = mlflow_client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+        current = mlflow_client.get_model_version_by_alias(registered_model(cfg), CHAMPION)
         if current.tags.get("month", "") > month:
             return
     except Exception:  # no champion yet
         pass
-    mlflow_client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+    mlflow_client.set_registered_model_alias(registered_model(cfg), CHAMPION, version)
 
 
 def incumbent(cfg: Config, month: str) -> tuple[object, str] | None:
     """(model, version) of the champion as it stood before `month`: the newest version promoted
     for an earlier month, on today's features and key. Found by tags, not by the alias, so that
     rerunning a month compares with the same champion as its first run did."""
-    versions = client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.promoted='true'")
+    versions = client(cfg).search_model_versions(f"name='{registered_model(cfg)}' and tag.promoted='true'")
     usable = [v for v in versions if v.tags.get("month", "") < month and v.tags.get("feature_set") == FEATURE_SET
               and v.tags.get("key_retired") != "true"]
     if not usable:
@@ -117,7 +126,7 @@ def incumbent(cfg: Config, month: str) -> tuple[object, str] | None:
 def champion(cfg: Config) -> tuple[object, str] | None:
     """(model, version) under the `champion` alias, or None."""
     try:
-        version = client(cfg).get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+        version = client(cfg).get_model_version_by_alias(registered_model(cfg), CHAMPION)
     except Exception:  # no champion yet
         return None
     return load_version(cfg, version), str(version.version)
@@ -129,7 +138,7 @@ def reusable(cfg: Config, tags: dict[str, str]) -> tuple[object, object] | None:
     Rerunning a month then yields the same model version instead of a duplicate, so the
     list (which names its model version) stays byte-identical.
     """
-    versions = client(cfg).search_model_versions(f"name='{REGISTERED_MODEL}' and tag.month='{tags['month']}'")
+    versions = client(cfg).search_model_versions(f"name='{registered_model(cfg)}' and tag.month='{tags['month']}'")
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
         if all(version.tags.get(k) == v for k, v in tags.items()):
             return load_version(cfg, version), version
@@ -189,7 +198,7 @@ def log_training(cfg: Config, model, result: TrainResult, train_frame: pd.DataFr
     # leaves either no version (the rerun registers the same number) or a tagged one that
     # `reusable` finds — never an untagged version that would push the rerun's number up.
     registered = mlflow.register_model(
-        info.model_uri, REGISTERED_MODEL,
+        info.model_uri, registered_model(cfg),
         tags=tags | {"candidate": result.challenger or "", "promoted": str(promoted).lower()})
     version = str(registered.version)
     if promoted:
@@ -199,7 +208,7 @@ def log_training(cfg: Config, model, result: TrainResult, train_frame: pd.DataFr
 
 def card_hash(cfg: Config, version: str) -> str | None:
     """The SHA-256 of the version's card recorded when it was attached, or None (not yet attached)."""
-    return client(cfg).get_model_version(REGISTERED_MODEL, version).tags.get(CARD_TAG)
+    return client(cfg).get_model_version(registered_model(cfg), version).tags.get(CARD_TAG)
 
 
 def attach_model_card(cfg: Config, version: str, run_id: str, paths: list[Path], sha256: str,
@@ -209,6 +218,6 @@ def attach_model_card(cfg: Config, version: str, run_id: str, paths: list[Path],
     mlflow_client = client(cfg)
     for path in paths:
         mlflow_client.log_artifact(run_id, str(path), "model_card")
-    mlflow_client.update_registered_model(REGISTERED_MODEL, description=MODEL_DESCRIPTION)
-    mlflow_client.update_model_version(REGISTERED_MODEL, version, description=description)
-    mlflow_client.set_model_version_tag(REGISTERED_MODEL, version, CARD_TAG, sha256)
+    mlflow_client.update_registered_model(registered_model(cfg), description=MODEL_DESCRIPTION)
+    mlflow_client.update_model_version(registered_model(cfg), version, description=description)
+    mlflow_client.set_model_version_tag(registered_model(cfg), version, CARD_TAG, sha256)

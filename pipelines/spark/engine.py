@@ -2,6 +2,7 @@
 
 | stage    | Spark                                  | the same function as the local engine      |
 |----------|----------------------------------------|--------------------------------------------|
+| ingest   | a mapInPandas task per delivered file  | ingest.read_file (contract, pseudonyms)    |
 | features | groupBy(bucket).applyInPandas          | catalog.features.features_from_lake(range) |
 | score    | mapInPandas over the feature rows      | models.train.month_scores                  |
 | list     | on the driver (a global step)          | monthly.prioritise_month                   |
@@ -29,6 +30,8 @@ from models.explain import explained_list
 from models.train import TrainResult, month_scores
 from pipelines.catalog import lake
 from pipelines.catalog.features import features_from_lake
+from pipelines.ingest import FileRead
+from pipelines.spark.ingest import read_files_on
 from pipelines.spark.session import spark_session
 
 # The feature table's columns before the catalogue's features: who, when, and the two groups
@@ -75,6 +78,11 @@ class SparkEngine:
     def slots(self) -> int:
         """Tasks the cluster runs at once (local[2]: 2)."""
         return max(1, self.session.sparkContext.defaultParallelism)
+
+    def read_files(self, files: dict[str, Path], key: bytes, month: str, needles: frozenset[str]
+                   ) -> dict[str, FileRead]:
+        """ingest.read_file on each delivered file of a month, one Spark task per file."""
+        return read_files_on(self.session, files, key, month, needles)
 
     def buckets(self, pids: pd.Series, count: int) -> DataFrame:
         """The pids as a Spark frame with their `bucket` of `count` pid ranges."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 DEFAULT_MASTER = "local[2]"
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")   # errors only, on stderr
 PROJECT_ROOT = Path(__file__).resolve().parents[2]   # the folder holding pipelines/, features/, …
 
 
@@ -58,10 +59,13 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "mimamori", scra
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable))
+    # the driver JVM's options are read as it starts (pyspark starts it with them)
+    java_options = [f"-Dlog4j.configurationFile={LOG_CONFIG.as_uri()}"]
     if scratch is not None:
         builder = (builder.config("spark.local.dir", str(scratch / "local"))
-                   .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-                   .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch}"))
+                   .config("spark.sql.warehouse.dir", str(scratch / "warehouse")))
+        java_options.append(f"-Djava.io.tmpdir={scratch}")
+    builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     if cores is not None:
         # a groupBy's default of 200 shuffle partitions is 200 tiny tasks on a laptop
         builder = builder.config("spark.sql.shuffle.partitions", str(2 * cores)).config("spark.ui.enabled", "false")
