@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from models.labels import labels
+from models.labels import LabelPolicy, labels
 from pipelines.catalog.lake import outcomes_known_at
 from pipelines.config import load_config
 from contract.months import shift
@@ -83,7 +83,7 @@ def test_a_returned_sheet_becomes_next_months_outcomes_and_then_labels(copy, tmp
     from pipelines.ingest import ingest_month
 
     ingest_month(cfg, nxt, load_key(cfg.key_file))
-    labelled = labels(outcomes_known_at(cfg.lake, nxt), month, cfg.get("labels", "timespan_days"))
+    labelled = labels(outcomes_known_at(cfg.lake, nxt), month, LabelPolicy(cfg.get("labels", "timespan_days")))
     sheet = load_workbook(path)
     pids = {}
     for name, row in [(districts[0], 2), (districts[0], 3)]:
@@ -244,5 +244,6 @@ def test_the_new_outcomes_label_nobody_and_the_old_ones_still_do():
                            "visit_date": pd.to_datetime(["2026-11-05"] * len(found)), "outcome": found})
     adverse = pd.DataFrame({"pid": pd.Series(dtype="str"), "event_date": pd.Series(dtype="datetime64[ns]"),
                             "event_type": pd.Series(dtype="str")})
-    got = labels(Outcomes(visits, adverse), "2026-10", 90)
-    assert got.to_dict("records") == [{"pid": "p0", "label": 1}, {"pid": "p1", "label": 0}]
+    got = labels(Outcomes(visits, adverse), "2026-10", LabelPolicy(90))
+    assert got.to_dict("records") == [{"pid": "p0", "label": 1, "weight": 1.0, "visit_label": 1.0},
+                                      {"pid": "p1", "label": 0, "weight": 1.0, "visit_label": 1.0}]

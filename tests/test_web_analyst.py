@@ -12,7 +12,7 @@ import pytest
 
 from contract.months import month_end, shift
 from contract.storage import read_json, read_parquet, write_json
-from models.labels import labels
+from models.train import labels_for
 from pipelines.catalog import runs
 from pipelines.catalog.lake import ingested_months, outcomes_known_at
 from pipelines.leakscan import scan_texts
@@ -143,7 +143,7 @@ def _truth(site, month: str) -> dict:
     v = v[v["pid"].isin(listed["pid"]) & (v["visit_date"] > month_end(month))
           & (v["visit_date"] <= month_end(month) + pd.Timedelta(days=days))]
     latest = v.sort_values(["visit_date", "outcome"]).groupby("pid")["outcome"].last()
-    labelled = labels(outcomes, month, days).merge(listed[["pid", "exploration", "source"]], on="pid")
+    labelled = labels_for(cfg.settings["labels"], outcomes, month, listed["pid"]).merge(listed[["pid", "exploration", "source"]], on="pid")
     labelled["ranker"] = labelled["source"].where(~labelled["exploration"], "exploration")
     return {"listed": len(listed), "visited": len(latest), "outcomes": latest.value_counts().to_dict(),
             "labelled": labelled.groupby("ranker")["label"].count().to_dict(),
