@@ -247,7 +247,8 @@ def test_the_wards_bench_times_both_engines_stage_by_stage_with_the_executors_me
         for phase, months in (("backfill", 2), ("incremental", 2)):   # one month of each of the 2 wards
             p = result["engines"][engine][phase]
             assert p["months"] == months and set(p["stages"]) == set(STAGES)
-            assert sum(s["seconds"] for s in p["stages"].values()) <= p["seconds"]
+            # each figure is rounded to 0.01 s on its own: their sum may pass the rounded total by that much each
+            assert sum(s["seconds"] for s in p["stages"].values()) <= p["seconds"] + 0.01 * len(p["stages"])
             assert p["peak_mb"]["driver"] > 0
     spark_peak = result["engines"]["spark"]["backfill"]["peak_mb"]
     # Spark's work happens below the driver: its JVM and the Python workers the JVM forks
