@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import threading
 import time
 from contextlib import contextmanager
 from datetime import date
@@ -23,7 +22,7 @@ from pipelines.catalog.runs import inbox_months
 from pipelines.config import load_config
 from pipelines.monthly import engine_for, run_months
 from pipelines.pseudonymise import create_key
-from pipelines.resources import descendants_rss, rss_bytes
+from pipelines.resources import descendants_rss, rss_bytes, sampling
 from synth.ward import generate_ward
 
 MB = 2**20
@@ -56,7 +55,6 @@ def memory_peaks(interval: float = 0.1) -> Iterator[dict]:
     below it, of the Python processes below it (Spark's workers, or the ingest-ahead helper),
     and of everything below it together (the executors, on a local master)."""
     peaks = {"driver": 0.0, "jvm": 0.0, "python_workers": 0.0, "executors": 0.0}
-    stop = threading.Event()
 
     def sample() -> None:
         below = descendants_rss()
@@ -66,20 +64,10 @@ def memory_peaks(interval: float = 0.1) -> Iterator[dict]:
                             ("executors", sum(below.values()))):
             peaks[name] = max(peaks[name], value / MB)
 
-    def loop() -> None:
-        while not stop.wait(interval):
-            sample()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
+    with sampling(sample, interval):
         yield peaks
-    finally:
-        stop.set()
-        thread.join()
-        sample()
-        for name in peaks:
-            peaks[name] = round(peaks[name], 1)
+    for name in peaks:
+        peaks[name] = round(peaks[name], 1)
 
 
 def _phase(config: Path, wards: list[str], months_of, engine: str, master: str) -> dict:

@@ -9,7 +9,7 @@ import ctypes
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -56,25 +56,38 @@ def rss_with_children() -> int:
 
 
 @contextmanager
+def sampling(sample: Callable[[], None], interval: float) -> Iterator[None]:
+    """Call `sample` every `interval` seconds in a background thread while the block runs, and
+    once more when it ends (so a peak in the block's last moments is seen)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            sample()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sample()
+
+
+@contextmanager
 def peak_rss(interval: float = 0.05, children: bool = False) -> Iterator[dict]:
     """Yield a dict whose "peak_mb" holds the highest RSS seen while the block ran (with
     `children`, of this process and its children together)."""
     measure = rss_with_children if children else rss_bytes
     result = {"peak_mb": measure() / 2**20}
-    stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(interval):
-            result["peak_mb"] = max(result["peak_mb"], measure() / 2**20)
+        result["peak_mb"] = max(result["peak_mb"], measure() / 2**20)
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
+    with sampling(sample, interval):
         yield result
-    finally:
-        stop.set()
-        thread.join()
-        result["peak_mb"] = round(max(result["peak_mb"], measure() / 2**20), 1)
+    result["peak_mb"] = round(result["peak_mb"], 1)
 
 
 def release_memory() -> None:

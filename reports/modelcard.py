@@ -129,7 +129,6 @@ def card_sections(settings: dict, record: dict) -> list[tuple[str, list[tuple[st
                            for r in rows])
     sources: Table = (["source", "名称", "kind", "required"],
                       [[n, src.title_ja, src.kind, "yes" if src.required else "no"] for n, src in SOURCES.items()])
-    labels = record.get("label_counts") or {}
     kind = record.get("challenger") or "hgb"
     explanation = method_text(kind)[1]
     words = {"precision_at_k": "precision@k", "average_precision": "average precision"}.get(record.get("criterion"),

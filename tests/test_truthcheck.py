@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 
 from features.catalog import GROUPS
 from features.groups import age_band
-from models.ablation import Variant, source_key, variants
+from models.ablation import Variant, variants
 from models.truthmeasure import aggregate, hits, ranked, spread
 from pipelines.catalog import runs
 from pipelines.catalog.features import month_features
@@ -76,7 +76,6 @@ def test_the_75_alone_rule_is_recounted_district_by_district_oldest_first(truth,
 
 def test_the_ceiling_is_each_districts_eligible_isolated_up_to_its_capacity(truth, result, month):
     e, caps = month["eligible"], month["caps"]
-    k = sum(caps.values())
     per_district = e["pid"].isin(_isolated(truth)).groupby(e["district"]).sum()
     expected = sum(min(cap, int(per_district.get(d, 0))) for d, cap in caps.items())
     assert result["ceiling"]["isolated"] == expected

@@ -9,7 +9,6 @@ import re
 import shutil
 from urllib.parse import quote
 
-import pandas as pd
 import pytest
 
 from contract.storage import read_parquet
