@@ -140,8 +140,15 @@ def split_estimator(model: object, X: np.ndarray) -> tuple[object, np.ndarray]:
 
 
 def log_odds(model: object, X: np.ndarray) -> np.ndarray:
-    """The uncalibrated log-odds the SHAP reasons add up to."""
+    """The uncalibrated log-odds the SHAP reasons add up to.
+
+    For the logistic regression, each row's dot product is summed on its own: BLAS's matrix-vector
+    product may sum a row in another order depending on how many rows come with it, so a list
+    explained in Spark's batches differed from the same list explained whole in the last bit."""
     with one_thread():
+        final, Z = split_estimator(model, X)
+        if isinstance(final, LogisticRegression):
+            return (Z * np.ravel(final.coef_)).sum(axis=1) + float(final.intercept_[0])
         return np.asarray(base_pipeline(model).decision_function(X), dtype="float64")
 
 

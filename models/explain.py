@@ -117,7 +117,10 @@ def shap_values(model, features: pd.DataFrame, reference: pd.DataFrame) -> tuple
         raise ValueError("contributions need a reference: the eligible cohort is empty")
     final, X = split_estimator(model, features[MODEL_FEATURES].to_numpy(dtype="float64"))
     if isinstance(final, LogisticRegression):
-        _, Z = split_estimator(model, reference[MODEL_FEATURES].to_numpy(dtype="float64"))
+        # in pid order, as the trees' background is drawn: a float mean depends on the order it
+        # sums in, and the same cohort may come in another order (e.g. collected from Spark)
+        rows = reference.sort_values("pid", kind="stable") if "pid" in reference else reference
+        _, Z = split_estimator(model, rows[MODEL_FEATURES].to_numpy(dtype="float64"))
         mean, weights = Z.mean(axis=0), np.ravel(final.coef_)
         values = (X - mean) * weights
         return values, float(final.intercept_[0] + mean @ weights), len(reference)

@@ -146,6 +146,11 @@ def test_an_altered_card_stops_the_rerun_instead_of_being_replaced(two_versions)
 def test_a_deleted_card_is_not_replaced_by_a_different_one(two_versions):
     # rerun after another version became champion: the record differs, so no card with other bytes
     cfg, v1, _, _, _ = two_versions
+    # make sure another version *is* the champion before 2026-10 (whether 2026-09's gate promoted
+    # its version depends on the ward's labels): the rerun's record then names it
+    client, v2 = registry.client(cfg), _version_of_month(cfg, EARLIER)
+    promoted = client.get_model_version(registry.REGISTERED_MODEL, v2).tags.get("promoted", "false")
+    client.set_model_version_tag(registry.REGISTERED_MODEL, v2, "promoted", "true")
     paths = runs.card_paths(cfg, v1)
     original = [p.read_bytes() for p in paths]
     for p in paths:
@@ -157,6 +162,7 @@ def test_a_deleted_card_is_not_replaced_by_a_different_one(two_versions):
     finally:
         for p, data in zip(paths, original):
             p.write_bytes(data)
+        client.set_model_version_tag(registry.REGISTERED_MODEL, v2, "promoted", promoted)
 
 
 def test_the_atrs_scale_and_label_coverage_are_the_versions_own_figures(two_versions):
